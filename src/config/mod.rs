@@ -1,0 +1,132 @@
+//! The lab file as written: serde types that mirror `lab.toml` one to one, with source positions.
+//!
+//! Nothing here checks meaning. [`crate::lab`] turns a [`RawConfig`] into the validated
+//! [`crate::lab::Lab`]; every string a user can write is a [`Str`] so that a later check, or the
+//! `${VAR}` interpolation in [`interp`], can point at the exact line and column.
+
+pub mod interp;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A string from the file, with its byte span. `${VAR}` is resolved during validation.
+pub type Str = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub lab: Spanned<RawLab>,
+    pub network: Spanned<RawNetwork>,
+    /// Lab variables, available to every template as `vars.NAME`.
+    #[serde(default)]
+    pub vars: IndexMap<String, Str>,
+    #[serde(default)]
+    pub services: IndexMap<Spanned<String>, Spanned<RawService>>,
+    #[serde(default = "default_spanned")]
+    pub node_defaults: Spanned<RawNode>,
+    #[serde(default)]
+    pub nodes: IndexMap<Spanned<String>, Spanned<RawNode>>,
+    #[serde(default)]
+    pub profiles: IndexMap<Spanned<String>, Spanned<RawProfile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLab {
+    pub name: Str,
+    pub publish: Option<Str>,
+    /// Base image that lab's own images are built `FROM`.
+    pub base_image: Option<Str>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub subnet: Str,
+    pub gateway: Option<Str>,
+    /// DNS servers handed out by DHCP (default: none; the lab network has no DNS of its own).
+    #[serde(default)]
+    pub dns: Vec<Str>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub kind: Str,
+    pub ip: Option<Str>,
+    #[serde(default)]
+    pub ports: Vec<Str>,
+    /// `container` and `rancher`: the image to run.
+    pub image: Option<Str>,
+    #[serde(default)]
+    pub env: IndexMap<String, Str>,
+    /// compose-style `SOURCE:TARGET[:ro]`; SOURCE is a path (relative to the file) or a volume name.
+    #[serde(default)]
+    pub volumes: Vec<Str>,
+    pub command: Option<Command>,
+    /// `dnsmasq`: first and last address of the dynamic range.
+    pub dhcp_range: Option<Vec<Str>>,
+    /// `dnsmasq`: lease time, dnsmasq syntax (`2h`, `30m`, `infinite`).
+    pub lease_time: Option<Str>,
+    /// `dnsmasq`: directory served over TFTP besides the built-in iPXE loader.
+    pub tftp_root: Option<Str>,
+    /// `httpd`: directory served at `/`.
+    pub root: Option<Str>,
+    /// `sshd`: root password (default `labpassword`, as the seed labs used).
+    pub password: Option<Str>,
+    /// `sshd`: a public key file to authorize for root.
+    pub authorized_keys: Option<Str>,
+}
+
+/// A command as a list of arguments, or one string split on whitespace.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Command {
+    Line(Str),
+    Args(Vec<Str>),
+}
+
+/// A node, or a group of `count` nodes. `[node_defaults]` has the same shape; there only the
+/// settings shared by many nodes are allowed (validation says which keys are per node).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    pub count: Option<Spanned<i64>>,
+    pub mac: Option<Str>,
+    pub ip: Option<Str>,
+    pub bmc_ip: Option<Str>,
+    pub vnc_port: Option<Spanned<i64>>,
+    pub ipmi_port: Option<Spanned<i64>>,
+    pub cpus: Option<Spanned<i64>>,
+    pub memory: Option<Str>,
+    pub disk: Option<Str>,
+    pub boot: Option<Str>,
+    pub power: Option<Str>,
+    pub profile: Option<Str>,
+    pub bmc_user: Option<Str>,
+    pub bmc_password: Option<Str>,
+    /// `auto` (KVM when it really works, else TCG), `kvm` or `tcg`.
+    pub accel: Option<Str>,
+}
+
+/// What a node boots: a kernel, an initrd and a command line served by the web service, and the
+/// cloud-configs rendered for each node that boots it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    /// Path under the web root, or an absolute URL.
+    pub kernel: Option<Str>,
+    pub initrd: Option<Str>,
+    /// Kernel command line; a template with the same variables as cloud-configs.
+    pub cmdline: Option<Str>,
+    /// Cloud-config templates (paths relative to the web root) rendered per node.
+    #[serde(default)]
+    pub cloud_configs: Vec<Str>,
+    /// A custom iPXE script template (relative to the web root) instead of the built-in one.
+    pub ipxe: Option<Str>,
+}
+
+fn default_spanned<T: Default>() -> Spanned<T> {
+    Spanned::new(0..0, T::default())
+}

@@ -1,0 +1,278 @@
+//! The validated lab: every count expanded, every address and port allocated and checked.
+//!
+//! A [`Lab`] is only ever built by [`load`] / [`from_str`] (see `validate.rs`), so code downstream
+//! (rendering, planning, commands) may trust it and never re-checks. The raw file types live in
+//! [`crate::config`]; this split follows ripgrep's low-level/high-level argument types: parsing is
+//! allowed to be sloppy, the model is not.
+
+mod diag;
+mod validate;
+
+pub use diag::{Diag, Diagnostics, Source};
+pub use validate::{from_str, load};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Lab {
+    pub name: String,
+    /// The lab file, as given.
+    #[serde(skip)]
+    pub file: PathBuf,
+    /// Directory of the lab file: relative paths in the file are relative to it.
+    #[serde(skip)]
+    pub dir: PathBuf,
+    /// Host address that published ports bind to.
+    pub publish: IpAddr,
+    /// Image that lab's own images are built from.
+    pub base_image: String,
+    pub network: Network,
+    pub vars: BTreeMap<String, String>,
+    pub services: Vec<Service>,
+    pub nodes: Vec<Node>,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Network {
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub dns: Vec<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    Dnsmasq,
+    Httpd,
+    Sshd,
+    Rancher,
+    Container,
+}
+
+impl ServiceKind {
+    pub const ALL: [ServiceKind; 5] = [
+        ServiceKind::Dnsmasq,
+        ServiceKind::Httpd,
+        ServiceKind::Sshd,
+        ServiceKind::Rancher,
+        ServiceKind::Container,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceKind::Dnsmasq => "dnsmasq",
+            ServiceKind::Httpd => "httpd",
+            ServiceKind::Sshd => "sshd",
+            ServiceKind::Rancher => "rancher",
+            ServiceKind::Container => "container",
+        }
+    }
+
+    /// The image lab builds for this kind from `images/<name>/`, if it builds one.
+    pub fn built_image(self) -> Option<&'static str> {
+        match self {
+            ServiceKind::Dnsmasq => Some("dnsmasq"),
+            ServiceKind::Httpd => Some("httpd"),
+            ServiceKind::Sshd => Some("sshd"),
+            ServiceKind::Rancher | ServiceKind::Container => None,
+        }
+    }
+}
+
+impl fmt::Display for ServiceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub name: String,
+    pub kind: ServiceKind,
+    pub ip: Ipv4Addr,
+    pub ports: Vec<PortMap>,
+    /// The image for `container` and `rancher` services.
+    pub image: Option<String>,
+    pub env: BTreeMap<String, String>,
+    pub volumes: Vec<VolumeMount>,
+    pub command: Option<Vec<String>>,
+    pub dhcp: Option<Dhcp>,
+    /// `httpd`: the directory served at `/` (absolute).
+    pub root: Option<PathBuf>,
+    /// `dnsmasq`: extra directory served over TFTP (absolute).
+    pub tftp_root: Option<PathBuf>,
+    /// `sshd`: root password and authorized keys file.
+    pub password: Option<String>,
+    pub authorized_keys: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dhcp {
+    pub range: (Ipv4Addr, Ipv4Addr),
+    pub lease_time: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// A published port: `host` on `lab.publish` forwards to `container` inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PortMap {
+    pub host: u16,
+    pub container: u16,
+    pub protocol: Proto,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum VolumeMount {
+    /// A host path (absolute) mounted at `target`.
+    Bind { source: PathBuf, target: String, read_only: bool },
+    /// A named Docker volume, scoped to the lab (`<lab>-<name>`).
+    Volume { name: String, target: String, read_only: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    pub fn to_u64(self) -> u64 {
+        self.0.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+    }
+    pub fn from_u64(v: u64) -> Mac {
+        let b = v.to_be_bytes();
+        Mac([b[2], b[3], b[4], b[5], b[6], b[7]])
+    }
+    /// `00-aa-bb-cc-dd-ee`: the form iPXE's `${mac:hexhyp}` prints, used in file names.
+    pub fn hyphenated(self) -> String {
+        self.to_string().replace(':', "-")
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootDevice {
+    Pxe,
+    Disk,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Power {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// One virtual server: a node container holding its BMC, VNC and the QEMU VM.
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub name: String,
+    /// The `[nodes.<group>]` table it came from (differs from `name` when `count` > 1).
+    pub group: String,
+    pub mac: Mac,
+    /// The VM's DHCP reservation.
+    pub ip: Ipv4Addr,
+    /// The node container's address: BMC (IPMI) and VNC live here.
+    pub bmc_ip: Ipv4Addr,
+    pub vnc_port: Option<u16>,
+    pub ipmi_port: Option<u16>,
+    pub cpus: u32,
+    pub memory_mb: u64,
+    pub disk_bytes: u64,
+    pub boot: BootDevice,
+    pub power: Power,
+    pub profile: Option<String>,
+    pub bmc_user: String,
+    pub bmc_password: String,
+    pub accel: Accel,
+}
+
+impl Node {
+    /// Published ports of the node container: VNC on 5901/tcp and IPMI on 623/udp inside.
+    pub fn ports(&self) -> Vec<PortMap> {
+        let mut ports = Vec::new();
+        if let Some(host) = self.vnc_port {
+            ports.push(PortMap { host, container: VNC_PORT, protocol: Proto::Tcp });
+        }
+        if let Some(host) = self.ipmi_port {
+            ports.push(PortMap { host, container: IPMI_PORT, protocol: Proto::Udp });
+        }
+        ports
+    }
+}
+
+/// Port QEMU's VNC server listens on inside a node container (`-vnc :1`).
+pub const VNC_PORT: u16 = 5901;
+/// Port the BMC answers IPMI on inside a node container.
+pub const IPMI_PORT: u16 = 623;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Profile {
+    pub name: String,
+    pub kernel: Option<String>,
+    pub initrd: Option<String>,
+    pub cmdline: String,
+    /// Cloud-config templates, relative to the web root.
+    pub cloud_configs: Vec<String>,
+    /// Custom iPXE template, relative to the web root.
+    pub ipxe: Option<String>,
+}
+
+impl Lab {
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+    /// The first service of a kind (the one nodes boot from, for dnsmasq and httpd).
+    pub fn first_of(&self, kind: ServiceKind) -> Option<&Service> {
+        self.services.iter().find(|s| s.kind == kind)
+    }
+    /// Where lab writes what it generates for this lab: `.lab/<name>/` beside the file.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join(".lab").join(&self.name)
+    }
+    /// Docker names: every object is scoped by the lab name.
+    pub fn container_name(&self, name: &str) -> String {
+        format!("{}-{}", self.name, name)
+    }
+    pub fn network_name(&self) -> String {
+        format!("{}-net", self.name)
+    }
+}

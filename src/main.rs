@@ -1,0 +1,5 @@
+mod config;
+mod lab;
+mod plan;
+
+fn main() {}
