@@ -152,8 +152,15 @@ pub enum VolumeMount {
     Volume { name: String, target: String, read_only: bool },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// A MAC address; serialized as `00:aa:bb:cc:dd:ee`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Mac(pub [u8; 6]);
+
+impl Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 impl Mac {
     pub fn to_u64(self) -> u64 {
