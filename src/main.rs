@@ -1,5 +1,1 @@
-mod config;
-mod lab;
-mod plan;
-
 fn main() {}

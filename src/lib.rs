@@ -1,0 +1,10 @@
+//! `lab`: a bare-metal provisioning lab on one machine, from one `lab.toml`.
+//!
+//! Data flows one way: the file ([`config`]) is validated into a [`lab::Lab`], which is rendered
+//! into service configs ([`render`]) and planned into desired Docker objects ([`plan`]); only
+//! [`engine`] talks to Docker.
+
+pub mod config;
+pub mod engine;
+pub mod lab;
+pub mod plan;
