@@ -1,0 +1,248 @@
+//! Nodes: `[node_defaults]` merged in, `count` expanded, MACs, addresses and ports stepped up.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use toml::Spanned;
+
+use super::{parse_size, PendingNode, Validator, MAX_COUNT};
+use crate::config::{RawConfig, RawNode, Str};
+use crate::lab::{Accel, BootDevice, Mac, Network, Node, Power, Profile};
+
+/// Keys that identify one machine and so cannot be shared through `[node_defaults]`.
+const PER_NODE_KEYS: [&str; 6] = ["count", "mac", "ip", "bmc_ip", "vnc_port", "ipmi_port"];
+
+fn pick<'r, T>(node: &'r Option<T>, dflt: &'r Option<T>) -> Option<&'r T> {
+    node.as_ref().or(dflt.as_ref())
+}
+
+impl Validator<'_> {
+    pub(super) fn nodes(&mut self, raw: &RawConfig, _net: &Network, profiles: &BTreeMap<String, Profile>) -> Vec<PendingNode> {
+        let defaults = raw.node_defaults.get_ref();
+        self.check_defaults(defaults);
+        let mut out = Vec::new();
+        for (group, table) in &raw.nodes {
+            let key = format!("nodes.{}", group.get_ref());
+            if !self.dns_label(group.get_ref(), Some(group.span()), &key) {
+                continue;
+            }
+            out.extend(self.group(group.get_ref(), table, defaults, profiles, &key));
+        }
+        out
+    }
+
+    fn check_defaults(&mut self, d: &RawNode) {
+        let spans = [
+            d.count.as_ref().map(Spanned::span),
+            d.mac.as_ref().map(Spanned::span),
+            d.ip.as_ref().map(Spanned::span),
+            d.bmc_ip.as_ref().map(Spanned::span),
+            d.vnc_port.as_ref().map(Spanned::span),
+            d.ipmi_port.as_ref().map(Spanned::span),
+        ];
+        for (k, span) in PER_NODE_KEYS.iter().zip(spans) {
+            if span.is_some() {
+                self.err(span, format!("node_defaults.{k}"), format!("`{k}` identifies one node and cannot be a default"), format!("set `{k}` in each [nodes.NAME] table"));
+            }
+        }
+    }
+
+    fn group(&mut self, group: &str, table: &Spanned<RawNode>, d: &RawNode, profiles: &BTreeMap<String, Profile>, key: &str) -> Vec<PendingNode> {
+        let n = table.get_ref();
+        let count = match &n.count {
+            None => None,
+            Some(c) if (1..=MAX_COUNT).contains(c.get_ref()) => Some(*c.get_ref() as u32),
+            Some(c) => {
+                self.err(Some(c.span()), format!("{key}.count"), format!("count {} is out of range", c.get_ref()), format!("use a count from 1 to {MAX_COUNT}"));
+                return Vec::new();
+            }
+        };
+        let Some(template) = self.node_settings(group, n, d, profiles, key) else {
+            return Vec::new();
+        };
+        let mac = n.mac.as_ref().and_then(|m| self.mac(m, &format!("{key}.mac")));
+        let ip = n.ip.as_ref().and_then(|s| self.ip(s, &format!("{key}.ip")));
+        let bmc_ip = n.bmc_ip.as_ref().and_then(|s| self.ip(s, &format!("{key}.bmc_ip")));
+        let vnc = n.vnc_port.as_ref().and_then(|p| self.port_number(p, &format!("{key}.vnc_port")));
+        let ipmi = n.ipmi_port.as_ref().and_then(|p| self.port_number(p, &format!("{key}.ipmi_port")));
+        let mut out = Vec::new();
+        for i in 0..count.unwrap_or(1) {
+            let name = match count {
+                Some(_) => format!("{group}-{}", i + 1),
+                None => group.to_string(),
+            };
+            let node_key = format!("nodes.{name}");
+            if name.len() > 63 {
+                self.err(Some(table.span()), &node_key, format!("the node name `{name}` is longer than 63 characters"), "shorten the group name");
+                continue;
+            }
+            let mut node = template.clone();
+            node.name = name.clone();
+            node.mac = match mac {
+                Some(m) => match step_mac(m, i) {
+                    Some(m) => m,
+                    None => {
+                        self.err(n.mac.as_ref().map(Spanned::span), format!("{node_key}.mac"), format!("{m} + {i} runs past ff:ff:ff:ff:ff:ff"), "start the group at a lower MAC");
+                        continue;
+                    }
+                },
+                None => derived_mac(&name),
+            };
+            node.ip = ip.map_or(Ipv4Addr::UNSPECIFIED, |a| step_ip(a, i));
+            node.bmc_ip = bmc_ip.map_or(Ipv4Addr::UNSPECIFIED, |a| step_ip(a, i));
+            node.vnc_port = vnc.and_then(|p| self.step_port(p, i, n.vnc_port.as_ref(), &format!("{node_key}.vnc_port")));
+            node.ipmi_port = ipmi.and_then(|p| self.step_port(p, i, n.ipmi_port.as_ref(), &format!("{node_key}.ipmi_port")));
+            out.push(PendingNode {
+                node,
+                key: node_key,
+                mac_span: n.mac.as_ref().map(Spanned::span).or(Some(table.span())),
+                ip_span: n.ip.as_ref().map(Spanned::span).or(Some(table.span())),
+                bmc_span: n.bmc_ip.as_ref().map(Spanned::span).or(Some(table.span())),
+                vnc_span: n.vnc_port.as_ref().map(Spanned::span),
+                ipmi_span: n.ipmi_port.as_ref().map(Spanned::span),
+                ip_given: ip.is_some(),
+                bmc_given: bmc_ip.is_some(),
+                mac_given: mac.is_some(),
+            });
+        }
+        out
+    }
+
+    /// The settings a node shares with its group, from the node table or `[node_defaults]`.
+    fn node_settings(&mut self, group: &str, n: &RawNode, d: &RawNode, profiles: &BTreeMap<String, Profile>, key: &str) -> Option<Node> {
+        let cpus = match pick(&n.cpus, &d.cpus) {
+            None => 1,
+            Some(c) if (1..=64).contains(c.get_ref()) => *c.get_ref() as u32,
+            Some(c) => {
+                self.err(Some(c.span()), format!("{key}.cpus"), format!("cpus = {} is out of range", c.get_ref()), "use 1 to 64");
+                return None;
+            }
+        };
+        let memory = self.size(pick(&n.memory, &d.memory), "2G", 64 << 20, &format!("{key}.memory"))?;
+        let disk = self.size(pick(&n.disk, &d.disk), "8G", 1 << 20, &format!("{key}.disk"))?;
+        let boot = self.choice(pick(&n.boot, &d.boot), &format!("{key}.boot"), &[("pxe", BootDevice::Pxe), ("disk", BootDevice::Disk)], BootDevice::Disk)?;
+        let power = self.choice(pick(&n.power, &d.power), &format!("{key}.power"), &[("on", Power::On), ("off", Power::Off)], Power::On)?;
+        let accel = self.choice(pick(&n.accel, &d.accel), &format!("{key}.accel"), &[("auto", Accel::Auto), ("kvm", Accel::Kvm), ("tcg", Accel::Tcg)], Accel::Auto)?;
+        let profile = match pick(&n.profile, &d.profile) {
+            None => None,
+            Some(p) => {
+                let name = self.text(p, &format!("{key}.profile"))?;
+                if !profiles.contains_key(&name) {
+                    let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
+                    let help = if known.is_empty() { "define it in a [profiles.NAME] table".to_string() } else { format!("use one of: {}, or define [profiles.{name}]", known.join(", ")) };
+                    self.err(Some(p.span()), format!("{key}.profile"), format!("no profile named `{name}`"), help);
+                    return None;
+                }
+                Some(name)
+            }
+        };
+        let bmc_user = pick(&n.bmc_user, &d.bmc_user).map_or(Some("admin".into()), |s| self.text(s, &format!("{key}.bmc_user")))?;
+        let bmc_password = pick(&n.bmc_password, &d.bmc_password).map_or(Some("admin".into()), |s| self.text(s, &format!("{key}.bmc_password")))?;
+        for (field, value, span) in [("bmc_user", &bmc_user, pick(&n.bmc_user, &d.bmc_user)), ("bmc_password", &bmc_password, pick(&n.bmc_password, &d.bmc_password))] {
+            if value.is_empty() || value.len() > 16 || !value.chars().all(|c| c.is_ascii_graphic()) {
+                self.err(span.map(Spanned::span), format!("{key}.{field}"), format!("{field} must be 1 to 16 printable ASCII characters without spaces"), "IPMI 2.0 user names and passwords are at most 16 bytes; pick a shorter one");
+                return None;
+            }
+        }
+        Some(Node {
+            name: group.to_string(),
+            group: group.to_string(),
+            mac: Mac([0; 6]),
+            ip: Ipv4Addr::UNSPECIFIED,
+            bmc_ip: Ipv4Addr::UNSPECIFIED,
+            vnc_port: None,
+            ipmi_port: None,
+            cpus,
+            memory_mb: memory >> 20,
+            disk_bytes: disk,
+            boot,
+            power,
+            profile,
+            bmc_user,
+            bmc_password,
+            accel,
+        })
+    }
+
+    fn size(&mut self, s: Option<&Str>, default: &str, min: u64, key: &str) -> Option<u64> {
+        let Some(s) = s else { return parse_size(default) };
+        let t = self.text(s, key)?;
+        match parse_size(&t) {
+            Some(b) if b >= min => Some(b),
+            Some(_) => {
+                self.err(Some(s.span()), key, format!("`{t}` is too small"), format!("use at least {}M", min >> 20));
+                None
+            }
+            None => {
+                self.err(Some(s.span()), key, format!("`{t}` is not a size"), "write a number with a unit: 512M, 2G, 8G (K, M, G, T; powers of 1024)");
+                None
+            }
+        }
+    }
+
+    fn choice<T: Copy>(&mut self, s: Option<&Str>, key: &str, options: &[(&str, T)], default: T) -> Option<T> {
+        let Some(s) = s else { return Some(default) };
+        let t = self.text(s, key)?;
+        if let Some((_, v)) = options.iter().find(|(name, _)| *name == t) {
+            return Some(*v);
+        }
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        self.err(Some(s.span()), key, format!("`{t}` is not a valid value"), format!("use one of: {}", names.join(", ")));
+        None
+    }
+
+    fn mac(&mut self, s: &Str, key: &str) -> Option<Mac> {
+        let t = self.text(s, key)?;
+        let parts: Vec<&str> = t.split([':', '-']).collect();
+        let bytes: Option<Vec<u8>> = parts.iter().map(|p| if p.len() == 2 { u8::from_str_radix(p, 16).ok() } else { None }).collect();
+        let mac = match bytes {
+            Some(b) if b.len() == 6 => Mac([b[0], b[1], b[2], b[3], b[4], b[5]]),
+            _ => {
+                self.err(Some(s.span()), key, format!("`{t}` is not a MAC address"), "write six hex pairs, e.g. 00:aa:bb:cc:dd:ee");
+                return None;
+            }
+        };
+        if mac.0[0] & 1 == 1 || mac.0 == [0; 6] {
+            self.err(Some(s.span()), key, format!("{mac} is not a unicast MAC address"), "the lowest bit of the first byte must be 0 (e.g. 00:..., 02:..., 52:...)");
+            return None;
+        }
+        Some(mac)
+    }
+
+    fn port_number(&mut self, p: &Spanned<i64>, key: &str) -> Option<u16> {
+        match u16::try_from(*p.get_ref()) {
+            Ok(v) if v > 0 => Some(v),
+            _ => {
+                self.err(Some(p.span()), key, format!("port {} is out of range", p.get_ref()), "use a port from 1 to 65535");
+                None
+            }
+        }
+    }
+
+    fn step_port(&mut self, base: u16, i: u32, span: Option<&Spanned<i64>>, key: &str) -> Option<u16> {
+        match u16::try_from(u32::from(base) + i) {
+            Ok(p) => Some(p),
+            Err(_) => {
+                self.err(span.map(Spanned::span), key, format!("port {base} + {i} is past 65535"), "start the group at a lower port");
+                None
+            }
+        }
+    }
+}
+
+fn step_mac(m: Mac, i: u32) -> Option<Mac> {
+    let v = m.to_u64() + u64::from(i);
+    (v < 1 << 48).then(|| Mac::from_u64(v))
+}
+
+fn step_ip(a: Ipv4Addr, i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(a).saturating_add(i))
+}
+
+/// A stable, locally administered MAC for a node the file gives none: QEMU's 52:54:00 prefix and
+/// three bytes of an FNV-1a hash of the node name (collisions are caught by the uniqueness check).
+fn derived_mac(name: &str) -> Mac {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let b = h.to_be_bytes();
+    Mac([0x52, 0x54, 0x00, b[5], b[6], b[7]])
+}
