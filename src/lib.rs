@@ -4,6 +4,8 @@
 //! into service configs ([`render`]) and planned into desired Docker objects ([`plan`]); only
 //! [`engine`] talks to Docker.
 
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod lab;

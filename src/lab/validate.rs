@@ -46,7 +46,10 @@ pub fn from_str(
             .msg(e.message().trim_end(), "fix the TOML at that position (see the README for the file format)");
         Diagnostics(vec![diag])
     })?;
-    let dir = match path.parent() {
+    // Relative paths are relative to the file itself; through a symlink (the repo's lab.toml),
+    // to the file it points at.
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = match real.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
@@ -440,7 +443,7 @@ impl<'a> Validator<'a> {
             return None;
         }
         if src.starts_with('/') || src.starts_with('.') {
-            let path = self.dir.join(src);
+            let path = absolute(&self.dir.join(src));
             if !path.exists() {
                 self.err(Some(s.span()), key, format!("`{src}` does not exist ({})", path.display()), "create it, or fix the path (relative paths are relative to the lab file)");
                 return None;
@@ -459,7 +462,7 @@ impl<'a> Validator<'a> {
             Some(s) => (self.text(s, key)?, s.span()),
             None => (default.to_string(), table.clone()),
         };
-        let path = self.dir.join(&rel);
+        let path = absolute(&self.dir.join(&rel));
         if !path.is_dir() {
             self.err(Some(span), key, format!("directory `{rel}` does not exist ({})", path.display()), "create it, or fix the path (relative paths are relative to the lab file)");
             return None;
@@ -469,7 +472,7 @@ impl<'a> Validator<'a> {
 
     fn file_path(&mut self, s: &Str, key: &str) -> Option<PathBuf> {
         let rel = self.text(s, key)?;
-        let path = self.dir.join(&rel);
+        let path = absolute(&self.dir.join(&rel));
         if !path.is_file() {
             self.err(Some(s.span()), key, format!("file `{rel}` does not exist ({})", path.display()), "create it, or fix the path (relative paths are relative to the lab file)");
             return None;
@@ -498,6 +501,11 @@ pub(super) fn last_host(net: Ipv4Net) -> Ipv4Addr {
 /// Inside the subnet, and neither its network nor its broadcast address.
 pub(super) fn is_host_of(net: Ipv4Net, ip: Ipv4Addr) -> bool {
     net.contains(&ip) && ip != net.network() && ip != net.broadcast()
+}
+
+/// The canonical path when it exists, so messages and mounts show `/x/webroot`, not `/x/labs/../webroot`.
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 fn parse_port(s: &str) -> Option<u16> {

@@ -1,0 +1,67 @@
+//! Command-line interface definitions (clap).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// A bare-metal provisioning lab on one machine: DHCP/TFTP, HTTP, SSH and QEMU servers with IPMI
+/// BMCs that PXE-boot, from one lab.toml.
+#[derive(Debug, Parser)]
+#[command(name = "lab", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The lab file.
+    #[arg(short = 'f', long = "file", global = true, env = "LAB_FILE", default_value = "lab.toml")]
+    pub file: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the lab file and report every problem with its line.
+    Validate,
+    /// Print the expanded lab: every node and service with its addresses and ports.
+    Config {
+        /// Print JSON instead of TOML.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or update the lab: images, network, services and nodes.
+    Up {
+        /// Print what would be created, changed and removed, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Return once containers are started, without waiting for services to answer.
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait for every service and BMC to answer.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Only these services or nodes (others are left as they are).
+        names: Vec<String>,
+    },
+    /// Remove every container and the network of the lab.
+    Down {
+        /// Also remove node disks, service volumes and the generated files.
+        #[arg(long)]
+        volumes: bool,
+        /// The lab's name, to remove it without its file.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Show every service and node: state, addresses, endpoints, power.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The lab's name, to inspect it without its file.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Download the OS images the lab's nodes boot.
+    FetchAssets {
+        /// Only these assets.
+        names: Vec<String>,
+    },
+}

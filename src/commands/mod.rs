@@ -1,0 +1,17 @@
+//! Subcommands: each loads the lab, plans, applies and reports, and nothing more.
+
+pub mod config;
+
+use std::path::Path;
+
+use crate::lab::{self, Lab};
+
+/// Exit code for a runtime failure (engine, network, a service that does not come up).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for an invalid lab file or invalid usage.
+pub const EXIT_INVALID: u8 = 2;
+
+/// Loads and validates the lab file; the error is a [`lab::Diagnostics`] (exit code 2).
+pub fn load(file: &Path) -> anyhow::Result<Lab> {
+    Ok(lab::load(file)?)
+}
