@@ -1,10 +1,11 @@
 //! The `lab` binary: parse arguments, run the subcommand, map errors to exit codes in one place.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use metal_lab::cli::{Cli, Command};
-use metal_lab::commands::{self, EXIT_FAILURE, EXIT_INVALID};
+use metal_lab::commands::{self, up, EXIT_FAILURE, EXIT_INVALID};
 use metal_lab::lab::Diagnostics;
 
 fn main() -> ExitCode {
@@ -23,9 +24,22 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = cli.file;
     match cli.command {
-        Command::Validate => commands::config::validate(&cli.file),
-        Command::Config { json } => commands::config::config(&cli.file, json),
-        other => anyhow::bail!("`{}` is not built yet", format!("{other:?}").to_lowercase()),
+        Command::Validate => commands::config::validate(&file),
+        Command::Config { json } => commands::config::config(&file, json),
+        Command::Up { dry_run, no_wait, timeout, names } => {
+            let opts = up::Options { dry_run, no_wait, timeout: Duration::from_secs(timeout), names };
+            runtime()?.block_on(up::run(&file, opts))
+        }
+        Command::Down { volumes, name } => runtime()?.block_on(commands::down::run(&file, volumes, name)),
+        Command::Status { json, name } => runtime()?.block_on(commands::status::run(&file, json, name)),
+        Command::FetchAssets { .. } => anyhow::bail!(
+            "`lab fetch-assets` is not built yet: download the OS images into the web root by hand for now (see README)"
+        ),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }

@@ -1,6 +1,9 @@
 //! Subcommands: each loads the lab, plans, applies and reports, and nothing more.
 
 pub mod config;
+pub mod down;
+pub mod status;
+pub mod up;
 
 use std::path::Path;
 

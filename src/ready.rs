@@ -1,0 +1,177 @@
+//! Readiness: each service and BMC answers its own protocol, checked the way a client would,
+//! from the host over the lab network.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::timeout;
+
+use crate::engine::Engine;
+use crate::lab::ServiceKind;
+
+/// What "ready" means for one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// dnsmasq has its DHCP socket (UDP 67) open.
+    Dhcp,
+    /// An HTTP server answers a request with a status line.
+    Http { ip: Ipv4Addr, port: u16 },
+    /// An SSH server sends its banner.
+    Ssh { ip: Ipv4Addr, port: u16 },
+    /// A BMC answers IPMI "Get Channel Authentication Capabilities" over RMCP.
+    Ipmi { ip: Ipv4Addr, port: u16 },
+    /// Running is all we know to check.
+    Running,
+}
+
+impl Probe {
+    pub fn for_service(kind: ServiceKind, ip: Ipv4Addr) -> Probe {
+        match kind {
+            ServiceKind::Dnsmasq => Probe::Dhcp,
+            ServiceKind::Httpd => Probe::Http { ip, port: 80 },
+            ServiceKind::Sshd => Probe::Ssh { ip, port: 22 },
+            ServiceKind::Rancher | ServiceKind::Container => Probe::Running,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Probe::Dhcp => "DHCP socket open".into(),
+            Probe::Http { ip, port } => format!("HTTP answers on {ip}:{port}"),
+            Probe::Ssh { ip, port } => format!("SSH banner on {ip}:{port}"),
+            Probe::Ipmi { ip, port } => format!("IPMI answers on {ip}:{port}/udp"),
+            Probe::Running => "running".into(),
+        }
+    }
+
+    /// One attempt: Ok(()) when ready, Err(why not) otherwise.
+    pub async fn check<E: Engine>(&self, engine: &E, container: &str) -> Result<(), String> {
+        match self {
+            Probe::Dhcp => {
+                let argv: Vec<String> = ["grep", "-q", ":0043 ", "/proc/net/udp"].map(String::from).to_vec();
+                match engine.exec(container, &argv).await {
+                    Ok(out) if out.exit_code == 0 => Ok(()),
+                    Ok(_) => Err("dnsmasq is not listening on UDP 67 yet".into()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Probe::Http { ip, port } => http(SocketAddr::from((*ip, *port))).await,
+            Probe::Ssh { ip, port } => ssh_banner(SocketAddr::from((*ip, *port))).await.map(|_| ()),
+            Probe::Ipmi { ip, port } => ipmi_ping(SocketAddr::from((*ip, *port))).await,
+            Probe::Running => Ok(()),
+        }
+    }
+}
+
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn http(addr: SocketAddr) -> Result<(), String> {
+    let reply = exchange(addr, b"HEAD / HTTP/1.0\r\n\r\n", 12).await?;
+    if reply.starts_with(b"HTTP/") {
+        Ok(())
+    } else {
+        Err(format!("{addr} did not answer HTTP"))
+    }
+}
+
+/// Reads the SSH identification line a server sends first.
+pub async fn ssh_banner(addr: SocketAddr) -> Result<String, String> {
+    let reply = exchange(addr, b"", 64).await?;
+    let text = String::from_utf8_lossy(&reply).to_string();
+    if text.starts_with("SSH-") {
+        Ok(text.lines().next().unwrap_or_default().to_string())
+    } else {
+        Err(format!("{addr} sent no SSH banner"))
+    }
+}
+
+async fn exchange(addr: SocketAddr, send: &[u8], want: usize) -> Result<Vec<u8>, String> {
+    let io = async {
+        let mut s = TcpStream::connect(addr).await?;
+        if !send.is_empty() {
+            s.write_all(send).await?;
+        }
+        let mut buf = vec![0u8; want];
+        let mut got = 0;
+        while got < want {
+            let n = s.read(&mut buf[got..]).await?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        buf.truncate(got);
+        Ok::<_, std::io::Error>(buf)
+    };
+    match timeout(IO_TIMEOUT, io).await {
+        Ok(Ok(buf)) => Ok(buf),
+        Ok(Err(e)) => Err(format!("{addr}: {e}")),
+        Err(_) => Err(format!("{addr}: no answer within {}s", IO_TIMEOUT.as_secs())),
+    }
+}
+
+/// RMCP + IPMI 1.5 session-less "Get Channel Authentication Capabilities" (the first message any
+/// IPMI client sends). Any well-formed IPMI reply means the BMC is up.
+pub async fn ipmi_ping(addr: SocketAddr) -> Result<(), String> {
+    let msg = channel_auth_request();
+    let io = async {
+        let sock = UdpSocket::bind(if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).await?;
+        sock.connect(addr).await?;
+        let mut buf = [0u8; 256];
+        for _ in 0..3 {
+            sock.send(&msg).await?;
+            if let Ok(r) = timeout(Duration::from_millis(600), sock.recv(&mut buf)).await {
+                return r.map(|n| buf[..n].to_vec());
+            }
+        }
+        Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no IPMI reply"))
+    };
+    match timeout(IO_TIMEOUT, io).await {
+        Ok(Ok(reply)) if is_channel_auth_reply(&reply) => Ok(()),
+        Ok(Ok(_)) => Err(format!("{addr} answered something that is not IPMI")),
+        Ok(Err(e)) => Err(format!("{addr}: {e}")),
+        Err(_) => Err(format!("{addr}: no IPMI reply")),
+    }
+}
+
+fn checksum(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b)).wrapping_neg()
+}
+
+fn channel_auth_request() -> Vec<u8> {
+    // IPMI message: rsAddr BMC, netFn App (0x06) request, then rqAddr, rqSeq, command 0x38 with
+    // "this channel, IPMI v2.0 data" (0x8e) and the admin privilege level (0x04).
+    let head = [0x20u8, 0x06 << 2];
+    let body = [0x81u8, 0x00, 0x38, 0x8e, 0x04];
+    let mut ipmi = head.to_vec();
+    ipmi.push(checksum(&head));
+    ipmi.extend_from_slice(&body);
+    ipmi.push(checksum(&body));
+    // RMCP header (version 6, class IPMI), then the IPMI 1.5 session header: no auth, seq 0, id 0.
+    let mut pkt = vec![0x06, 0x00, 0xff, 0x07, 0x00, 0, 0, 0, 0, 0, 0, 0, 0];
+    pkt.push(ipmi.len() as u8);
+    pkt.extend_from_slice(&ipmi);
+    pkt
+}
+
+fn is_channel_auth_reply(reply: &[u8]) -> bool {
+    // RMCP class IPMI, and in the IPMI message the command byte 0x38 with completion code 0.
+    reply.len() >= 22 && reply[0] == 0x06 && reply[3] == 0x07 && reply[14 + 5] == 0x38 && reply[14 + 6] == 0x00
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_auth_request_is_well_formed() {
+        let p = channel_auth_request();
+        assert_eq!(&p[..4], &[0x06, 0x00, 0xff, 0x07]);
+        assert_eq!(p[13] as usize, p.len() - 14);
+        // both IPMI checksums make their spans sum to zero
+        assert_eq!(p[14..17].iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
+        assert_eq!(p[17..].iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
+    }
+}
