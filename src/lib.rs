@@ -4,9 +4,13 @@
 //! into service configs ([`render`]) and planned into desired Docker objects ([`plan`]); only
 //! [`engine`] talks to Docker.
 
+pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod engine;
+pub mod images;
 pub mod lab;
 pub mod plan;
+pub mod ready;
+pub mod ui;
