@@ -13,4 +13,5 @@ pub mod images;
 pub mod lab;
 pub mod plan;
 pub mod ready;
+pub mod render;
 pub mod ui;
