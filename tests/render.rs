@@ -137,6 +137,17 @@ fn playground_node_without_profile() {
 }
 
 #[test]
+fn dnsmasq_conf_without_range_with_dns() {
+    let mut lab = example("rancheros");
+    lab.network.dns = vec!["8.8.8.8".parse().unwrap(), "1.1.1.1".parse().unwrap()];
+    lab.services.iter_mut().find(|s| s.kind == ServiceKind::Dnsmasq).unwrap().dhcp = None;
+    let files = rendered(&lab);
+    let conf = get(&files, "dnsmasq/dnsmasq.conf");
+    assert!(conf.contains("\ndhcp-range=192.168.25.0,static,255.255.255.0\n"), "{conf}");
+    assert!(conf.contains("\ndhcp-option=option:dns-server,8.8.8.8,1.1.1.1\n"), "{conf}");
+}
+
+#[test]
 fn rendering_is_deterministic() {
     let lab = example("rancheros");
     assert_eq!(rendered(&lab), rendered(&lab));
@@ -340,6 +351,18 @@ fn error_no_web_service() {
     "#);
 }
 
+#[test]
+fn error_profile_without_kernel() {
+    // Validation refuses such a profile; a Lab built otherwise still gets an error, not a script.
+    let mut t = tmp_lab("kernel = \"vmlinuz\"", &[]);
+    t.lab.profiles.get_mut("p").unwrap().kernel = None;
+    insta::assert_snapshot!(t.error(), @r"
+    profile `p` boots nothing (needed for node `n1`)
+      help: give it a `kernel` (and `initrd`), or a custom `ipxe` script template
+    ");
+}
+
+/// YAML -> JSON, to check that the rendered cloud-configs parse.
 fn yaml_value(text: &str) -> Result<serde_json::Value, serde_yaml_ng::Error> {
     serde_yaml_ng::from_str(text)
 }

@@ -1,7 +1,7 @@
 //! Generated files: everything lab writes for a lab, rendered from the validated [`Lab`].
 //!
-//! [`render`] is pure: it reads the lab model and the user's templates under the web root and
-//! returns [`RenderedFile`]s, paths relative to [`Lab::state_dir`]. [`write`] puts them there,
+//! [`render()`] is pure: it reads the lab model and the user's templates under the web root and
+//! returns [`RenderedFile`]s, paths relative to [`Lab::state_dir`]. [`write()`] puts them there,
 //! touching only files whose contents changed and removing what is no longer generated.
 //! [`hash_files`] gives the planner one hash per container's inputs.
 //!
@@ -74,7 +74,7 @@ pub struct RenderedFile {
 pub const DNSMASQ_CONF: &str = "dnsmasq/dnsmasq.conf";
 /// The directory the web service serves at `/lab/`, relative to the state dir.
 pub const WEB_DIR: &str = "web";
-/// The subdirectories of the state dir that lab generates; [`write`] owns everything in them.
+/// The subdirectories of the state dir that lab generates; [`write()`] owns everything in them.
 pub const GENERATED_DIRS: [&str; 3] = ["dnsmasq", "web", "nodes"];
 
 /// The directory of a node's BMC config, relative to the state dir (`nodes/<node>`).
@@ -107,6 +107,9 @@ pub enum RenderError {
     /// A node names a profile the lab does not define.
     #[error("node `{node}` boots profile `{profile}`, which the lab does not define\n  help: add [profiles.{profile}] to the lab file, or fix the node's `profile`")]
     UnknownProfile { node: String, profile: String },
+    /// A profile with neither a kernel nor a custom iPXE template.
+    #[error("profile `{profile}` boots nothing (needed for node `{node}`)\n  help: give it a `kernel` (and `initrd`), or a custom `ipxe` script template")]
+    ProfileBootsNothing { node: String, profile: String },
     /// Two cloud-config templates of a profile would be written to the same file.
     #[error("profile `{profile}`: cloud-configs `{first}` and `{second}` both render to `{output}`\n  help: rename one of the templates (the output name is the file name without `.j2`)")]
     DuplicateOutput { profile: String, output: String, first: String, second: String },
@@ -270,9 +273,12 @@ impl<'a> Renderer<'a> {
         ctx.insert("kernel_url", Value::from(profile.kernel.as_deref().map(|k| asset_url(web_url, k))));
         ctx.insert("initrd_url", Value::from(profile.initrd.as_deref().map(|i| asset_url(web_url, i))));
         let target = format!("the iPXE script of {of}");
-        match &profile.ipxe {
-            Some(template) => self.user_file(template, &ctx, &target),
-            None => self.builtin("node.ipxe.j2", &ctx, &target),
+        match (&profile.ipxe, &profile.kernel) {
+            (Some(template), _) => self.user_file(template, &ctx, &target),
+            (None, Some(_)) => self.builtin("node.ipxe.j2", &ctx, &target),
+            (None, None) => {
+                Err(RenderError::ProfileBootsNothing { node: node.name.clone(), profile: profile.name.clone() })
+            }
         }
     }
 

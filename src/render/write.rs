@@ -1,6 +1,6 @@
 //! Putting rendered files into the state dir, and hashing them for the planner.
 //!
-//! [`write`] owns the generated subdirectories of the state dir ([`GENERATED_DIRS`]) and nothing
+//! [`write()`] owns the generated subdirectories of the state dir ([`GENERATED_DIRS`]) and nothing
 //! else: it refuses any path outside them, rewrites a file only when its contents changed (so
 //! mtimes and inotify watchers see real changes only), replaces files atomically (a temporary file
 //! renamed over the old one, so a service never reads half a file), and removes what it no longer
@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::{RenderedFile, GENERATED_DIRS};
 use crate::lab::Lab;
 
-/// What [`write`] did, each path relative to the state dir, sorted.
+/// What [`write()`] did, each path relative to the state dir, sorted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteReport {
     /// Created or rewritten because the contents changed.
@@ -33,7 +33,7 @@ pub fn write(lab: &Lab, files: &[RenderedFile]) -> io::Result<WriteReport> {
     write_under(&lab.state_dir(), files)
 }
 
-/// [`write`] for a given state dir.
+/// [`write()`] for a given state dir.
 pub(crate) fn write_under(state: &Path, files: &[RenderedFile]) -> io::Result<WriteReport> {
     let mut wanted = BTreeSet::new();
     for f in files {
