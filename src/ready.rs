@@ -101,6 +101,10 @@ async fn exchange(addr: SocketAddr, send: &[u8], want: usize) -> Result<Vec<u8>,
                 break;
             }
             got += n;
+            // A status line or banner is all we want; servers wait for us after it.
+            if buf[..got].contains(&b'\n') {
+                break;
+            }
         }
         buf.truncate(got);
         Ok::<_, std::io::Error>(buf)

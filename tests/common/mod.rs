@@ -1,0 +1,143 @@
+//! Shared helpers of the live tests: unique names, subnets and ports per test, running the `lab`
+//! binary, and cleanup that runs even when a test fails.
+
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use metal_lab::engine::{DockerEngine, Engine};
+
+/// The live tests need a Docker engine. Without one they fail, unless `LAB_SKIP_LIVE=1`, in which
+/// case they say so and pass (CI never sets it).
+pub fn engine_or_skip(test: &str) -> Option<DockerEngine> {
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(DockerEngine::connect()) {
+        Ok(e) => Some(e),
+        Err(err) if std::env::var("LAB_SKIP_LIVE").as_deref() == Ok("1") => {
+            eprintln!("{test}: skipped (LAB_SKIP_LIVE=1 and no engine: {err})");
+            None
+        }
+        Err(err) => panic!("{test}: this live test needs a Docker engine ({err}); start one or set LAB_SKIP_LIVE=1 to skip live tests"),
+    }
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A name, a /24 subnet in 10.200-249.x.0 and a block of free host ports unique to this test.
+pub struct Unique {
+    pub name: String,
+    pub net: [u8; 2],
+    pub port_base: u16,
+}
+
+pub fn unique(tag: &str) -> Unique {
+    let pid = std::process::id();
+    let seq = SEQ.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let mix = pid.wrapping_mul(2654435761) ^ nanos ^ (seq << 20);
+    let net = [200 + (mix % 50) as u8, ((mix >> 8) % 250) as u8 + 1];
+    let port_base = free_port_block(20000 + ((mix >> 3) % 400) as u16 * 100, 20);
+    Unique { name: format!("lt{tag}{}{seq}", pid % 10000), net, port_base }
+}
+
+/// The first block of `n` consecutive ports (TCP and UDP) that are free on 127.0.0.1.
+fn free_port_block(start: u16, n: u16) -> u16 {
+    let mut base = start;
+    loop {
+        let free = (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return base;
+        }
+        base = if base > 60000 { 20000 } else { base + n };
+    }
+}
+
+impl Unique {
+    pub fn ip(&self, host: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, self.net[0], self.net[1], host)
+    }
+    pub fn subnet(&self) -> String {
+        format!("10.{}.{}.0/24", self.net[0], self.net[1])
+    }
+    pub fn prefix(&self) -> String {
+        format!("10.{}.{}", self.net[0], self.net[1])
+    }
+}
+
+/// A lab directory with a web root, and a guard that takes the lab down when dropped.
+pub struct TestLab {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+}
+
+impl TestLab {
+    pub fn new(name: &str, toml: &str) -> TestLab {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("webroot")).expect("webroot");
+        std::fs::write(dir.path().join("webroot/hello.txt"), "hello from the lab web root\n").expect("write");
+        std::fs::write(dir.path().join("lab.toml"), toml).expect("write lab.toml");
+        TestLab { dir, name: name.to_string() }
+    }
+
+    pub fn file(&self) -> PathBuf {
+        self.dir.path().join("lab.toml")
+    }
+
+    pub fn write(&self, toml: &str) {
+        std::fs::write(self.file(), toml).expect("write lab.toml");
+    }
+
+    /// Runs `lab -f <file> ARGS` with CI-style plain output.
+    pub fn lab(&self, args: &[&str]) -> Output {
+        lab_in(self.dir.path(), &self.file(), args)
+    }
+}
+
+pub fn lab_in(dir: &Path, file: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .current_dir(dir)
+        .arg("-f")
+        .arg(file)
+        .args(args)
+        .env("CI", "true")
+        .output()
+        .expect("run lab");
+    eprintln!(
+        "$ lab {}\n--- status {:?}\n--- stdout\n{}--- stderr\n{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_lab")).args(["down", "--volumes", "--name", &self.name]).output();
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Everything on the engine carrying the lab's label: (containers, networks, volumes).
+pub fn leftovers(engine: &DockerEngine, lab: &str) -> (usize, usize, usize) {
+    use metal_lab::engine::{LabelFilter, NetworkQuery};
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let f = LabelFilter::new().with(metal_lab::plan::LABEL_LAB, lab);
+    rt.block_on(async {
+        let c = engine.list_containers(&f).await.expect("list containers").len();
+        let n = engine.find_networks(&NetworkQuery::Labels(f.clone())).await.expect("list networks").len();
+        let v = engine.list_volumes(&f).await.expect("list volumes").len();
+        (c, n, v)
+    })
+}
