@@ -185,8 +185,8 @@ fn rancheros_topology_comes_up_converges_and_goes_away() {
     let nodes = json["nodes"].as_array().expect("nodes");
     let w1 = nodes.iter().find(|n| n["name"] == "worker-1").expect("worker-1");
     assert_eq!(w1["power"], "off");
-    assert_eq!(w1["mac"], "02:aa:bb:cc:dd:f0");
-    assert_eq!(w1["boot_ip"], u.ip(102).to_string().as_str());
+    assert_eq!(w1["mac"], "02:aa:bb:cc:dd:ef");
+    assert_eq!(w1["boot_ip"], u.ip(101).to_string().as_str());
     assert_eq!(w1["state"], "running");
     assert_eq!(w1["ports"][1]["host_port"], b + 11);
     let master = nodes.iter().find(|n| n["name"] == "master").expect("master");
