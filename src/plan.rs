@@ -434,7 +434,8 @@ ipmi_port = 623
         assert_eq!(n2.labels[LABEL_LAB], "t");
         assert_eq!(n2.labels[LABEL_NAME], "n-2");
         assert_eq!(n2.labels[LABEL_ROLE], "node");
-        assert_eq!(n2.ip, "10.1.2.5".parse::<Ipv4Addr>().unwrap());
+        // services take .2-.4; then each node its BMC address and its reservation in turn
+        assert_eq!(n2.ip, "10.1.2.7".parse::<Ipv4Addr>().unwrap());
         assert_eq!(n2.cap_add, ["NET_ADMIN"]);
         assert_eq!(n2.devices, ["/dev/net/tun"]);
         assert!(!n2.restart && n2.init);
