@@ -310,6 +310,31 @@ impl Engine for DockerEngine {
         Ok(text)
     }
 
+    async fn logs_timestamped(&self, container: &str) -> Result<String, EngineError> {
+        let options = LogsOptionsBuilder::new().stdout(true).stderr(true).timestamps(true).build();
+        let mut stream = self.docker.logs(container, Some(options));
+        let mut text = String::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.error_or_missing(e, "reading logs of", "container", container))?;
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        Ok(text)
+    }
+
+    async fn follow_logs<F>(&self, container: &str, tail: Option<usize>, mut each: F) -> Result<(), EngineError>
+    where
+        F: FnMut(&str) + Send,
+    {
+        let tail = tail.map(|n| n.to_string()).unwrap_or_else(|| "all".to_string());
+        let options = LogsOptionsBuilder::new().stdout(true).stderr(true).follow(true).tail(&tail).build();
+        let mut stream = self.docker.logs(container, Some(options));
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.error_or_missing(e, "following logs of", "container", container))?;
+            each(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        Ok(())
+    }
+
     async fn exec(&self, container: &str, argv: &[String]) -> Result<ExecOutput, EngineError> {
         let id = self.create_exec(container, argv).await?;
         let what = format!("{} in container {container}", argv.join(" "));

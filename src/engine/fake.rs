@@ -353,6 +353,29 @@ impl Engine for FakeEngine {
         })
     }
 
+    /// The fake keeps logs as set by `set_logs`; tests give them timestamps themselves.
+    async fn logs_timestamped(&self, container: &str) -> Result<String, EngineError> {
+        let state = self.begin("logs_timestamped", container)?;
+        let key = state.container_key(container).ok_or_else(|| not_found("container", container))?;
+        Ok(state.logs.get(&key).cloned().unwrap_or_default())
+    }
+
+    async fn follow_logs<F>(&self, container: &str, tail: Option<usize>, mut each: F) -> Result<(), EngineError>
+    where
+        F: FnMut(&str) + Send,
+    {
+        let text = {
+            let state = self.begin("follow_logs", container)?;
+            let key = state.container_key(container).ok_or_else(|| not_found("container", container))?;
+            state.logs.get(&key).cloned().unwrap_or_default()
+        };
+        each(&match tail {
+            Some(n) => last_lines(&text, n),
+            None => text,
+        });
+        Ok(())
+    }
+
     async fn exec(&self, container: &str, argv: &[String]) -> Result<ExecOutput, EngineError> {
         let state = self.begin("exec", &format!("{container} {}", argv.join(" ")))?;
         let key = state.container_key(container).ok_or_else(|| not_found("container", container))?;

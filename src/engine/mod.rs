@@ -364,6 +364,16 @@ pub trait Engine: Send + Sync {
     /// The container's stdout and stderr, interleaved; the last `tail` lines, or all of them.
     fn logs(&self, container: &str, tail: Option<usize>) -> impl Future<Output = Result<String, EngineError>> + Send;
 
+    /// All of the container's log lines, each prefixed with the engine's RFC 3339 timestamp and a
+    /// space (what boot phases are derived from).
+    fn logs_timestamped(&self, container: &str) -> impl Future<Output = Result<String, EngineError>> + Send;
+
+    /// Streams the container's logs to `each` (the last `tail` lines, then new ones as they come)
+    /// until the container stops.
+    fn follow_logs<F>(&self, container: &str, tail: Option<usize>, each: F) -> impl Future<Output = Result<(), EngineError>> + Send
+    where
+        F: FnMut(&str) + Send;
+
     /// Runs `argv` in a running container and waits for it; a non-zero exit is not an error.
     fn exec(&self, container: &str, argv: &[String]) -> impl Future<Output = Result<ExecOutput, EngineError>> + Send;
 }
