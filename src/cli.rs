@@ -59,6 +59,35 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Power nodes on, off, cycle or reset through their BMCs (IPMI), or ask their power status.
+    Power {
+        /// Every node of the lab.
+        #[arg(long)]
+        all: bool,
+        /// NODE ACTION, or just ACTION with --all; ACTION is on, off, cycle, reset or status.
+        #[arg(num_args = 1..=2, required = true, value_name = "NODE ACTION")]
+        words: Vec<String>,
+    },
+    /// Wait until nodes reach a boot phase (off, firmware, dhcp, pxe, kernel, provisioning, up).
+    Wait {
+        /// Only these nodes (default: all).
+        nodes: Vec<String>,
+        #[arg(long, default_value = "up")]
+        phase: String,
+        /// Seconds before giving up (exit code 1, with each node's phase and console).
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Show a service's or node container's logs (all of them without NAME).
+    Logs {
+        name: Option<String>,
+        /// Keep following new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<usize>,
+    },
     /// Download the OS images the lab's nodes boot.
     FetchAssets {
         /// Only these assets.

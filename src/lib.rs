@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod images;
 pub mod lab;
+pub mod phase;
 pub mod plan;
 pub mod ready;
 pub mod render;

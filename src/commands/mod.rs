@@ -2,6 +2,8 @@
 
 pub mod config;
 pub mod down;
+pub mod logs;
+pub mod nodes;
 pub mod status;
 pub mod up;
 

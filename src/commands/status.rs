@@ -1,6 +1,7 @@
 //! `lab status`: every service and node of a lab, with state, addresses, endpoints a user can
 //! paste, and power as the node's BMC reports it.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -8,7 +9,8 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::engine::{DockerEngine, Engine, ObservedContainer};
-use crate::lab::Proto;
+use crate::lab::{Lab, Proto};
+use crate::phase::{derive, NodeTraffic, Phase};
 use crate::plan::{ContainerSpec, PortBinding, Role, LABEL_BMC_USER, LABEL_BOOT_IP, LABEL_KIND, LABEL_MAC, LABEL_NAME, LABEL_ROLE};
 
 #[derive(Debug, Serialize)]
@@ -36,21 +38,33 @@ pub struct Entry {
     /// Nodes: `on`, `off`, or `unknown` when the BMC does not answer; absent for services.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub power: Option<String>,
+    /// Nodes: the boot phase (`off`, `firmware`, `dhcp`, `pxe`, `kernel`, `provisioning`, `up`)
+    /// and the engine's time of the event that set it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase_since: Option<String>,
+    /// Nodes: why the node cannot get further (e.g. an asset is missing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// URL paths of the node's kernel and initrd, to recognise their download.
+    #[serde(skip)]
+    pub boot_files: Vec<String>,
 }
 
 pub async fn run(file: &Path, json: bool, name: Option<String>) -> anyhow::Result<()> {
     // With a file, list what it defines (absent ones too); with --name, what the labels say.
-    let (lab_name, planned) = match name {
-        Some(n) => (n, Vec::new()),
+    let (lab_name, planned, boot) = match name {
+        Some(n) => (n, Vec::new(), BTreeMap::new()),
         None => {
             let lab = super::load(file)?;
             let files = crate::render::render(&lab)?;
             let desired = super::up::desired(&lab, &files);
-            (lab.name.clone(), desired.containers)
+            (lab.name.clone(), desired.containers, boot_files(&lab))
         }
     };
     let engine = DockerEngine::connect().await?;
-    let report = report(&engine, &lab_name, &planned).await?;
+    let report = report(&engine, &lab_name, &planned, &boot).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -59,7 +73,20 @@ pub async fn run(file: &Path, json: bool, name: Option<String>) -> anyhow::Resul
     Ok(())
 }
 
-pub async fn report<E: Engine>(engine: &E, lab: &str, planned: &[ContainerSpec]) -> anyhow::Result<Report> {
+/// `boot_files`: node name -> URL paths of its kernel and initrd (from the lab file, if any).
+/// Each node's kernel and initrd as URL paths on the web service (absolute URLs are elsewhere).
+pub fn boot_files(lab: &Lab) -> BTreeMap<String, Vec<String>> {
+    lab.nodes
+        .iter()
+        .map(|n| {
+            let profile = n.profile.as_ref().and_then(|p| lab.profiles.get(p));
+            let files = profile.into_iter().flat_map(|p| p.kernel.iter().chain(p.initrd.iter())).filter(|f| !f.contains("://")).map(|f| format!("/{}", f.trim_start_matches('/'))).collect();
+            (n.name.clone(), files)
+        })
+        .collect()
+}
+
+pub async fn report<E: Engine>(engine: &E, lab: &str, planned: &[ContainerSpec], boot_files: &BTreeMap<String, Vec<String>>) -> anyhow::Result<Report> {
     let observed = super::up::current(engine, lab).await?;
     let mut entries: Vec<(Role, Entry)> = planned.iter().map(|c| (c.role, planned_entry(c, observed.iter().find(|o| o.name == c.name)))).collect();
     for o in observed.iter().filter(|o| !planned.iter().any(|c| c.name == o.name)) {
@@ -76,12 +103,43 @@ pub async fn report<E: Engine>(engine: &E, lab: &str, planned: &[ContainerSpec])
     let mut report = Report { lab: lab.to_string(), services: Vec::new(), nodes: Vec::new() };
     for ((role, mut e), p) in entries.into_iter().zip(powers) {
         e.power = p;
+        e.boot_files = boot_files.get(&e.name).cloned().unwrap_or_default();
         match role {
             Role::Service => report.services.push(e),
             Role::Node => report.nodes.push(e),
         }
     }
+    add_phases(engine, &mut report).await;
     Ok(report)
+}
+
+/// Reads the dnsmasq and web logs once, each node's own log, and derives every node's phase.
+async fn add_phases<E: Engine>(engine: &E, report: &mut Report) {
+    let log_of = |kind: &str| report.services.iter().find(|s| s.kind == kind && s.state == "running").map(|s| s.container.clone());
+    let (dhcp, web) = (log_of("dnsmasq"), log_of("httpd"));
+    let read = |c: Option<String>| async move {
+        match c {
+            Some(c) => engine.logs_timestamped(&c).await.unwrap_or_default(),
+            None => String::new(),
+        }
+    };
+    let (dhcp_log, web_log) = futures_util::join!(read(dhcp), read(web));
+    let node_logs = join_all(report.nodes.iter().map(|n| read((n.state == "running").then(|| n.container.clone())))).await;
+    for (n, log) in report.nodes.iter_mut().zip(node_logs) {
+        if n.state != "running" {
+            n.phase = Some(Phase::Off);
+            continue;
+        }
+        let traffic = NodeTraffic { name: n.name.clone(), mac: n.mac.clone().unwrap_or_default(), ip: n.boot_ip.clone().unwrap_or_default(), boot_files: n.boot_files.clone() };
+        let powered = match n.power.as_deref() {
+            Some("on") => Some(true),
+            Some("off") => Some(false),
+            _ => None,
+        };
+        let (phase, since) = derive(&traffic, powered, &log, &dhcp_log, &web_log);
+        n.phase = Some(phase);
+        n.phase_since = since;
+    }
 }
 
 fn planned_entry(c: &ContainerSpec, o: Option<&ObservedContainer>) -> Entry {
@@ -100,6 +158,10 @@ fn planned_entry(c: &ContainerSpec, o: Option<&ObservedContainer>) -> Entry {
         mac: c.labels.get(LABEL_MAC).cloned(),
         boot_ip: c.labels.get(LABEL_BOOT_IP).cloned(),
         power: None,
+        phase: None,
+        phase_since: None,
+        problem: None,
+        boot_files: Vec::new(),
     }
 }
 
@@ -116,6 +178,10 @@ fn observed_entry(o: &ObservedContainer) -> (Role, Entry) {
         mac: o.labels.get(LABEL_MAC).cloned(),
         boot_ip: o.labels.get(LABEL_BOOT_IP).cloned(),
         power: None,
+        phase: None,
+        phase_since: None,
+        problem: None,
+        boot_files: Vec::new(),
     };
     (role, entry)
 }
@@ -169,12 +235,19 @@ pub fn table(r: &Report) -> String {
     }
     let mut out = format!("lab {}\n\n{}", r.lab, columns(&rows));
     if !r.nodes.is_empty() {
-        let mut rows = vec![vec!["NODE".to_string(), "STATE".into(), "POWER".into(), "MAC".into(), "BOOT IP".into(), "BMC IP".into(), "ENDPOINTS".into()]];
+        let mut rows = vec![vec!["NODE".to_string(), "STATE".into(), "POWER".into(), "PHASE".into(), "MAC".into(), "BOOT IP".into(), "BMC IP".into(), "ENDPOINTS".into()]];
         for e in &r.nodes {
+            let phase = match (&e.phase, &e.phase_since, &e.problem) {
+                (_, _, Some(problem)) => format!("stuck: {problem}"),
+                (Some(p), Some(t), None) => format!("{p} since {}", short_time(t)),
+                (Some(p), None, None) => p.to_string(),
+                (None, _, None) => String::new(),
+            };
             rows.push(vec![
                 e.name.clone(),
                 e.state.clone(),
                 e.power.clone().unwrap_or_default(),
+                phase,
                 e.mac.clone().unwrap_or_default(),
                 e.boot_ip.clone().unwrap_or_default(),
                 e.ip.clone().unwrap_or_default(),
@@ -185,6 +258,11 @@ pub fn table(r: &Report) -> String {
         out.push_str(&columns(&rows));
     }
     out
+}
+
+/// `2026-11-21T01:02:03.456Z` -> `01:02:03`.
+fn short_time(ts: &str) -> &str {
+    ts.split_once('T').map_or(ts, |(_, t)| t.get(..8).unwrap_or(t))
 }
 
 fn columns(rows: &[Vec<String>]) -> String {

@@ -1,0 +1,213 @@
+//! Boot phases, as a provisioning server tracks machines, derived from what really happened:
+//! the BMC's power state, the node container's log (each VM power-on), dnsmasq's log (the lease)
+//! and the web service's access log (boot script, kernel, cloud-config, phone-home).
+//!
+//! Pure: the caller fetches the logs (with the engine's timestamps) and the power state.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Where a node is in its life, in the order a booting server goes through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The BMC reports power off.
+    Off,
+    /// Powered on, no DHCP lease yet.
+    Firmware,
+    /// dnsmasq acknowledged a lease to its MAC.
+    Dhcp,
+    /// Its iPXE boot script was fetched.
+    Pxe,
+    /// Its kernel or initrd was fetched.
+    Kernel,
+    /// One of its cloud-configs was fetched.
+    Provisioning,
+    /// The OS reported in.
+    Up,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 7] = [Phase::Off, Phase::Firmware, Phase::Dhcp, Phase::Pxe, Phase::Kernel, Phase::Provisioning, Phase::Up];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Off => "off",
+            Phase::Firmware => "firmware",
+            Phase::Dhcp => "dhcp",
+            Phase::Pxe => "pxe",
+            Phase::Kernel => "kernel",
+            Phase::Provisioning => "provisioning",
+            Phase::Up => "up",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What identifies a node's traffic in the logs.
+#[derive(Debug, Clone)]
+pub struct NodeTraffic {
+    pub name: String,
+    /// `00:aa:bb:cc:dd:ee`
+    pub mac: String,
+    /// The reserved (boot) address.
+    pub ip: String,
+    /// URL paths of its profile's kernel and initrd (`/rancheros/vmlinuz`); empty if unknown.
+    pub boot_files: Vec<String>,
+}
+
+/// The marker the node image logs each time the BMC powers the VM on.
+const POWER_ON_MARKER: &str = "lab: power on";
+
+/// The node's phase and since when (the engine's timestamp of the event that set it).
+pub fn derive(node: &NodeTraffic, powered: Option<bool>, node_log: &str, dhcp_log: &str, web_log: &str) -> (Phase, Option<String>) {
+    let boot = lines(node_log).filter(|(_, l)| l.contains(POWER_ON_MARKER)).last();
+    if powered == Some(false) {
+        return (Phase::Off, None);
+    }
+    let t0 = boot.map_or(f64::MIN, |(t, _)| t.1);
+    let mut best = (Phase::Firmware, boot.map(|(t, _)| t.0.to_string()));
+    let mut see = |phase: Phase, ts: (&str, f64)| {
+        if ts.1 >= t0 && phase >= best.0 {
+            best = (phase, Some(ts.0.to_string()));
+        }
+    };
+    let mac = node.mac.to_ascii_lowercase();
+    for (ts, line) in lines(dhcp_log) {
+        if line.contains("DHCPACK") && line.to_ascii_lowercase().contains(&mac) {
+            see(Phase::Dhcp, ts);
+        }
+    }
+    let hyph = mac.replace(':', "-");
+    for (ts, line) in lines(web_log) {
+        let Some(hit) = Access::parse(line) else { continue };
+        if !hit.ok() {
+            continue;
+        }
+        let path = hit.uri.split('?').next().unwrap_or_default();
+        let phase = if path == format!("/lab/report/{hyph}") {
+            Some(Phase::Up)
+        } else if path.starts_with(&format!("/lab/nodes/{}/", node.name)) {
+            Some(Phase::Provisioning)
+        } else if path == format!("/lab/nodes/{hyph}.ipxe") {
+            Some(Phase::Pxe)
+        } else if hit.client == node.ip && node.boot_files.iter().any(|f| f == path) {
+            Some(Phase::Kernel)
+        } else {
+            None
+        };
+        if let Some(p) = phase {
+            see(p, ts);
+        }
+    }
+    best
+}
+
+/// One line of the web service's access log: `CLIENT TIME METHOD STATUS BYTES URI`.
+struct Access<'a> {
+    client: &'a str,
+    status: u16,
+    uri: &'a str,
+}
+
+impl<'a> Access<'a> {
+    fn parse(line: &'a str) -> Option<Access<'a>> {
+        let mut f = line.split_whitespace();
+        let client = f.next()?;
+        let _time = f.next()?;
+        let _method = f.next()?;
+        let status = f.next()?.parse().ok()?;
+        let _bytes = f.next()?;
+        let uri = f.next()?;
+        Some(Access { client, status, uri })
+    }
+
+    fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Log lines split into (timestamp text, seconds) and the rest; lines without a timestamp are skipped.
+fn lines(log: &str) -> impl Iterator<Item = ((&str, f64), &str)> {
+    log.lines().filter_map(|l| {
+        let (ts, rest) = l.split_once(' ')?;
+        Some(((ts, rfc3339_seconds(ts)?), rest))
+    })
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time as the engine writes it
+/// (`2026-11-21T01:02:03.123456789Z`).
+pub fn rfc3339_seconds(ts: &str) -> Option<f64> {
+    let ts = ts.strip_suffix('Z')?;
+    let (date, time) = ts.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.splitn(3, ':');
+    let (h, min) = (t.next()?.parse::<i64>().ok()?, t.next()?.parse::<i64>().ok()?);
+    let sec: f64 = t.next()?.parse().ok()?;
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + min * 60) as f64 + sec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> NodeTraffic {
+        NodeTraffic { name: "master".into(), mac: "00:aa:bb:cc:dd:ee".into(), ip: "10.0.0.100".into(), boot_files: vec!["/smoke/vmlinuz".into(), "/smoke/initrd".into()] }
+    }
+
+    const NODE_LOG: &str = "2026-11-21T01:00:00.5Z lab: node master: mac 00:aa:bb:cc:dd:ee\n2026-11-21T01:00:01Z lab: power on: qemu accel=tcg\n";
+    const DHCP: &str = "2026-11-21T01:00:05.1Z dnsmasq-dhcp[1]: DHCPACK(eth0) 10.0.0.100 00:aa:bb:cc:dd:ee master\n2026-11-21T01:00:05.2Z dnsmasq-dhcp[1]: DHCPACK(eth0) 10.0.0.101 00:aa:bb:cc:dd:ef worker-1\n";
+
+    #[test]
+    fn parses_engine_timestamps() {
+        assert_eq!(rfc3339_seconds("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(rfc3339_seconds("2000-03-01T00:00:01.5Z"), Some(951_868_801.5));
+        assert_eq!(rfc3339_seconds("garbage"), None);
+    }
+
+    #[test]
+    fn walks_through_the_phases_in_order() {
+        let n = node();
+        assert_eq!(derive(&n, Some(false), NODE_LOG, DHCP, ""), (Phase::Off, None));
+        assert_eq!(derive(&n, Some(true), NODE_LOG, "", "").0, Phase::Firmware);
+        assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, ""), (Phase::Dhcp, Some("2026-11-21T01:00:05.1Z".into())));
+        let mut web = String::from("2026-11-21T01:00:07Z 10.0.0.100 2026-11-21T01:00:07+00:00 GET 200 301 /lab/nodes/00-aa-bb-cc-dd-ee.ipxe\n");
+        assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, &web).0, Phase::Pxe);
+        web.push_str("2026-11-21T01:00:08Z 10.0.0.101 x GET 200 9 /smoke/vmlinuz\n");
+        assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, &web).0, Phase::Pxe, "another node's kernel download");
+        web.push_str("2026-11-21T01:00:09Z 10.0.0.100 x GET 200 9 /smoke/initrd\n");
+        assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, &web).0, Phase::Kernel);
+        web.push_str("2026-11-21T01:00:10Z 10.0.0.100 x GET 404 9 /lab/nodes/master/cloud-config.yaml\n");
+        assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, &web).0, Phase::Kernel, "a failed fetch is not progress");
+        web.push_str("2026-11-21T01:00:11Z 10.0.0.100 x GET 200 9 /lab/nodes/master/cloud-config.yaml\n");
+        assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, &web).0, Phase::Provisioning);
+        web.push_str("2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?phase=up\n");
+        assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, &web), (Phase::Up, Some("2026-11-21T01:00:12Z".into())));
+    }
+
+    #[test]
+    fn a_reboot_goes_through_the_phases_again() {
+        let web = "2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n";
+        let rebooted = format!("{NODE_LOG}2026-11-21T01:05:00Z lab: power on: qemu accel=tcg\n");
+        assert_eq!(derive(&node(), Some(true), &rebooted, DHCP, web), (Phase::Firmware, Some("2026-11-21T01:05:00Z".into())));
+    }
+}
