@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use futures_util::future::join_all;
 
 use crate::engine::{Engine, EngineError};
-use crate::plan::{Action, ContainerSpec, Desired, ImageSpec, Role, LABEL_CONTEXT_HASH};
+use crate::plan::{Action, ContainerSpec, Desired, ImageSpec, LABEL_CONTEXT_HASH};
 use crate::ui::Progress;
 
 /// What `up` did to containers, by container name.
@@ -92,8 +92,8 @@ pub async fn network_and_volumes<E: Engine>(engine: &E, desired: &Desired, ui: &
     Ok(())
 }
 
-/// Applies container actions: removals first, then services, then nodes (which boot from the
-/// services), each group concurrently. Failures are collected, not fatal to the others.
+/// Applies container actions: removals first, then every creation and start concurrently.
+/// Failures are collected, not fatal to the others.
 pub async fn containers<E: Engine>(engine: &E, desired: &Desired, actions: &[Action], ui: &Progress, summary: &mut Summary) {
     let spec = |name: &str| desired.containers.iter().find(|c| c.name == name);
     let removals = actions.iter().filter_map(|a| match a {
@@ -119,23 +119,19 @@ pub async fn containers<E: Engine>(engine: &E, desired: &Desired, actions: &[Act
             Err(e) => summary.failed.push((format!("container {name}"), e.to_string())),
         }
     }
-    for role in [Role::Service, Role::Node] {
-        let group: Vec<(&Action, &ContainerSpec)> = actions
-            .iter()
-            .filter_map(|a| spec(a.name()).map(|s| (a, s)))
-            .filter(|(_, s)| s.role == role)
-            .collect();
-        let results = join_all(group.iter().map(|(a, s)| container(engine, a, s, ui))).await;
-        for ((a, _), r) in group.iter().zip(results) {
-            let name = a.name().to_string();
-            match (a, r) {
-                (_, Err(e)) => summary.failed.push((format!("container {name}"), e.to_string())),
-                (Action::Create { .. }, Ok(())) => summary.created.push(name),
-                (Action::Recreate { .. }, Ok(())) => summary.recreated.push(name),
-                (Action::Start { .. }, Ok(())) => summary.started.push(name),
-                (Action::Keep { .. }, Ok(())) => summary.kept.push(name),
-                (Action::Remove { .. }, Ok(())) => {}
-            }
+    // Services and nodes start together: a VM spends seconds in firmware before it asks for
+    // DHCP, and iPXE retries, so nodes need not wait for the services to be up.
+    let group: Vec<(&Action, &ContainerSpec)> = actions.iter().filter_map(|a| spec(a.name()).map(|s| (a, s))).collect();
+    let results = join_all(group.iter().map(|(a, s)| container(engine, a, s, ui))).await;
+    for ((a, _), r) in group.iter().zip(results) {
+        let name = a.name().to_string();
+        match (a, r) {
+            (_, Err(e)) => summary.failed.push((format!("container {name}"), e.to_string())),
+            (Action::Create { .. }, Ok(())) => summary.created.push(name),
+            (Action::Recreate { .. }, Ok(())) => summary.recreated.push(name),
+            (Action::Start { .. }, Ok(())) => summary.started.push(name),
+            (Action::Keep { .. }, Ok(())) => summary.kept.push(name),
+            (Action::Remove { .. }, Ok(())) => {}
         }
     }
 }

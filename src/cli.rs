@@ -81,16 +81,33 @@ pub enum Command {
     /// Show a service's or node container's logs (all of them without NAME).
     Logs {
         name: Option<String>,
-        /// Keep following new lines.
-        #[arg(short, long)]
+        /// Keep following new lines (`-f` is the global lab file option, hence `-F`).
+        #[arg(short = 'F', long)]
         follow: bool,
         /// Only the last N lines.
         #[arg(long)]
         tail: Option<usize>,
     },
-    /// Download the OS images the lab's nodes boot.
+    /// Download the lab's assets (OS kernels, initrds, ISOs) into their `dest`, verified by SHA-256.
     FetchAssets {
-        /// Only these assets.
+        /// Only these assets (default: all).
         names: Vec<String>,
+        /// Fetch every file, checksums included, from URL/<file name> instead of base_url.
+        #[arg(long, value_name = "URL", env = "LAB_ASSET_MIRROR", value_parser = crate::assets::parse_mirror)]
+        mirror: Option<String>,
+        /// Verify the files on disk against their hashes, without any network.
+        #[arg(long)]
+        check: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks option clashes only when a subcommand is parsed; check them all at once.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }
