@@ -5,6 +5,7 @@
 //! [`engine`] talks to Docker.
 
 pub mod apply;
+pub mod assets;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -37,9 +37,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Power { all, words } => runtime()?.block_on(commands::nodes::power(&file, all, &words)),
         Command::Wait { nodes, phase, timeout } => runtime()?.block_on(commands::nodes::wait(&file, &nodes, &phase, Duration::from_secs(timeout))),
         Command::Logs { name, follow, tail } => runtime()?.block_on(commands::logs::run(&file, name, follow, tail)),
-        Command::FetchAssets { .. } => anyhow::bail!(
-            "`lab fetch-assets` is not built yet: download the OS images into the web root by hand for now (see README)"
-        ),
+        Command::FetchAssets { names, mirror, check } => commands::fetch_assets::run(&file, commands::fetch_assets::Options { names, mirror, check }),
     }
 }
 

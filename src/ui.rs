@@ -13,6 +13,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 pub struct Progress {
     mode: Mode,
     start: Instant,
+    /// Plain output of byte steps: the last quarter printed per key.
+    quarters: Mutex<HashMap<String, u64>>,
 }
 
 enum Mode {
@@ -26,12 +28,12 @@ impl Progress {
     pub fn auto() -> Progress {
         let tty = std::io::stdout().is_terminal() && std::env::var_os("CI").is_none();
         let mode = if tty { Mode::Bars { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) } } else { Mode::Lines };
-        Progress { mode, start: Instant::now() }
+        Progress { mode, start: Instant::now(), quarters: Mutex::new(HashMap::new()) }
     }
 
     /// Nothing at all (for JSON output and tests).
     pub fn quiet() -> Progress {
-        Progress { mode: Mode::Quiet, start: Instant::now() }
+        Progress { mode: Mode::Quiet, start: Instant::now(), quarters: Mutex::new(HashMap::new()) }
     }
 
     /// A step begins.
@@ -48,6 +50,52 @@ impl Progress {
                 }
             }
             Mode::Lines => self.line(key, msg),
+            Mode::Quiet => {}
+        }
+    }
+
+    /// A step that moves bytes (a download): on a terminal a bar with bytes, speed and ETA (the
+    /// message follows it); plain output prints the start, each quarter done and the end.
+    pub fn start_bytes(&self, key: &str, msg: &str, total: Option<u64>) {
+        match &self.mode {
+            Mode::Bars { multi, bars } => {
+                let bar = multi.add(ProgressBar::new(total.unwrap_or(0)));
+                let template = "{spinner:.cyan} {prefix:<34} [{bar:24}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta:<4} {wide_msg}";
+                bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+                bar.set_prefix(key.to_string());
+                bar.set_message(msg.to_string());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                if let Ok(mut b) = bars.lock() {
+                    b.insert(key.to_string(), bar);
+                }
+            }
+            Mode::Lines => self.line(key, msg),
+            Mode::Quiet => {}
+        }
+    }
+
+    /// Bytes done so far of a step begun with [`Progress::start_bytes`], and the total once known.
+    pub fn set_bytes(&self, key: &str, done: u64, total: Option<u64>) {
+        match &self.mode {
+            Mode::Bars { bars, .. } => {
+                if let Some(bar) = bars.lock().ok().and_then(|b| b.get(key).cloned()) {
+                    if let Some(t) = total {
+                        bar.set_length(t);
+                    }
+                    bar.set_position(done);
+                }
+            }
+            Mode::Lines => {
+                let Some(t) = total.filter(|t| *t > 0) else { return };
+                let q = (done.min(t) * 4 / t).min(3);
+                let Ok(mut quarters) = self.quarters.lock() else { return };
+                let last = quarters.entry(key.to_string()).or_insert(q);
+                if q > *last {
+                    *last = q;
+                    drop(quarters);
+                    self.line(key, &format!("{}% ({} of {} bytes)", q * 25, done, t));
+                }
+            }
             Mode::Quiet => {}
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod down;
+pub mod fetch_assets;
 pub mod logs;
 pub mod nodes;
 pub mod status;

@@ -29,6 +29,9 @@ pub struct RawConfig {
     pub nodes: IndexMap<Spanned<String>, Spanned<RawNode>>,
     #[serde(default)]
     pub profiles: IndexMap<Spanned<String>, Spanned<RawProfile>>,
+    /// Files downloaded by `lab fetch-assets` (OS kernels, initrds, ISOs).
+    #[serde(default)]
+    pub assets: IndexMap<Spanned<String>, Spanned<RawAsset>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +128,24 @@ pub struct RawProfile {
     pub cloud_configs: Vec<Str>,
     /// A custom iPXE script template (relative to the web root) instead of the built-in one.
     pub ipxe: Option<Str>,
+}
+
+/// Files that `lab fetch-assets` downloads from `base_url` into `dest`, verified by SHA-256.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAsset {
+    /// The directory URL the files are downloaded from (`base_url/<file>`).
+    pub base_url: Str,
+    /// File names under `base_url`.
+    pub files: Vec<Str>,
+    /// A file under `base_url` listing SHA-256 hashes (`sha256: <hex>  <file>` or `<hex>  <file>`).
+    pub checksums: Option<Str>,
+    /// Pinned hashes per file; they win over the checksums file. A value, not a string, so that
+    /// an unquoted dotted name (`rancheros.iso = ...`, a nested table to TOML) gets a clear error.
+    #[serde(default)]
+    pub sha256: IndexMap<Spanned<String>, Spanned<toml::Value>>,
+    /// Directory the files are stored in, relative to the lab file.
+    pub dest: Str,
 }
 
 fn default_spanned<T: Default>() -> Spanned<T> {

@@ -37,6 +37,9 @@ pub struct Lab {
     pub services: Vec<Service>,
     pub nodes: Vec<Node>,
     pub profiles: BTreeMap<String, Profile>,
+    /// What `lab fetch-assets` downloads, by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub assets: BTreeMap<String, Asset>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -258,6 +261,29 @@ pub struct Profile {
     pub cloud_configs: Vec<String>,
     /// Custom iPXE template, relative to the web root.
     pub ipxe: Option<String>,
+}
+
+/// Files downloaded from `base_url` into `dest` and verified by SHA-256 (`[assets.NAME]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Asset {
+    pub name: String,
+    /// Directory URL without a trailing `/`: a file is fetched from `base_url/<file>`.
+    pub base_url: String,
+    /// Plain file names (no `/`), unique within the asset.
+    pub files: Vec<String>,
+    /// A file under `base_url` listing SHA-256 hashes, for files without a pinned hash.
+    pub checksums: Option<String>,
+    /// Pinned hashes (64 lowercase hex digits) by file name; every key is one of `files`.
+    pub sha256: BTreeMap<String, String>,
+    /// Where the files are stored (absolute).
+    pub dest: PathBuf,
+}
+
+impl Asset {
+    /// Where a file of this asset is stored.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dest.join(file)
+    }
 }
 
 impl Lab {

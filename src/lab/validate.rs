@@ -149,6 +149,7 @@ impl<'a> Validator<'a> {
             }
         }
         let profiles = self.profiles(raw);
+        let assets = self.assets(raw);
         let network = network?;
         let mut services = self.services(raw, &network);
         let mut nodes = self.nodes(raw, &network, &profiles);
@@ -167,6 +168,7 @@ impl<'a> Validator<'a> {
             services: services.into_iter().map(|(s, _)| s).collect(),
             nodes: nodes.into_iter().map(|p| p.node).collect(),
             profiles,
+            assets,
         };
         self.check_boot_services(raw, &lab);
         Some(lab)
@@ -487,6 +489,7 @@ struct ServiceSpans {
     ports: Vec<Range<usize>>,
 }
 
+mod assets;
 mod nodes;
 mod checks;
 

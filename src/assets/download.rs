@@ -1,0 +1,347 @@
+//! One file: download to `<dest>.part`, resume with a Range request, retry with backoff, verify
+//! SHA-256, then rename into place. The destination never holds a partial or unverified file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::http::{is_stall, transient, Client};
+use super::{Expected, FetchError, Options};
+use crate::ui::Progress;
+
+/// Attempts in a row that move the `.part` file no further before giving up.
+const MAX_TOTAL_ATTEMPTS: u32 = 100;
+const BUF: usize = 256 * 1024;
+
+/// A file to download.
+pub struct Job<'a> {
+    /// Progress key, e.g. `rancheros/vmlinuz`.
+    pub key: String,
+    pub url: String,
+    pub dest: PathBuf,
+    pub expected: &'a Expected,
+}
+
+/// A finished download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    pub size: u64,
+    /// Size of a `.part` file left by an earlier run that this one resumed (0: none).
+    pub resumed_from: u64,
+    /// Failed attempts before the one that finished.
+    pub retries: u32,
+    pub elapsed: Duration,
+}
+
+/// `vmlinuz` -> `vmlinuz.part`, beside it.
+pub fn part_path(dest: &Path) -> PathBuf {
+    let mut name = dest
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".part");
+    dest.with_file_name(name)
+}
+
+enum Failure {
+    /// Worth another try; `progressed` when the `.part` file grew.
+    Transient(FetchError, bool),
+    Fatal(FetchError),
+}
+
+/// What one attempt ended with.
+struct Attempt {
+    hash: String,
+    size: u64,
+}
+
+pub fn download(
+    client: &Client,
+    job: &Job,
+    opts: &Options,
+    ui: &Progress,
+) -> Result<Downloaded, FetchError> {
+    let start = Instant::now();
+    let part = part_path(&job.dest);
+    if let Some(dir) = job.dest.parent() {
+        fs::create_dir_all(dir).map_err(|e| FetchError::io(dir, e))?;
+    }
+    let resumed_from = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    ui.start_bytes(&job.key, &format!("downloading {}", job.url), None);
+    if resumed_from > 0 {
+        ui.update(
+            &job.key,
+            &format!("resuming at {}", human_bytes(resumed_from)),
+        );
+    }
+    let (mut fruitless, mut total) = (0u32, 0u32);
+    let attempt = loop {
+        total += 1;
+        match attempt(client, job, &part, ui) {
+            Ok(a) => break a,
+            Err(Failure::Fatal(e)) => return Err(e),
+            Err(Failure::Transient(e, progressed)) => {
+                fruitless = if progressed { 0 } else { fruitless + 1 };
+                if fruitless >= opts.attempts || total >= MAX_TOTAL_ATTEMPTS {
+                    return Err(e);
+                }
+                let wait = backoff(opts.backoff, fruitless);
+                ui.update(
+                    &job.key,
+                    &format!("{e}; retrying in {:.1}s", wait.as_secs_f64()),
+                );
+                std::thread::sleep(wait);
+            }
+        }
+    };
+    if attempt.hash != job.expected.sha256 {
+        let _ = fs::remove_file(&part);
+        return Err(FetchError::Mismatch {
+            what: job.url.clone(),
+            expected: job.expected.sha256.clone(),
+            actual: attempt.hash,
+            from: job.expected.from.clone(),
+            deleted: true,
+        });
+    }
+    fs::rename(&part, &job.dest).map_err(|e| FetchError::io(&job.dest, e))?;
+    Ok(Downloaded {
+        size: attempt.size,
+        resumed_from,
+        retries: total - 1,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// 0.5 s, 1 s, 2 s, ... (from `base`), at most 8 s.
+fn backoff(base: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(4);
+    (base * factor).min(Duration::from_secs(8).max(base))
+}
+
+/// One request: from the end of the `.part` file when it has data, else from the start.
+fn attempt(client: &Client, job: &Job, part: &Path, ui: &Progress) -> Result<Attempt, Failure> {
+    let url = job.url.as_str();
+    let offset = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+    let mut req = client.agent(url).get(url);
+    if offset > 0 {
+        req = req.header("Range", format!("bytes={offset}-"));
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(e) if transient(&e) => {
+            return Err(Failure::Transient(FetchError::network(url, &e), false))
+        }
+        Err(e) => return Err(Failure::Fatal(FetchError::network(url, &e))),
+    };
+    let status = resp.status().as_u16();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    let range = header("content-range").and_then(|v| content_range(&v));
+    let (start, size) = match status {
+        206 if offset > 0 => match range {
+            Some((Some(first), total)) if first == offset => {
+                (offset, total.or(length.map(|l| offset + l)))
+            }
+            _ => {
+                // A range we did not ask for: start over rather than splice the wrong bytes in.
+                truncate(part)?;
+                let e = FetchError::BadRange {
+                    url: url.to_string(),
+                    offset,
+                };
+                return Err(Failure::Transient(e, false));
+            }
+        },
+        200 | 206 => {
+            if offset > 0 {
+                ui.update(
+                    &job.key,
+                    &format!(
+                        "the server ignored the range request; starting over ({} discarded)",
+                        human_bytes(offset)
+                    ),
+                );
+            }
+            (0, length)
+        }
+        416 if offset > 0 => {
+            // Nothing past the end: the `.part` file may already be complete.
+            if range.and_then(|(_, total)| total) == Some(offset) {
+                let hash = super::sha256_file(part)
+                    .map_err(|e| Failure::Fatal(FetchError::io(part, e)))?;
+                return Ok(Attempt { hash, size: offset });
+            }
+            truncate(part)?;
+            return Err(Failure::Transient(
+                FetchError::BadRange {
+                    url: url.to_string(),
+                    offset,
+                },
+                false,
+            ));
+        }
+        _ => {
+            let reason = resp.status().canonical_reason().unwrap_or("").to_string();
+            let e = FetchError::Http {
+                url: url.to_string(),
+                status,
+                reason,
+            };
+            let retry = matches!(status, 408 | 425 | 429 | 500..=599);
+            return Err(if retry {
+                Failure::Transient(e, false)
+            } else {
+                Failure::Fatal(e)
+            });
+        }
+    };
+    ui.set_bytes(&job.key, start, size);
+    let mut hasher = Sha256::new();
+    let mut file = if start > 0 {
+        hash_into(part, &mut hasher).map_err(|e| Failure::Fatal(FetchError::io(part, e)))?;
+        OpenOptions::new().append(true).open(part)
+    } else {
+        File::create(part)
+    }
+    .map_err(|e| Failure::Fatal(FetchError::io(part, e)))?;
+    let mut body = resp.into_body().into_reader();
+    let mut buf = vec![0u8; BUF];
+    let mut done = start;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let err = if is_stall(&e) {
+                    FetchError::Stalled {
+                        url: url.to_string(),
+                        after: done,
+                    }
+                } else {
+                    FetchError::Broken {
+                        url: url.to_string(),
+                        after: done,
+                        message: e.to_string(),
+                    }
+                };
+                return Err(Failure::Transient(err, done > offset));
+            }
+        };
+        file.write_all(&buf[..n])
+            .map_err(|e| Failure::Fatal(FetchError::io(part, e)))?;
+        hasher.update(&buf[..n]);
+        done += n as u64;
+        ui.set_bytes(&job.key, done, size);
+    }
+    if let Some(size) = size {
+        if done != size {
+            let e = FetchError::Broken {
+                url: url.to_string(),
+                after: done,
+                message: format!("the connection closed after {done} of {size} bytes"),
+            };
+            return Err(Failure::Transient(e, done > offset));
+        }
+    }
+    Ok(Attempt {
+        hash: hex::encode(hasher.finalize()),
+        size: done,
+    })
+}
+
+fn truncate(part: &Path) -> Result<(), Failure> {
+    match fs::remove_file(part) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Failure::Fatal(FetchError::io(part, e))),
+    }
+}
+
+fn hash_into(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut buf)? {
+            0 => return Ok(()),
+            n => hasher.update(&buf[..n]),
+        }
+    }
+}
+
+/// SHA-256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    hash_into(path, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// `Content-Range: bytes 100-199/200` -> (Some(100), Some(200)); `bytes */200` -> (None, Some(200)).
+fn content_range(v: &str) -> Option<(Option<u64>, Option<u64>)> {
+    let rest = v.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let total = total.trim().parse::<u64>().ok();
+    let first = range
+        .split_once('-')
+        .and_then(|(a, _)| a.trim().parse::<u64>().ok());
+    Some((first, total))
+}
+
+/// `1536` -> `1.5 KiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(
+            content_range("bytes 100-199/200"),
+            Some((Some(100), Some(200)))
+        );
+        assert_eq!(content_range("bytes */200"), Some((None, Some(200))));
+        assert_eq!(content_range("bytes 0-9/*"), Some((Some(0), None)));
+        assert_eq!(content_range("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap() {
+        let b = Duration::from_millis(500);
+        let waits: Vec<u64> = (1..=7).map(|n| backoff(b, n).as_millis() as u64).collect();
+        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    }
+
+    #[test]
+    fn part_names_and_sizes() {
+        assert_eq!(
+            part_path(Path::new("/w/rancheros/vmlinuz")),
+            PathBuf::from("/w/rancheros/vmlinuz.part")
+        );
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(200 << 20), "200.0 MiB");
+    }
+}
