@@ -198,6 +198,22 @@ fn rancheros_topology_comes_up_converges_and_goes_away() {
     assert!(table.contains(&format!("vnc://127.0.0.1:{}", b + 1)), "{table}");
     assert!(table.contains(&format!("ipmitool -I lanplus -H 127.0.0.1 -p {} -U admin", b + 10)), "{table}");
 
+    // Boot phases come from what happened: the nodes (no profile) fetch their boot script.
+    let waited = lab.lab(&["wait", "--phase", "pxe", "--timeout", "180"]);
+    assert!(waited.status.success(), "{}", stderr(&waited));
+    let json: serde_json::Value = serde_json::from_slice(&lab.lab(&["status", "--json"]).stdout).expect("status json");
+    for n in json["nodes"].as_array().expect("nodes") {
+        assert!(["pxe", "kernel"].contains(&n["phase"].as_str().unwrap_or_default()), "{n}");
+        assert!(n["phase_since"].as_str().is_some_and(|t| t.ends_with('Z')), "{n}");
+    }
+    let off = lab.lab(&["power", "worker-2", "off"]);
+    assert!(stdout(&off).contains("Down/Off"), "{}", stdout(&off));
+    assert!(lab.lab(&["wait", "worker-2", "--phase", "off", "--timeout", "30"]).status.success());
+    let timeout = lab.lab(&["wait", "worker-2", "--phase", "up", "--timeout", "1"]);
+    assert_eq!(timeout.status.code(), Some(1));
+    assert!(stderr(&timeout).contains("worker-2: off"), "{}", stderr(&timeout));
+    assert!(lab.lab(&["power", "--all", "on"]).status.success());
+
     // A second up changes nothing and says so.
     let again = lab.lab(&["up"]);
     assert!(again.status.success());
