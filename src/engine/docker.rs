@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
@@ -19,8 +19,9 @@ use bollard::models::{
     VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptions, DownloadFromContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
@@ -40,6 +41,9 @@ const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
 const STOP_TIMEOUT_SECS: i64 = 2;
 /// Lines of build output kept for a [`EngineError::BuildFailed`] message.
 const BUILD_TAIL_LINES: usize = 30;
+/// Label of the short-lived container [`Engine::copy_from_image`] creates (value: the path
+/// copied), so that one left behind by a killed `lab` can be recognised.
+pub const LABEL_COPY_FROM_IMAGE: &str = "io.metal-lab.copy-from-image";
 
 /// A connection to a Docker engine.
 #[derive(Debug, Clone)]
@@ -298,6 +302,38 @@ impl Engine for DockerEngine {
         }
     }
 
+    async fn copy_from_image(&self, image: &str, path: &str, dest: &Path) -> Result<Vec<PathBuf>, EngineError> {
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            // Never run: it only has to exist, so any command will do, even in a `FROM scratch` image.
+            cmd: Some(vec!["lab-copy-from-image".to_string()]),
+            labels: Some(HashMap::from([(LABEL_COPY_FROM_IMAGE.to_string(), path.to_string())])),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let created = match self.docker.create_container(None::<CreateContainerOptions>, body).await {
+            Ok(created) => created,
+            Err(e) => {
+                return Err(match self.error(e, "creating a container to copy from image", image) {
+                    EngineError::Api { status: Some(404), .. } => EngineError::export_image_missing(image, path),
+                    other => other,
+                })
+            }
+        };
+        let archive = self.download(&created.id, image, path).await;
+        let removed = self.remove_container(&created.id).await;
+        let archive = archive?;
+        removed?;
+        let dest_dir = dest.to_path_buf();
+        let unpacked = tokio::task::spawn_blocking(move || super::export::unpack_files(&archive, &dest_dir)).await;
+        let what = format!("{} (copied from {path} in image {image})", dest.display());
+        match unpacked {
+            Ok(Ok(files)) => Ok(files),
+            Ok(Err(e)) => Err(EngineError::api("writing", &what, None, e.to_string())),
+            Err(e) => Err(EngineError::api("writing", &what, None, format!("the copy panicked: {e}"))),
+        }
+    }
+
     async fn logs(&self, container: &str, tail: Option<usize>) -> Result<String, EngineError> {
         let tail = tail.map(|n| n.to_string()).unwrap_or_else(|| "all".to_string());
         let options = LogsOptionsBuilder::new().stdout(true).stderr(true).tail(&tail).build();
@@ -363,6 +399,28 @@ impl DockerEngine {
             Ok(all) => check_new_network(spec, &all).err().unwrap_or(err),
             Err(_) => err,
         }
+    }
+
+    /// The engine's tar archive of `path` in a (created) container of `image`, in memory: lab
+    /// copies small files this way (kernels, initramfs images).
+    async fn download(&self, container: &str, image: &str, path: &str) -> Result<Vec<u8>, EngineError> {
+        let options = DownloadFromContainerOptionsBuilder::new().path(path).build();
+        let mut stream = self.docker.download_from_container(container, Some(options));
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => archive.extend_from_slice(&bytes),
+                Err(e) => {
+                    return Err(match self.error(e, "copying out of image", &format!("{image}: {path}")) {
+                        EngineError::Api { status: Some(404), .. } => {
+                            EngineError::NotFound { kind: "path", name: format!("{path} in image {image}") }
+                        }
+                        other => other,
+                    })
+                }
+            }
+        }
+        Ok(archive)
     }
 
     async fn create_exec(&self, container: &str, argv: &[String]) -> Result<String, EngineError> {

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
@@ -46,6 +47,8 @@ struct State {
     images: BTreeMap<String, ImageInfo>,
     logs: BTreeMap<String, String>,
     exec_outputs: BTreeMap<String, ExecOutput>,
+    /// What [`Engine::copy_from_image`] finds, by (image tag, path): (relative path, contents).
+    image_files: BTreeMap<(String, String), Vec<(String, Vec<u8>)>>,
 }
 
 impl State {
@@ -144,6 +147,13 @@ impl FakeEngine {
     /// What [`Engine::exec`] returns in `container` (default: exit 0, no output).
     pub fn set_exec_output(&self, container: &str, output: ExecOutput) {
         self.lock().exec_outputs.insert(container.to_string(), output);
+    }
+
+    /// Files that [`Engine::copy_from_image`] finds at `path` (a directory) in image `tag`:
+    /// (path below it, contents). The image itself must exist too (`add_image`, or a build).
+    pub fn set_image_files(&self, tag: &str, path: &str, files: &[(&str, &[u8])]) {
+        let files = files.iter().map(|(name, data)| (name.to_string(), data.to_vec())).collect();
+        self.lock().image_files.insert((tag.to_string(), path.to_string()), files);
     }
 
     /// Changes a container's state behind lab's back (e.g. it exited, or someone stopped it).
@@ -341,6 +351,26 @@ impl Engine for FakeEngine {
         progress(&format!("Step 1/1 : FROM {}", spec.base_image));
         progress(&format!("Successfully tagged {}", spec.tag));
         Ok(id)
+    }
+
+    /// Unpacks the files set with `set_image_files` as the real engine's archive would hold them.
+    async fn copy_from_image(&self, image: &str, path: &str, dest: &Path) -> Result<Vec<PathBuf>, EngineError> {
+        let files = {
+            let state = self.begin("copy_from_image", &format!("{image}:{path}"))?;
+            if !state.images.contains_key(image) {
+                return Err(EngineError::export_image_missing(image, path));
+            }
+            let key = (image.to_string(), path.to_string());
+            state
+                .image_files
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| not_found("path", &format!("{path} in image {image}")))?
+        };
+        let what = format!("{} (copied from {path} in image {image})", dest.display());
+        let failed = |e: std::io::Error| EngineError::api("writing", &what, None, e.to_string());
+        let archive = super::export::archive(path, &files).map_err(failed)?;
+        super::export::unpack_files(&archive, dest).map_err(failed)
     }
 
     async fn logs(&self, container: &str, tail: Option<usize>) -> Result<String, EngineError> {

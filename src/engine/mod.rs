@@ -16,11 +16,13 @@
 //! rather than waiting out a stop grace period.
 
 pub mod docker;
+pub mod export;
 pub mod fake;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
@@ -279,6 +281,15 @@ impl EngineError {
         }
     }
 
+    /// The image [`Engine::copy_from_image`] reads is missing.
+    pub fn export_image_missing(image: &str, path: &str) -> EngineError {
+        EngineError::ImageMissing {
+            image: image.to_string(),
+            needed_by: format!("to copy {path} out of it"),
+            hint: "build it first (`lab up` builds lab's own images)".to_string(),
+        }
+    }
+
     /// A container's image is missing: lab's own images come from `lab up`.
     pub fn container_image_missing(image: &str, container: &str) -> EngineError {
         EngineError::ImageMissing {
@@ -360,6 +371,19 @@ pub trait Engine: Send + Sync {
     fn build_image<F>(&self, spec: &ImageSpec, progress: F) -> impl Future<Output = Result<String, EngineError>> + Send
     where
         F: FnMut(&str) + Send;
+
+    /// Copies the files at `path` inside image `image` (a directory, or one file) into the host
+    /// directory `dest`, keeping their paths below `path`, and returns those relative paths.
+    /// Works through a container created from the image and never started (so an image without
+    /// a shell or command, `FROM scratch`, will do), removed afterwards whatever happened. Each
+    /// file is written under a temporary name and renamed into place. A missing image is
+    /// [`EngineError::ImageMissing`], a missing path [`EngineError::NotFound`].
+    fn copy_from_image(
+        &self,
+        image: &str,
+        path: &str,
+        dest: &Path,
+    ) -> impl Future<Output = Result<Vec<PathBuf>, EngineError>> + Send;
 
     /// The container's stdout and stderr, interleaved; the last `tail` lines, or all of them.
     fn logs(&self, container: &str, tail: Option<usize>) -> impl Future<Output = Result<String, EngineError>> + Send;
