@@ -1,4 +1,5 @@
-//! The images lab builds itself (dnsmasq, httpd, sshd, node), embedded in the binary so that
+//! The images lab builds itself (dnsmasq, httpd, sshd, node, and smoke: the smoke OS's boot
+//! files, see [`crate::smoke`]), embedded in the binary so that
 //! `lab` works from any directory: their build contexts are written into the lab's state
 //! directory and sent to the engine from there.
 
@@ -84,7 +85,7 @@ mod tests {
 
     #[test]
     fn every_built_image_is_embedded_with_a_dockerfile() {
-        for name in ["dnsmasq", "httpd", "sshd", "node"] {
+        for name in ["dnsmasq", "httpd", "sshd", "node", "smoke"] {
             let files = context_files(name);
             assert!(files.iter().any(|(p, _)| p == Path::new("Dockerfile")), "{name}: {files:?}");
         }

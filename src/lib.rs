@@ -16,4 +16,5 @@ pub mod phase;
 pub mod plan;
 pub mod ready;
 pub mod render;
+pub mod smoke;
 pub mod ui;

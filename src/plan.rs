@@ -161,20 +161,12 @@ pub fn desired(lab: &Lab, inputs: &Inputs) -> Desired {
     let mut volumes: Vec<VolumeSpec> = Vec::new();
     let mut containers = Vec::new();
     let mut image = |name: &str| -> (String, String) {
-        let context_hash = crate::images::context_hash(name, &lab.base_image);
-        let tag = crate::images::tag(name);
-        if !images.iter().any(|i| i.tag == tag) {
-            let mut l = BTreeMap::new();
-            l.insert(LABEL_CONTEXT_HASH.to_string(), context_hash.clone());
-            images.push(ImageSpec {
-                tag: tag.clone(),
-                context: inputs.state_dir.join("images").join(name),
-                base_image: lab.base_image.clone(),
-                context_hash: context_hash.clone(),
-                labels: l,
-            });
+        let spec = image_spec(lab, name, inputs.state_dir);
+        let found = (spec.tag.clone(), spec.context_hash.clone());
+        if !images.iter().any(|i| i.tag == spec.tag) {
+            images.push(spec);
         }
-        (tag, context_hash)
+        found
     };
     for s in &lab.services {
         let (img, img_hash) = match s.kind.built_image() {
@@ -193,6 +185,19 @@ pub fn desired(lab: &Lab, inputs: &Inputs) -> Desired {
         containers.push(finish(lab, spec, "node", &img_hash, &files));
     }
     Desired { network, images, volumes, containers }
+}
+
+/// One of lab's own images (`images/<name>/`), built from `<state dir>/images/<name>` on the
+/// lab's base image and labelled with its context hash.
+pub fn image_spec(lab: &Lab, name: &str, state_dir: &std::path::Path) -> ImageSpec {
+    let context_hash = crate::images::context_hash(name, &lab.base_image);
+    ImageSpec {
+        tag: crate::images::tag(name),
+        context: state_dir.join("images").join(name),
+        base_image: lab.base_image.clone(),
+        labels: BTreeMap::from([(LABEL_CONTEXT_HASH.to_string(), context_hash.clone())]),
+        context_hash,
+    }
 }
 
 fn service_files_hash(kind: ServiceKind, inputs: &Inputs) -> String {
