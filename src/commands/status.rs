@@ -54,17 +54,23 @@ pub struct Entry {
 
 pub async fn run(file: &Path, json: bool, name: Option<String>) -> anyhow::Result<()> {
     // With a file, list what it defines (absent ones too); with --name, what the labels say.
-    let (lab_name, planned, boot) = match name {
-        Some(n) => (n, Vec::new(), BTreeMap::new()),
+    let (lab_name, planned, boot, missing) = match name {
+        Some(n) => (n, Vec::new(), BTreeMap::new(), Vec::new()),
         None => {
             let lab = super::load(file)?;
             let files = crate::render::render(&lab)?;
             let desired = super::up::desired(&lab, &files);
-            (lab.name.clone(), desired.containers, boot_files(&lab))
+            let missing = crate::assets::missing_assets(&lab);
+            (lab.name.clone(), desired.containers, boot_files(&lab), missing)
         }
     };
     let engine = DockerEngine::connect().await?;
-    let report = report(&engine, &lab_name, &planned, &boot).await?;
+    let mut report = report(&engine, &lab_name, &planned, &boot).await?;
+    for m in &missing {
+        for n in report.nodes.iter_mut().filter(|n| m.nodes.contains(&n.name)) {
+            n.problem = Some(format!("asset `{}` is missing ({}): run `{}`", m.asset, m.files.join(", "), m.command));
+        }
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -82,6 +82,12 @@ pub async fn up<E: Engine>(engine: &E, lab: &Lab, files: &[RenderedFile], desire
         crate::images::write_context(&state_dir.join("images"), name).with_context(|| format!("writing the build context of {}", image.tag))?;
     }
 
+    // Nodes that boot an asset not fetched yet come up anyway and stay in firmware/pxe; say how
+    // to fetch it rather than failing halfway.
+    for missing in crate::assets::missing_assets(lab) {
+        ui.println(&format!("warning: {missing}"));
+    }
+    crate::smoke::ensure_smoke_os(engine, lab, ui).await?;
     let mut summary = Summary::default();
     let needed: Vec<_> = desired.images.iter().filter(|i| {
         actions.iter().any(|a| !matches!(a, Action::Remove { .. }) && desired.containers.iter().any(|c| c.name == a.name() && c.image == i.tag))
