@@ -1,5 +1,6 @@
 //! `lab validate` and `lab config`.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -29,7 +30,8 @@ pub fn config(file: &Path, json: bool) -> anyhow::Result<()> {
     } else {
         toml::to_string(&file_shaped(value)).context("printing the lab as TOML")?
     };
-    println!("{}", text.trim_end());
+    // A closed pipe (`lab config | head`) is not an error worth a panic.
+    let _ = writeln!(std::io::stdout().lock(), "{}", text.trim_end());
     Ok(())
 }
 
