@@ -67,7 +67,7 @@ pub struct RawService {
     /// compose-style `SOURCE:TARGET[:ro]`; SOURCE is a path (relative to the file) or a volume name.
     #[serde(default)]
     pub volumes: Vec<Str>,
-    pub command: Option<Command>,
+    pub command: Option<Spanned<Command>>,
     /// `dnsmasq`: first and last address of the dynamic range.
     pub dhcp_range: Option<Vec<Str>>,
     /// `dnsmasq`: lease time, dnsmasq syntax (`2h`, `30m`, `infinite`).
@@ -83,11 +83,36 @@ pub struct RawService {
 }
 
 /// A command as a list of arguments, or one string split on whitespace.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+///
+/// Deserialized by hand: serde's `untagged` buffers the value, and a buffered value can no
+/// longer be read as a `toml::Spanned`, so no command at all would parse.
+#[derive(Debug)]
 pub enum Command {
-    Line(Str),
-    Args(Vec<Str>),
+    Line(String),
+    Args(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Command, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Command;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a command: a string, or an array of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Command, E> {
+                Ok(Command::Line(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Command, A::Error> {
+                let mut args = Vec::new();
+                while let Some(arg) = seq.next_element::<String>()? {
+                    args.push(arg);
+                }
+                Ok(Command::Args(args))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// A node, or a group of `count` nodes. `[node_defaults]` has the same shape; there only the

@@ -326,11 +326,14 @@ impl<'a> Validator<'a> {
         if kind == ServiceKind::Rancher && s.volumes.is_empty() {
             volumes.push(VolumeMount::Volume { name: format!("{name}-data"), target: "/var/lib/rancher".into(), read_only: false });
         }
-        let command = match &s.command {
-            None => None,
-            Some(Command::Line(l)) => self.text(l, &format!("{key}.command")).map(|t| t.split_whitespace().map(str::to_string).collect()),
-            Some(Command::Args(a)) => a.iter().map(|x| self.text(x, &format!("{key}.command"))).collect(),
-        };
+        let command = s.command.as_ref().and_then(|c| {
+            let k = format!("{key}.command");
+            let at = |t: &String| Spanned::new(c.span(), t.clone());
+            match c.get_ref() {
+                Command::Line(l) => self.text(&at(l), &k).map(|t| t.split_whitespace().map(str::to_string).collect()),
+                Command::Args(a) => a.iter().map(|x| self.text(&at(x), &k)).collect(),
+            }
+        });
         let dhcp = if kind == ServiceKind::Dnsmasq { self.dhcp(s, &table, key, net) } else { None };
         let root = match kind {
             ServiceKind::Httpd => self.dir_path(s.root.as_ref(), "webroot", &table, &format!("{key}.root")),
