@@ -194,7 +194,9 @@ impl Validator<'_> {
     fn mac(&mut self, s: &Str, key: &str) -> Option<Mac> {
         let t = self.text(s, key)?;
         let parts: Vec<&str> = t.split([':', '-']).collect();
-        let bytes: Option<Vec<u8>> = parts.iter().map(|p| if p.len() == 2 { u8::from_str_radix(p, 16).ok() } else { None }).collect();
+        // Two hex digits each: from_str_radix alone would also take a sign, as in `+2`.
+        let hex_pair = |p: &str| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit());
+        let bytes: Option<Vec<u8>> = parts.iter().map(|p| if hex_pair(p) { u8::from_str_radix(p, 16).ok() } else { None }).collect();
         let mac = match bytes {
             Some(b) if b.len() == 6 => Mac([b[0], b[1], b[2], b[3], b[4], b[5]]),
             _ => {
