@@ -82,7 +82,7 @@ impl Validator<'_> {
                 Some(m) => match step_mac(m, i) {
                     Some(m) => m,
                     None => {
-                        self.err(n.mac.as_ref().map(Spanned::span), format!("{node_key}.mac"), format!("{m} + {i} runs past ff:ff:ff:ff:ff:ff"), "start the group at a lower MAC");
+                        self.err(n.mac.as_ref().map(Spanned::span), format!("{node_key}.mac"), format!("{m} + {i} is not a unicast MAC address"), "start the group at a MAC whose last bytes leave room for the count, e.g. ...:00");
                         continue;
                     }
                 },
@@ -232,9 +232,12 @@ impl Validator<'_> {
     }
 }
 
+/// The `i`-th MAC after `m`, if it is still a unicast MAC: a carry into the first byte can set
+/// its multicast bit (00:ff:ff:ff:ff:ff + 1 is 01:00:00:00:00:00).
 fn step_mac(m: Mac, i: u32) -> Option<Mac> {
     let v = m.to_u64() + u64::from(i);
-    (v < 1 << 48).then(|| Mac::from_u64(v))
+    let stepped = Mac::from_u64(v);
+    (v < 1 << 48 && stepped.0[0] & 1 == 0).then_some(stepped)
 }
 
 fn step_ip(a: Ipv4Addr, i: u32) -> Ipv4Addr {
