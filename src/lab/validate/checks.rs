@@ -35,9 +35,13 @@ impl Validator<'_> {
                     v.err(Some(span), key, format!("no free address left in {} to give it", net.subnet), "set its ip explicitly, or use a larger subnet");
                     return Ipv4Addr::UNSPECIFIED;
                 }
+                // Jump over the DHCP range at once: it can span most of a large subnet.
+                if let Some((_, b)) = range.filter(|(a, b)| (*a..=*b).contains(&ip)) {
+                    next = u32::from(b) + 1;
+                    continue;
+                }
                 next += 1;
-                let in_range = range.is_some_and(|(a, b)| (a..=b).contains(&ip));
-                if !in_range && !used.contains(&ip) {
+                if !used.contains(&ip) {
                     used.push(ip);
                     return ip;
                 }
