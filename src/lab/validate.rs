@@ -475,9 +475,21 @@ impl<'a> Validator<'a> {
         Some(path)
     }
 
+    /// A file relative to the lab file, or to the home directory with `~/` (as the README's
+    /// `authorized_keys = "~/.ssh/id_ed25519.pub"`).
     fn file_path(&mut self, s: &Str, key: &str) -> Option<PathBuf> {
         let rel = self.text(s, key)?;
-        let path = absolute(&self.dir.join(&rel));
+        let base = match rel.strip_prefix("~/") {
+            None => self.dir.join(&rel),
+            Some(rest) => match (self.env)("HOME").filter(|h| !h.is_empty()) {
+                Some(home) => Path::new(&home).join(rest),
+                None => {
+                    self.err(Some(s.span()), key, format!("`{rel}` starts with ~/ but HOME is not set"), "set HOME, or write the path out");
+                    return None;
+                }
+            },
+        };
+        let path = absolute(&base);
         if !path.is_file() {
             self.err(Some(s.span()), key, format!("file `{rel}` does not exist ({})", path.display()), "create it, or fix the path (relative paths are relative to the lab file)");
             return None;
