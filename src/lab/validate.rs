@@ -129,16 +129,14 @@ impl<'a> Validator<'a> {
         }
         let publish = match &lab.publish {
             None => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            Some(p) => {
-                let t = self.text(p, "lab.publish")?;
-                match t.parse::<IpAddr>() {
-                    Ok(ip) => Some(ip),
-                    Err(_) => {
-                        self.err(Some(p.span()), "lab.publish", format!("`{t}` is not an IP address"), "use a host address such as 127.0.0.1 (default) or 0.0.0.0 for all interfaces");
-                        None
-                    }
+            // No early return: the rest of the file is still checked.
+            Some(p) => self.text(p, "lab.publish").and_then(|t| match t.parse::<IpAddr>() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    self.err(Some(p.span()), "lab.publish", format!("`{t}` is not an IP address"), "use a host address such as 127.0.0.1 (default) or 0.0.0.0 for all interfaces");
+                    None
                 }
-            }
+            }),
         };
         let base_image = self.opt_text(&lab.base_image, "lab.base_image").unwrap_or_else(|| DEFAULT_BASE_IMAGE.into());
         let network = self.network(raw);
@@ -205,15 +203,13 @@ impl<'a> Validator<'a> {
             return None;
         }
         let gateway = match &net.gateway {
-            None => first_host(subnet),
-            Some(g) => {
-                let ip = self.ip(g, "network.gateway")?;
+            None => Some(first_host(subnet)),
+            Some(g) => self.ip(g, "network.gateway").filter(|&ip| {
                 if !is_host_of(subnet, ip) {
                     self.err(Some(g.span()), "network.gateway", format!("{ip} is not a host address of {subnet}"), format!("pick an address between {} and {}, or leave gateway out to use {}", first_host(subnet), last_host(subnet), first_host(subnet)));
-                    return None;
                 }
-                ip
-            }
+                is_host_of(subnet, ip)
+            }),
         };
         let mut dns = Vec::new();
         for (i, d) in net.dns.iter().enumerate() {
@@ -221,7 +217,7 @@ impl<'a> Validator<'a> {
                 dns.push(ip);
             }
         }
-        Some(Network { subnet, gateway, dns })
+        Some(Network { subnet, gateway: gateway?, dns })
     }
 
     fn profiles(&mut self, raw: &RawConfig) -> BTreeMap<String, Profile> {
