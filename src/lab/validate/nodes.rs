@@ -57,9 +57,7 @@ impl Validator<'_> {
                 return Vec::new();
             }
         };
-        let Some(template) = self.node_settings(group, n, d, profiles, key) else {
-            return Vec::new();
-        };
+        let template = self.node_settings(group, n, d, profiles, key);
         let mac = n.mac.as_ref().and_then(|m| self.mac(m, &format!("{key}.mac")));
         let ip = n.ip.as_ref().and_then(|s| self.ip(s, &format!("{key}.ip")));
         let bmc_ip = n.bmc_ip.as_ref().and_then(|s| self.ip(s, &format!("{key}.bmc_ip")));
@@ -109,42 +107,41 @@ impl Validator<'_> {
     }
 
     /// The settings a node shares with its group, from the node table or `[node_defaults]`.
-    fn node_settings(&mut self, group: &str, n: &RawNode, d: &RawNode, profiles: &BTreeMap<String, Profile>, key: &str) -> Option<Node> {
+    /// A bad setting is reported and replaced by its default, so that the node's addresses,
+    /// MAC and ports are still checked.
+    fn node_settings(&mut self, group: &str, n: &RawNode, d: &RawNode, profiles: &BTreeMap<String, Profile>, key: &str) -> Node {
         let cpus = match pick(&n.cpus, &d.cpus) {
             None => 1,
             Some(c) if (1..=64).contains(c.get_ref()) => *c.get_ref() as u32,
             Some(c) => {
                 self.err(Some(c.span()), format!("{key}.cpus"), format!("cpus = {} is out of range", c.get_ref()), "use 1 to 64");
-                return None;
+                1
             }
         };
-        let memory = self.size(pick(&n.memory, &d.memory), "2G", 64 << 20, &format!("{key}.memory"))?;
-        let disk = self.size(pick(&n.disk, &d.disk), "8G", 1 << 20, &format!("{key}.disk"))?;
-        let boot = self.choice(pick(&n.boot, &d.boot), &format!("{key}.boot"), &[("pxe", BootDevice::Pxe), ("disk", BootDevice::Disk)], BootDevice::Disk)?;
-        let power = self.choice(pick(&n.power, &d.power), &format!("{key}.power"), &[("on", Power::On), ("off", Power::Off)], Power::On)?;
-        let accel = self.choice(pick(&n.accel, &d.accel), &format!("{key}.accel"), &[("auto", Accel::Auto), ("kvm", Accel::Kvm), ("tcg", Accel::Tcg)], Accel::Auto)?;
+        let memory = self.size(pick(&n.memory, &d.memory), "2G", 64 << 20, &format!("{key}.memory")).unwrap_or(2 << 30);
+        let disk = self.size(pick(&n.disk, &d.disk), "8G", 1 << 20, &format!("{key}.disk")).unwrap_or(8 << 30);
+        let boot = self.choice(pick(&n.boot, &d.boot), &format!("{key}.boot"), &[("pxe", BootDevice::Pxe), ("disk", BootDevice::Disk)], BootDevice::Disk).unwrap_or(BootDevice::Disk);
+        let power = self.choice(pick(&n.power, &d.power), &format!("{key}.power"), &[("on", Power::On), ("off", Power::Off)], Power::On).unwrap_or(Power::On);
+        let accel = self.choice(pick(&n.accel, &d.accel), &format!("{key}.accel"), &[("auto", Accel::Auto), ("kvm", Accel::Kvm), ("tcg", Accel::Tcg)], Accel::Auto).unwrap_or(Accel::Auto);
         let profile = match pick(&n.profile, &d.profile) {
             None => None,
-            Some(p) => {
-                let name = self.text(p, &format!("{key}.profile"))?;
-                if !profiles.contains_key(&name) {
+            Some(p) => self.text(p, &format!("{key}.profile")).filter(|name| {
+                if !profiles.contains_key(name) {
                     let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
                     let help = if known.is_empty() { "define it in a [profiles.NAME] table".to_string() } else { format!("use one of: {}, or define [profiles.{name}]", known.join(", ")) };
                     self.err(Some(p.span()), format!("{key}.profile"), format!("no profile named `{name}`"), help);
-                    return None;
                 }
-                Some(name)
-            }
+                profiles.contains_key(name)
+            }),
         };
-        let bmc_user = pick(&n.bmc_user, &d.bmc_user).map_or(Some("admin".into()), |s| self.text(s, &format!("{key}.bmc_user")))?;
-        let bmc_password = pick(&n.bmc_password, &d.bmc_password).map_or(Some("admin".into()), |s| self.text(s, &format!("{key}.bmc_password")))?;
+        let bmc_user = pick(&n.bmc_user, &d.bmc_user).map_or(Some("admin".into()), |s| self.text(s, &format!("{key}.bmc_user"))).unwrap_or_else(|| "admin".into());
+        let bmc_password = pick(&n.bmc_password, &d.bmc_password).map_or(Some("admin".into()), |s| self.text(s, &format!("{key}.bmc_password"))).unwrap_or_else(|| "admin".into());
         for (field, value, span) in [("bmc_user", &bmc_user, pick(&n.bmc_user, &d.bmc_user)), ("bmc_password", &bmc_password, pick(&n.bmc_password, &d.bmc_password))] {
             if value.is_empty() || value.len() > 16 || !value.chars().all(|c| c.is_ascii_graphic()) {
                 self.err(span.map(Spanned::span), format!("{key}.{field}"), format!("{field} must be 1 to 16 printable ASCII characters without spaces"), "IPMI 2.0 user names and passwords are at most 16 bytes; pick a shorter one");
-                return None;
             }
         }
-        Some(Node {
+        Node {
             name: group.to_string(),
             group: group.to_string(),
             mac: Mac([0; 6]),
@@ -161,7 +158,7 @@ impl Validator<'_> {
             bmc_user,
             bmc_password,
             accel,
-        })
+        }
     }
 
     fn size(&mut self, s: Option<&Str>, default: &str, min: u64, key: &str) -> Option<u64> {
