@@ -98,6 +98,9 @@ impl Validator<'_> {
         let mut macs: HashMap<_, String> = HashMap::new();
         for n in nodes {
             if let Some(first) = macs.get(&n.node.mac) {
+                if !n.mac_given && *first == n.key {
+                    continue; // two nodes of the same name derive the same MAC: check_names says so
+                }
                 let help = if n.mac_given { "give every node its own MAC" } else { "the derived MAC clashes: set `mac` explicitly" };
                 let msg = format!("MAC {} is already used by {first}", n.node.mac);
                 self.err(n.mac_span.clone(), format!("{}.mac", n.key), msg, help);
@@ -143,6 +146,9 @@ impl Validator<'_> {
                 let span = raw.nodes.iter().find(|(g, _)| *g.get_ref() == n.node.group).map(|(g, _)| g.span());
                 let msg = format!("the name `{}` is already taken by {first}", n.node.name);
                 self.err(span, &n.key, msg, "service and node names (after count expansion) must be unique: rename one");
+            } else if n.node.group != n.node.name {
+                // Say where an expanded name comes from: `nodes.worker-1` is not in the file.
+                seen.insert(&n.node.name, format!("{} (count expansion of [nodes.{}])", n.key, n.node.group));
             } else {
                 seen.insert(&n.node.name, n.key.clone());
             }
