@@ -57,6 +57,11 @@ impl Validator<'_> {
                 return Vec::new();
             }
         };
+        // The last name is the longest; report it once, not once per node.
+        if let Some(last) = count.map(|c| format!("{group}-{c}")).filter(|l| l.len() > 63) {
+            self.err(Some(table.span()), key, format!("the node name `{last}` is longer than 63 characters"), "shorten the group name");
+            return Vec::new();
+        }
         let template = self.node_settings(group, n, d, profiles, key);
         let mac = n.mac.as_ref().and_then(|m| self.mac(m, &format!("{key}.mac")));
         let ip = n.ip.as_ref().and_then(|s| self.ip(s, &format!("{key}.ip")));
@@ -70,10 +75,6 @@ impl Validator<'_> {
                 None => group.to_string(),
             };
             let node_key = format!("nodes.{name}");
-            if name.len() > 63 {
-                self.err(Some(table.span()), &node_key, format!("the node name `{name}` is longer than 63 characters"), "shorten the group name");
-                continue;
-            }
             let mut node = template.clone();
             node.name = name.clone();
             node.mac = match mac {
