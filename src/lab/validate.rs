@@ -465,7 +465,8 @@ impl<'a> Validator<'a> {
         };
         let path = absolute(&self.dir.join(&rel));
         if !path.is_dir() {
-            self.err(Some(span), key, format!("directory `{rel}` does not exist ({})", path.display()), "create it, or fix the path (relative paths are relative to the lab file)");
+            let msg = if path.exists() { format!("`{rel}` is not a directory ({})", path.display()) } else { format!("directory `{rel}` does not exist ({})", path.display()) };
+            self.err(Some(span), key, msg, "create it, or fix the path (relative paths are relative to the lab file)");
             return None;
         }
         Some(path)
@@ -487,7 +488,8 @@ impl<'a> Validator<'a> {
         };
         let path = absolute(&base);
         if !path.is_file() {
-            self.err(Some(s.span()), key, format!("file `{rel}` does not exist ({})", path.display()), "create it, or fix the path (relative paths are relative to the lab file)");
+            let msg = if path.exists() { format!("`{rel}` is not a file ({})", path.display()) } else { format!("file `{rel}` does not exist ({})", path.display()) };
+            self.err(Some(s.span()), key, msg, "create it, or fix the path (relative paths are relative to the lab file)");
             return None;
         }
         Some(path)
