@@ -41,9 +41,14 @@ pub fn from_str(
 ) -> Result<Lab, Diagnostics> {
     let source = Source::new(path, text);
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let key = String::new();
-        let diag = Diag::at(&source, e.span(), key)
-            .msg(e.message().trim_end(), "fix the TOML at that position (see the README for the file format)");
+        // serde names integers by their Rust type; the user wrote TOML.
+        let message = e.message().trim_end().replace("expected i64", "expected an integer");
+        let mut diag = Diag::at(&source, e.span(), String::new())
+            .msg(message, "fix the TOML at that position (see the README for the file format)");
+        if diag.pos.is_none() {
+            // A missing top-level table has no position to point at.
+            diag.help = Some("add it (the README shows a complete lab file)".into());
+        }
         Diagnostics(vec![diag])
     })?;
     // Relative paths are relative to the file itself; through a symlink (the repo's lab.toml),
