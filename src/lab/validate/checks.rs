@@ -162,8 +162,10 @@ impl Validator<'_> {
             return;
         }
         let node_span = raw.nodes.first().map(|(g, _)| g.span());
+        // A service whose kind is unknown was reported and left out: it may be the one missing.
+        let unknown_kind = lab.services.len() < raw.services.len();
         for kind in [ServiceKind::Dnsmasq, ServiceKind::Httpd] {
-            if lab.first_of(kind).is_none() {
+            if lab.first_of(kind).is_none() && !unknown_kind {
                 let what = if kind == ServiceKind::Dnsmasq { "DHCP and TFTP" } else { "boot scripts over HTTP" };
                 self.err(node_span.clone(), "nodes", format!("nodes need a {kind} service for {what}, and the lab has none"), format!("add a [services.NAME] table with kind = \"{kind}\""));
             }
