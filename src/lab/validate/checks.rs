@@ -173,12 +173,17 @@ impl Validator<'_> {
         let Some(root) = lab.first_of(ServiceKind::Httpd).and_then(|s| s.root.clone()) else { return };
         for (name, p) in &raw.profiles {
             let Some(profile) = lab.profiles.get(name.get_ref()) else { continue };
+            // Point at the entry itself; the raw list lines up with the model's unless an entry
+            // failed interpolation (already reported), then at the profile.
+            let raw_p = p.get_ref();
+            let aligned = raw_p.cloud_configs.len() == profile.cloud_configs.len();
+            let spans = raw_p.cloud_configs.iter().map(|c| Some(c.span()).filter(|_| aligned)).chain([raw_p.ipxe.as_ref().map(|c| c.span())]);
             let templates = profile.cloud_configs.iter().map(|c| ("cloud_configs", c)).chain(profile.ipxe.iter().map(|c| ("ipxe", c)));
-            for (field, rel) in templates {
+            for ((field, rel), span) in templates.zip(spans) {
                 let path = root.join(rel);
                 if !path.is_file() {
                     let msg = format!("template `{rel}` does not exist ({})", path.display());
-                    self.err(Some(p.span()), format!("profiles.{}.{field}", name.get_ref()), msg, "paths are relative to the web root: create the file or fix the path");
+                    self.err(span.or(Some(p.span())), format!("profiles.{}.{field}", name.get_ref()), msg, "paths are relative to the web root: create the file or fix the path");
                 }
             }
         }
