@@ -525,8 +525,9 @@ pub(super) fn is_host_of(net: Ipv4Net, ip: Ipv4Addr) -> bool {
 }
 
 /// The canonical path when it exists, so messages and mounts show `/x/webroot`, not `/x/labs/../webroot`.
+/// A missing path is only tidied: collecting its components drops the `.` of `/x/./data`.
 fn absolute(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.components().collect())
 }
 
 fn parse_port(s: &str) -> Option<u16> {
