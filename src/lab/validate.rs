@@ -383,7 +383,9 @@ impl<'a> Validator<'a> {
             return None;
         };
         if range.len() != 2 {
-            self.err(Some(table.clone()), format!("{key}.dhcp_range"), format!("dhcp_range has {} addresses", range.len()), "give exactly two: [\"FIRST\", \"LAST\"]");
+            let span = range.first().map_or(table.clone(), Spanned::span);
+            let n = match range.len() { 1 => "one address".to_string(), n => format!("{n} addresses") };
+            self.err(Some(span), format!("{key}.dhcp_range"), format!("dhcp_range has {n}, not two"), "give exactly two: [\"FIRST\", \"LAST\"]");
             return None;
         }
         let k = format!("{key}.dhcp_range");
