@@ -137,9 +137,10 @@ impl Validator<'_> {
         };
         let bmc_user = pick(&n.bmc_user, &d.bmc_user).map_or(Some("admin".into()), |s| self.text(s, &format!("{key}.bmc_user"))).unwrap_or_else(|| "admin".into());
         let bmc_password = pick(&n.bmc_password, &d.bmc_password).map_or(Some("admin".into()), |s| self.text(s, &format!("{key}.bmc_password"))).unwrap_or_else(|| "admin".into());
-        for (field, value, span) in [("bmc_user", &bmc_user, pick(&n.bmc_user, &d.bmc_user)), ("bmc_password", &bmc_password, pick(&n.bmc_password, &d.bmc_password))] {
-            if value.is_empty() || value.len() > 16 || !value.chars().all(|c| c.is_ascii_graphic()) {
-                self.err(span.map(Spanned::span), format!("{key}.{field}"), format!("{field} must be 1 to 16 printable ASCII characters without spaces"), "IPMI 2.0 user names and passwords are at most 16 bytes; pick a shorter one");
+        // The BMC (ipmi_sim) reads user names of at most 15 bytes; passwords are kept to IPMI 1.5's 16.
+        for (field, value, span, max) in [("bmc_user", &bmc_user, pick(&n.bmc_user, &d.bmc_user), 15), ("bmc_password", &bmc_password, pick(&n.bmc_password, &d.bmc_password), 16)] {
+            if value.is_empty() || value.len() > max || !value.chars().all(|c| c.is_ascii_graphic()) {
+                self.err(span.map(Spanned::span), format!("{key}.{field}"), format!("{field} must be 1 to {max} printable ASCII characters without spaces"), format!("the node's BMC accepts at most {max} bytes here; pick a shorter one"));
             }
         }
         Node {
