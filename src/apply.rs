@@ -26,14 +26,30 @@ pub struct Summary {
 
 impl Summary {
     pub fn changed(&self) -> bool {
-        !(self.images_built.is_empty() && self.created.is_empty() && self.recreated.is_empty() && self.started.is_empty() && self.removed.is_empty())
+        !(self.images_built.is_empty()
+            && self.created.is_empty()
+            && self.recreated.is_empty()
+            && self.started.is_empty()
+            && self.removed.is_empty())
     }
 
     pub fn describe(&self) -> String {
         let mut s = String::new();
-        for (label, list) in [("built", &self.images_built), ("created", &self.created), ("recreated", &self.recreated), ("started", &self.started), ("removed", &self.removed), ("unchanged", &self.kept)] {
+        for (label, list) in [
+            ("built", &self.images_built),
+            ("created", &self.created),
+            ("recreated", &self.recreated),
+            ("started", &self.started),
+            ("removed", &self.removed),
+            ("unchanged", &self.kept),
+        ] {
             if !list.is_empty() {
-                let _ = write!(s, "{}{label} {}", if s.is_empty() { "" } else { "; " }, list.join(", "));
+                let _ = write!(
+                    s,
+                    "{}{label} {}",
+                    if s.is_empty() { "" } else { "; " },
+                    list.join(", ")
+                );
             }
         }
         s
@@ -41,7 +57,12 @@ impl Summary {
 }
 
 /// Builds the images whose context changed or that are missing, concurrently.
-pub async fn images<E: Engine>(engine: &E, images: &[ImageSpec], ui: &Progress, summary: &mut Summary) -> Result<(), EngineError> {
+pub async fn images<E: Engine>(
+    engine: &E,
+    images: &[ImageSpec],
+    ui: &Progress,
+    summary: &mut Summary,
+) -> Result<(), EngineError> {
     let results = join_all(images.iter().map(|spec| image(engine, spec, ui))).await;
     let mut first_err = None;
     for (spec, r) in images.iter().zip(results) {
@@ -49,7 +70,9 @@ pub async fn images<E: Engine>(engine: &E, images: &[ImageSpec], ui: &Progress, 
             Ok(true) => summary.images_built.push(spec.tag.clone()),
             Ok(false) => {}
             Err(e) => {
-                summary.failed.push((format!("image {}", spec.tag), e.to_string()));
+                summary
+                    .failed
+                    .push((format!("image {}", spec.tag), e.to_string()));
                 first_err.get_or_insert(e);
             }
         }
@@ -57,7 +80,11 @@ pub async fn images<E: Engine>(engine: &E, images: &[ImageSpec], ui: &Progress, 
     first_err.map_or(Ok(()), Err)
 }
 
-async fn image<E: Engine>(engine: &E, spec: &ImageSpec, ui: &Progress) -> Result<bool, EngineError> {
+async fn image<E: Engine>(
+    engine: &E,
+    spec: &ImageSpec,
+    ui: &Progress,
+) -> Result<bool, EngineError> {
     let key = format!("image {}", spec.tag);
     if let Some(info) = engine.image_info(&spec.tag).await? {
         if info.labels.get(LABEL_CONTEXT_HASH) == Some(&spec.context_hash) {
@@ -81,12 +108,38 @@ async fn image<E: Engine>(engine: &E, spec: &ImageSpec, ui: &Progress) -> Result
 }
 
 /// Creates or reuses the lab's network and its volumes.
-pub async fn network_and_volumes<E: Engine>(engine: &E, desired: &Desired, ui: &Progress) -> Result<(), EngineError> {
+pub async fn network_and_volumes<E: Engine>(
+    engine: &E,
+    desired: &Desired,
+    ui: &Progress,
+) -> Result<(), EngineError> {
     let key = format!("network {}", desired.network.name);
-    let id = engine.create_network(&desired.network).await.inspect_err(|e| ui.finish(&key, false, &first_line(&e.to_string())))?;
-    ui.update(&key, &format!("ready ({} {})", desired.network.subnet, short(&id)));
-    let existing = engine.list_volumes(&crate::engine::LabelFilter::new().with(crate::plan::LABEL_LAB, desired.network.labels.get(crate::plan::LABEL_LAB).cloned().unwrap_or_default())).await?;
-    for v in desired.volumes.iter().filter(|v| !existing.iter().any(|e| e.name == v.name)) {
+    let id = engine
+        .create_network(&desired.network)
+        .await
+        .inspect_err(|e| ui.finish(&key, false, &first_line(&e.to_string())))?;
+    ui.update(
+        &key,
+        &format!("ready ({} {})", desired.network.subnet, short(&id)),
+    );
+    let existing = engine
+        .list_volumes(
+            &crate::engine::LabelFilter::new().with(
+                crate::plan::LABEL_LAB,
+                desired
+                    .network
+                    .labels
+                    .get(crate::plan::LABEL_LAB)
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+        )
+        .await?;
+    for v in desired
+        .volumes
+        .iter()
+        .filter(|v| !existing.iter().any(|e| e.name == v.name))
+    {
         engine.create_volume(v).await?;
     }
     Ok(())
@@ -94,10 +147,18 @@ pub async fn network_and_volumes<E: Engine>(engine: &E, desired: &Desired, ui: &
 
 /// Applies container actions: removals first, then every creation and start concurrently.
 /// Failures are collected, not fatal to the others.
-pub async fn containers<E: Engine>(engine: &E, desired: &Desired, actions: &[Action], ui: &Progress, summary: &mut Summary) {
+pub async fn containers<E: Engine>(
+    engine: &E,
+    desired: &Desired,
+    actions: &[Action],
+    ui: &Progress,
+    summary: &mut Summary,
+) {
     let spec = |name: &str| desired.containers.iter().find(|c| c.name == name);
     let removals = actions.iter().filter_map(|a| match a {
-        Action::Remove { name, id } | Action::Recreate { name, id } => Some((name, id, matches!(a, Action::Remove { .. }))),
+        Action::Remove { name, id } | Action::Recreate { name, id } => {
+            Some((name, id, matches!(a, Action::Remove { .. })))
+        }
         _ => None,
     });
     let results = join_all(removals.map(|(name, id, gone)| async move {
@@ -107,7 +168,15 @@ pub async fn containers<E: Engine>(engine: &E, desired: &Desired, actions: &[Act
         }
         let r = engine.remove_container(id).await;
         if gone {
-            ui.finish(&key, r.is_ok(), if r.is_ok() { "removed" } else { "could not remove" });
+            ui.finish(
+                &key,
+                r.is_ok(),
+                if r.is_ok() {
+                    "removed"
+                } else {
+                    "could not remove"
+                },
+            );
         }
         (name.clone(), gone, r)
     }))
@@ -116,17 +185,24 @@ pub async fn containers<E: Engine>(engine: &E, desired: &Desired, actions: &[Act
         match r {
             Ok(()) if gone => summary.removed.push(name),
             Ok(()) => {}
-            Err(e) => summary.failed.push((format!("container {name}"), e.to_string())),
+            Err(e) => summary
+                .failed
+                .push((format!("container {name}"), e.to_string())),
         }
     }
     // Services and nodes start together: a VM spends seconds in firmware before it asks for
     // DHCP, and iPXE retries, so nodes need not wait for the services to be up.
-    let group: Vec<(&Action, &ContainerSpec)> = actions.iter().filter_map(|a| spec(a.name()).map(|s| (a, s))).collect();
+    let group: Vec<(&Action, &ContainerSpec)> = actions
+        .iter()
+        .filter_map(|a| spec(a.name()).map(|s| (a, s)))
+        .collect();
     let results = join_all(group.iter().map(|(a, s)| container(engine, a, s, ui))).await;
     for ((a, _), r) in group.iter().zip(results) {
         let name = a.name().to_string();
         match (a, r) {
-            (_, Err(e)) => summary.failed.push((format!("container {name}"), e.to_string())),
+            (_, Err(e)) => summary
+                .failed
+                .push((format!("container {name}"), e.to_string())),
             (Action::Create { .. }, Ok(())) => summary.created.push(name),
             (Action::Recreate { .. }, Ok(())) => summary.recreated.push(name),
             (Action::Start { .. }, Ok(())) => summary.started.push(name),
@@ -136,7 +212,12 @@ pub async fn containers<E: Engine>(engine: &E, desired: &Desired, actions: &[Act
     }
 }
 
-async fn container<E: Engine>(engine: &E, action: &Action, spec: &ContainerSpec, ui: &Progress) -> Result<(), EngineError> {
+async fn container<E: Engine>(
+    engine: &E,
+    action: &Action,
+    spec: &ContainerSpec,
+    ui: &Progress,
+) -> Result<(), EngineError> {
     let key = format!("container {}", spec.name);
     let (verb, create) = match action {
         Action::Create { .. } => ("creating", true),

@@ -10,7 +10,13 @@ use clap::{Parser, Subcommand};
 #[command(name = "lab", version, about, max_term_width = 100)]
 pub struct Cli {
     /// The lab file.
-    #[arg(short = 'f', long = "file", global = true, env = "LAB_FILE", default_value = "lab.toml")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        env = "LAB_FILE",
+        default_value = "lab.toml"
+    )]
     pub file: PathBuf,
 
     #[command(subcommand)]

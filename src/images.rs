@@ -87,7 +87,10 @@ mod tests {
     fn every_built_image_is_embedded_with_a_dockerfile() {
         for name in ["dnsmasq", "httpd", "sshd", "node", "smoke"] {
             let files = context_files(name);
-            assert!(files.iter().any(|(p, _)| p == Path::new("Dockerfile")), "{name}: {files:?}");
+            assert!(
+                files.iter().any(|(p, _)| p == Path::new("Dockerfile")),
+                "{name}: {files:?}"
+            );
         }
     }
 

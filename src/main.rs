@@ -28,19 +28,59 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Validate => commands::config::validate(&file),
         Command::Config { json } => commands::config::config(&file, json),
-        Command::Up { dry_run, no_wait, timeout, names } => {
-            let opts = up::Options { dry_run, no_wait, timeout: Duration::from_secs(timeout), names };
+        Command::Up {
+            dry_run,
+            no_wait,
+            timeout,
+            names,
+        } => {
+            let opts = up::Options {
+                dry_run,
+                no_wait,
+                timeout: Duration::from_secs(timeout),
+                names,
+            };
             runtime()?.block_on(up::run(&file, opts))
         }
-        Command::Down { volumes, name } => runtime()?.block_on(commands::down::run(&file, volumes, name)),
-        Command::Status { json, name } => runtime()?.block_on(commands::status::run(&file, json, name)),
-        Command::Power { all, words } => runtime()?.block_on(commands::nodes::power(&file, all, &words)),
-        Command::Wait { nodes, phase, timeout } => runtime()?.block_on(commands::nodes::wait(&file, &nodes, &phase, Duration::from_secs(timeout))),
-        Command::Logs { name, follow, tail } => runtime()?.block_on(commands::logs::run(&file, name, follow, tail)),
-        Command::FetchAssets { names, mirror, check } => commands::fetch_assets::run(&file, commands::fetch_assets::Options { names, mirror, check }),
+        Command::Down { volumes, name } => {
+            runtime()?.block_on(commands::down::run(&file, volumes, name))
+        }
+        Command::Status { json, name } => {
+            runtime()?.block_on(commands::status::run(&file, json, name))
+        }
+        Command::Power { all, words } => {
+            runtime()?.block_on(commands::nodes::power(&file, all, &words))
+        }
+        Command::Wait {
+            nodes,
+            phase,
+            timeout,
+        } => runtime()?.block_on(commands::nodes::wait(
+            &file,
+            &nodes,
+            &phase,
+            Duration::from_secs(timeout),
+        )),
+        Command::Logs { name, follow, tail } => {
+            runtime()?.block_on(commands::logs::run(&file, name, follow, tail))
+        }
+        Command::FetchAssets {
+            names,
+            mirror,
+            check,
+        } => commands::fetch_assets::run(
+            &file,
+            commands::fetch_assets::Options {
+                names,
+                mirror,
+                check,
+            },
+        ),
     }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

@@ -29,7 +29,15 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 7] = [Phase::Off, Phase::Firmware, Phase::Dhcp, Phase::Pxe, Phase::Kernel, Phase::Provisioning, Phase::Up];
+    pub const ALL: [Phase; 7] = [
+        Phase::Off,
+        Phase::Firmware,
+        Phase::Dhcp,
+        Phase::Pxe,
+        Phase::Kernel,
+        Phase::Provisioning,
+        Phase::Up,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -70,8 +78,16 @@ pub struct NodeTraffic {
 const POWER_ON_MARKER: &str = "lab: power on";
 
 /// The node's phase and since when (the engine's timestamp of the event that set it).
-pub fn derive(node: &NodeTraffic, powered: Option<bool>, node_log: &str, dhcp_log: &str, web_log: &str) -> (Phase, Option<String>) {
-    let boot = lines(node_log).filter(|(_, l)| l.contains(POWER_ON_MARKER)).last();
+pub fn derive(
+    node: &NodeTraffic,
+    powered: Option<bool>,
+    node_log: &str,
+    dhcp_log: &str,
+    web_log: &str,
+) -> (Phase, Option<String>) {
+    let boot = lines(node_log)
+        .filter(|(_, l)| l.contains(POWER_ON_MARKER))
+        .last();
     if powered == Some(false) {
         return (Phase::Off, None);
     }
@@ -90,7 +106,9 @@ pub fn derive(node: &NodeTraffic, powered: Option<bool>, node_log: &str, dhcp_lo
     }
     let hyph = mac.replace(':', "-");
     for (ts, line) in lines(web_log) {
-        let Some(hit) = Access::parse(line) else { continue };
+        let Some(hit) = Access::parse(line) else {
+            continue;
+        };
         if !hit.ok() {
             continue;
         }
@@ -129,7 +147,11 @@ impl<'a> Access<'a> {
         let status = f.next()?.parse().ok()?;
         let _bytes = f.next()?;
         let uri = f.next()?;
-        Some(Access { client, status, uri })
+        Some(Access {
+            client,
+            status,
+            uri,
+        })
     }
 
     fn ok(&self) -> bool {
@@ -153,7 +175,10 @@ pub fn rfc3339_seconds(ts: &str) -> Option<f64> {
     let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);
     let mut t = time.splitn(3, ':');
-    let (h, min) = (t.next()?.parse::<i64>().ok()?, t.next()?.parse::<i64>().ok()?);
+    let (h, min) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
     let sec: f64 = t.next()?.parse().ok()?;
     // Days from civil (Howard Hinnant's algorithm).
     let y = if m <= 2 { y - 1 } else { y };
@@ -171,7 +196,12 @@ mod tests {
     use super::*;
 
     fn node() -> NodeTraffic {
-        NodeTraffic { name: "master".into(), mac: "00:aa:bb:cc:dd:ee".into(), ip: "10.0.0.100".into(), boot_files: vec!["/smoke/vmlinuz".into(), "/smoke/initrd".into()] }
+        NodeTraffic {
+            name: "master".into(),
+            mac: "00:aa:bb:cc:dd:ee".into(),
+            ip: "10.0.0.100".into(),
+            boot_files: vec!["/smoke/vmlinuz".into(), "/smoke/initrd".into()],
+        }
     }
 
     const NODE_LOG: &str = "2026-11-21T01:00:00.5Z lab: node master: mac 00:aa:bb:cc:dd:ee\n2026-11-21T01:00:01Z lab: power on: qemu accel=tcg\n";
@@ -180,34 +210,69 @@ mod tests {
     #[test]
     fn parses_engine_timestamps() {
         assert_eq!(rfc3339_seconds("1970-01-01T00:00:00Z"), Some(0.0));
-        assert_eq!(rfc3339_seconds("2000-03-01T00:00:01.5Z"), Some(951_868_801.5));
+        assert_eq!(
+            rfc3339_seconds("2000-03-01T00:00:01.5Z"),
+            Some(951_868_801.5)
+        );
         assert_eq!(rfc3339_seconds("garbage"), None);
     }
 
     #[test]
     fn walks_through_the_phases_in_order() {
         let n = node();
-        assert_eq!(derive(&n, Some(false), NODE_LOG, DHCP, ""), (Phase::Off, None));
+        assert_eq!(
+            derive(&n, Some(false), NODE_LOG, DHCP, ""),
+            (Phase::Off, None)
+        );
         assert_eq!(derive(&n, Some(true), NODE_LOG, "", "").0, Phase::Firmware);
-        assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, ""), (Phase::Dhcp, Some("2026-11-21T01:00:05.1Z".into())));
+        assert_eq!(
+            derive(&n, Some(true), NODE_LOG, DHCP, ""),
+            (Phase::Dhcp, Some("2026-11-21T01:00:05.1Z".into()))
+        );
         let mut web = String::from("2026-11-21T01:00:07Z 10.0.0.100 2026-11-21T01:00:07+00:00 GET 200 301 /lab/nodes/00-aa-bb-cc-dd-ee.ipxe\n");
         assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, &web).0, Phase::Pxe);
         web.push_str("2026-11-21T01:00:08Z 10.0.0.101 x GET 200 9 /smoke/vmlinuz\n");
-        assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, &web).0, Phase::Pxe, "another node's kernel download");
+        assert_eq!(
+            derive(&n, Some(true), NODE_LOG, DHCP, &web).0,
+            Phase::Pxe,
+            "another node's kernel download"
+        );
         web.push_str("2026-11-21T01:00:09Z 10.0.0.100 x GET 200 9 /smoke/initrd\n");
-        assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, &web).0, Phase::Kernel);
-        web.push_str("2026-11-21T01:00:10Z 10.0.0.100 x GET 404 9 /lab/nodes/master/cloud-config.yaml\n");
-        assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, &web).0, Phase::Kernel, "a failed fetch is not progress");
-        web.push_str("2026-11-21T01:00:11Z 10.0.0.100 x GET 200 9 /lab/nodes/master/cloud-config.yaml\n");
-        assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, &web).0, Phase::Provisioning);
-        web.push_str("2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?phase=up\n");
-        assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, &web), (Phase::Up, Some("2026-11-21T01:00:12Z".into())));
+        assert_eq!(
+            derive(&n, Some(true), NODE_LOG, DHCP, &web).0,
+            Phase::Kernel
+        );
+        web.push_str(
+            "2026-11-21T01:00:10Z 10.0.0.100 x GET 404 9 /lab/nodes/master/cloud-config.yaml\n",
+        );
+        assert_eq!(
+            derive(&n, Some(true), NODE_LOG, DHCP, &web).0,
+            Phase::Kernel,
+            "a failed fetch is not progress"
+        );
+        web.push_str(
+            "2026-11-21T01:00:11Z 10.0.0.100 x GET 200 9 /lab/nodes/master/cloud-config.yaml\n",
+        );
+        assert_eq!(
+            derive(&n, Some(true), NODE_LOG, DHCP, &web).0,
+            Phase::Provisioning
+        );
+        web.push_str(
+            "2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?phase=up\n",
+        );
+        assert_eq!(
+            derive(&n, Some(true), NODE_LOG, DHCP, &web),
+            (Phase::Up, Some("2026-11-21T01:00:12Z".into()))
+        );
     }
 
     #[test]
     fn a_reboot_goes_through_the_phases_again() {
         let web = "2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n";
         let rebooted = format!("{NODE_LOG}2026-11-21T01:05:00Z lab: power on: qemu accel=tcg\n");
-        assert_eq!(derive(&node(), Some(true), &rebooted, DHCP, web), (Phase::Firmware, Some("2026-11-21T01:05:00Z".into())));
+        assert_eq!(
+            derive(&node(), Some(true), &rebooted, DHCP, web),
+            (Phase::Firmware, Some("2026-11-21T01:05:00Z".into()))
+        );
     }
 }

@@ -174,17 +174,31 @@ pub fn desired(lab: &Lab, inputs: &Inputs) -> Desired {
             None => (s.image.clone().unwrap_or_default(), String::new()),
         };
         let spec = service_container(lab, s, img, inputs.state_dir, &mut volumes);
-        containers.push(finish(lab, spec, &s.kind.to_string(), &img_hash, &service_files_hash(s.kind, inputs)));
+        containers.push(finish(
+            lab,
+            spec,
+            &s.kind.to_string(),
+            &img_hash,
+            &service_files_hash(s.kind, inputs),
+        ));
     }
     for n in &lab.nodes {
         let (img, img_hash) = image("node");
         let vol = format!("{}-{}-disk", lab.name, n.name);
-        volumes.push(VolumeSpec { name: vol.clone(), labels: volume_labels(lab, &n.name) });
+        volumes.push(VolumeSpec {
+            name: vol.clone(),
+            labels: volume_labels(lab, &n.name),
+        });
         let spec = node_container(lab, n, img, vol, inputs);
         let files = (inputs.files_hash)(&format!("nodes/{}/", n.name));
         containers.push(finish(lab, spec, "node", &img_hash, &files));
     }
-    Desired { network, images, volumes, containers }
+    Desired {
+        network,
+        images,
+        volumes,
+        containers,
+    }
 }
 
 /// One of lab's own images (`images/<name>/`), built from `<state dir>/images/<name>` on the
@@ -215,17 +229,34 @@ fn volume_labels(lab: &Lab, owner: &str) -> BTreeMap<String, String> {
 }
 
 fn bind(source: &std::path::Path, target: &str, read_only: bool) -> Mount {
-    Mount { kind: MountKind::Bind, source: source.to_string_lossy().into_owned(), target: target.into(), read_only }
+    Mount {
+        kind: MountKind::Bind,
+        source: source.to_string_lossy().into_owned(),
+        target: target.into(),
+        read_only,
+    }
 }
 
 fn ports(lab: &Lab, ports: &[PortMap]) -> Vec<PortBinding> {
     ports
         .iter()
-        .map(|p| PortBinding { host_ip: lab.publish, host_port: p.host, container_port: p.container, protocol: p.protocol })
+        .map(|p| PortBinding {
+            host_ip: lab.publish,
+            host_port: p.host,
+            container_port: p.container,
+            protocol: p.protocol,
+        })
         .collect()
 }
 
-fn base(lab: &Lab, name: &str, role: Role, image: String, ip: Ipv4Addr, published: &[PortMap]) -> ContainerSpec {
+fn base(
+    lab: &Lab,
+    name: &str,
+    role: Role,
+    image: String,
+    ip: Ipv4Addr,
+    published: &[PortMap],
+) -> ContainerSpec {
     ContainerSpec {
         name: lab.container_name(name),
         lab_name: name.to_string(),
@@ -246,14 +277,24 @@ fn base(lab: &Lab, name: &str, role: Role, image: String, ip: Ipv4Addr, publishe
     }
 }
 
-fn service_container(lab: &Lab, s: &Service, image: String, state: &std::path::Path, volumes: &mut Vec<VolumeSpec>) -> ContainerSpec {
+fn service_container(
+    lab: &Lab,
+    s: &Service,
+    image: String,
+    state: &std::path::Path,
+    volumes: &mut Vec<VolumeSpec>,
+) -> ContainerSpec {
     let mut c = base(lab, &s.name, Role::Service, image, s.ip, &s.ports);
     c.env = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     c.command = s.command.clone();
     match s.kind {
         ServiceKind::Dnsmasq => {
             c.cap_add = vec!["NET_ADMIN".into(), "NET_RAW".into()];
-            c.mounts.push(bind(&state.join("dnsmasq/dnsmasq.conf"), "/etc/lab/dnsmasq.conf", true));
+            c.mounts.push(bind(
+                &state.join("dnsmasq/dnsmasq.conf"),
+                "/etc/lab/dnsmasq.conf",
+                true,
+            ));
             if let Some(t) = &s.tftp_root {
                 c.mounts.push(bind(t, "/srv/tftp/local", true));
             }
@@ -276,28 +317,59 @@ fn service_container(lab: &Lab, s: &Service, image: String, state: &std::path::P
     }
     for v in &s.volumes {
         c.mounts.push(match v {
-            VolumeMount::Bind { source, target, read_only } => bind(source, target, *read_only),
-            VolumeMount::Volume { name, target, read_only } => {
+            VolumeMount::Bind {
+                source,
+                target,
+                read_only,
+            } => bind(source, target, *read_only),
+            VolumeMount::Volume {
+                name,
+                target,
+                read_only,
+            } => {
                 let full = format!("{}-{name}", lab.name);
                 if !volumes.iter().any(|x| x.name == full) {
-                    volumes.push(VolumeSpec { name: full.clone(), labels: volume_labels(lab, &s.name) });
+                    volumes.push(VolumeSpec {
+                        name: full.clone(),
+                        labels: volume_labels(lab, &s.name),
+                    });
                 }
-                Mount { kind: MountKind::Volume, source: full, target: target.clone(), read_only: *read_only }
+                Mount {
+                    kind: MountKind::Volume,
+                    source: full,
+                    target: target.clone(),
+                    read_only: *read_only,
+                }
             }
         });
     }
     c
 }
 
-fn node_container(lab: &Lab, n: &Node, image: String, disk_volume: String, inputs: &Inputs) -> ContainerSpec {
+fn node_container(
+    lab: &Lab,
+    n: &Node,
+    image: String,
+    disk_volume: String,
+    inputs: &Inputs,
+) -> ContainerSpec {
     let mut c = base(lab, &n.name, Role::Node, image, n.bmc_ip, &n.ports());
     c.cap_add = vec!["NET_ADMIN".into()];
     c.devices.push("/dev/net/tun".into());
     if n.accel != Accel::Tcg && inputs.host.kvm_device {
         c.devices.push("/dev/kvm".into());
     }
-    c.mounts.push(bind(&inputs.state_dir.join("nodes").join(&n.name), "/etc/lab/node", true));
-    c.mounts.push(Mount { kind: MountKind::Volume, source: disk_volume, target: "/var/lib/lab".into(), read_only: false });
+    c.mounts.push(bind(
+        &inputs.state_dir.join("nodes").join(&n.name),
+        "/etc/lab/node",
+        true,
+    ));
+    c.mounts.push(Mount {
+        kind: MountKind::Volume,
+        source: disk_volume,
+        target: "/var/lib/lab".into(),
+        read_only: false,
+    });
     c.labels.insert(LABEL_MAC.into(), n.mac.to_string());
     c.labels.insert(LABEL_BOOT_IP.into(), n.ip.to_string());
     c.labels.insert(LABEL_BMC_USER.into(), n.bmc_user.clone());
@@ -306,7 +378,13 @@ fn node_container(lab: &Lab, n: &Node, image: String, disk_volume: String, input
 
 /// Adds the labels, including the hash of the spec itself, its image and its mounted configs:
 /// any change to one of them makes the container differ from the one running.
-fn finish(lab: &Lab, mut c: ContainerSpec, kind: &str, image_hash: &str, files_hash: &str) -> ContainerSpec {
+fn finish(
+    lab: &Lab,
+    mut c: ContainerSpec,
+    kind: &str,
+    image_hash: &str,
+    files_hash: &str,
+) -> ContainerSpec {
     let role = match c.role {
         Role::Service => "service",
         Role::Node => "node",
@@ -321,7 +399,10 @@ fn finish(lab: &Lab, mut c: ContainerSpec, kind: &str, image_hash: &str, files_h
     h.update(serde_json::to_vec(&c).unwrap_or_default());
     h.update(image_hash.as_bytes());
     h.update(files_hash.as_bytes());
-    c.labels.insert(LABEL_CONFIG_HASH.into(), hex::encode(h.finalize())[..16].to_string());
+    c.labels.insert(
+        LABEL_CONFIG_HASH.into(),
+        hex::encode(h.finalize())[..16].to_string(),
+    );
     c
 }
 
@@ -369,15 +450,32 @@ pub fn diff(desired: &[ContainerSpec], current: &[Current], only: &[String]) -> 
     for d in desired.iter().filter(|d| wanted(d)) {
         let hash = d.labels.get(LABEL_CONFIG_HASH);
         actions.push(match current.iter().find(|c| c.name == d.name) {
-            None => Action::Create { name: d.name.clone() },
-            Some(c) if c.config_hash.as_ref() != hash => Action::Recreate { name: d.name.clone(), id: c.id.clone() },
-            Some(c) if !c.running => Action::Start { name: d.name.clone(), id: c.id.clone() },
-            Some(c) => Action::Keep { name: d.name.clone(), id: c.id.clone() },
+            None => Action::Create {
+                name: d.name.clone(),
+            },
+            Some(c) if c.config_hash.as_ref() != hash => Action::Recreate {
+                name: d.name.clone(),
+                id: c.id.clone(),
+            },
+            Some(c) if !c.running => Action::Start {
+                name: d.name.clone(),
+                id: c.id.clone(),
+            },
+            Some(c) => Action::Keep {
+                name: d.name.clone(),
+                id: c.id.clone(),
+            },
         });
     }
     if only.is_empty() {
-        for c in current.iter().filter(|c| !desired.iter().any(|d| d.name == c.name)) {
-            actions.push(Action::Remove { name: c.name.clone(), id: c.id.clone() });
+        for c in current
+            .iter()
+            .filter(|c| !desired.iter().any(|d| d.name == c.name))
+        {
+            actions.push(Action::Remove {
+                name: c.name.clone(),
+                id: c.id.clone(),
+            });
         }
     }
     actions
@@ -417,13 +515,25 @@ ipmi_port = 623
 
     fn plan(lab: &Lab, files: &str, kvm: bool) -> Desired {
         let hash = |prefix: &str| format!("{prefix}:{files}");
-        desired(lab, &Inputs { state_dir: Path::new("/state"), files_hash: &hash, host: Host { kvm_device: kvm } })
+        desired(
+            lab,
+            &Inputs {
+                state_dir: Path::new("/state"),
+                files_hash: &hash,
+                host: Host { kvm_device: kvm },
+            },
+        )
     }
 
     fn current(d: &Desired) -> Vec<Current> {
         d.containers
             .iter()
-            .map(|c| Current { name: c.name.clone(), id: format!("id-{}", c.name), config_hash: c.labels.get(LABEL_CONFIG_HASH).cloned(), running: true })
+            .map(|c| Current {
+                name: c.name.clone(),
+                id: format!("id-{}", c.name),
+                config_hash: c.labels.get(LABEL_CONFIG_HASH).cloned(),
+                running: true,
+            })
             .collect()
     }
 
@@ -433,8 +543,22 @@ ipmi_port = 623
         let names: Vec<_> = d.containers.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["t-dhcp", "t-web", "t-ssh", "t-n-1", "t-n-2"]);
         assert_eq!(d.network.name, "t-net");
-        assert_eq!(d.images.iter().map(|i| i.tag.as_str()).collect::<Vec<_>>(), ["metal-lab/dnsmasq:latest", "metal-lab/httpd:latest", "metal-lab/sshd:latest", "metal-lab/node:latest"]);
-        assert_eq!(d.volumes.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["t-n-1-disk", "t-n-2-disk"]);
+        assert_eq!(
+            d.images.iter().map(|i| i.tag.as_str()).collect::<Vec<_>>(),
+            [
+                "metal-lab/dnsmasq:latest",
+                "metal-lab/httpd:latest",
+                "metal-lab/sshd:latest",
+                "metal-lab/node:latest"
+            ]
+        );
+        assert_eq!(
+            d.volumes
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>(),
+            ["t-n-1-disk", "t-n-2-disk"]
+        );
         let n2 = &d.containers[4];
         assert_eq!(n2.labels[LABEL_LAB], "t");
         assert_eq!(n2.labels[LABEL_NAME], "n-2");
@@ -444,46 +568,89 @@ ipmi_port = 623
         assert_eq!(n2.cap_add, ["NET_ADMIN"]);
         assert_eq!(n2.devices, ["/dev/net/tun"]);
         assert!(!n2.restart && n2.init);
-        let ports: Vec<_> = n2.ports.iter().map(|p| (p.host_port, p.container_port, p.protocol)).collect();
+        let ports: Vec<_> = n2
+            .ports
+            .iter()
+            .map(|p| (p.host_port, p.container_port, p.protocol))
+            .collect();
         assert_eq!(ports, [(5902, 5901, Proto::Tcp), (624, 623, Proto::Udp)]);
-        assert!(n2.mounts.iter().any(|m| m.source == "/state/nodes/n-2" && m.target == "/etc/lab/node" && m.read_only));
-        assert!(n2.mounts.iter().any(|m| m.kind == MountKind::Volume && m.source == "t-n-2-disk"));
+        assert!(n2
+            .mounts
+            .iter()
+            .any(|m| m.source == "/state/nodes/n-2" && m.target == "/etc/lab/node" && m.read_only));
+        assert!(n2
+            .mounts
+            .iter()
+            .any(|m| m.kind == MountKind::Volume && m.source == "t-n-2-disk"));
         let dhcp = &d.containers[0];
         assert!(dhcp.restart && dhcp.cap_add.contains(&"NET_ADMIN".to_string()));
-        assert!(dhcp.mounts.iter().any(|m| m.source == "/state/dnsmasq/dnsmasq.conf" && m.read_only));
+        assert!(dhcp
+            .mounts
+            .iter()
+            .any(|m| m.source == "/state/dnsmasq/dnsmasq.conf" && m.read_only));
         assert_eq!(d.containers[2].env, ["ROOT_PASSWORD=labpassword"]);
     }
 
     #[test]
     fn kvm_device_is_passed_only_when_present_and_not_forced_to_tcg() {
         let l = lab(LAB);
-        assert!(plan(&l, "a", true).containers[3].devices.contains(&"/dev/kvm".to_string()));
+        assert!(plan(&l, "a", true).containers[3]
+            .devices
+            .contains(&"/dev/kvm".to_string()));
         let tcg = lab(&LAB.replace("count = 2", "count = 2\naccel = \"tcg\""));
-        assert!(!plan(&tcg, "a", true).containers[3].devices.contains(&"/dev/kvm".to_string()));
+        assert!(!plan(&tcg, "a", true).containers[3]
+            .devices
+            .contains(&"/dev/kvm".to_string()));
     }
 
     #[test]
     fn unchanged_lab_keeps_everything() {
         let d = plan(&lab(LAB), "a", false);
         let actions = diff(&d.containers, &current(&d), &[]);
-        assert!(actions.iter().all(|a| matches!(a, Action::Keep { .. })), "{actions:?}");
+        assert!(
+            actions.iter().all(|a| matches!(a, Action::Keep { .. })),
+            "{actions:?}"
+        );
         assert_eq!(actions.len(), 5);
     }
 
     #[test]
     fn changed_node_config_recreates_only_that_node() {
         let before = plan(&lab(LAB), "a", false);
-        let after = plan(&lab(&LAB.replace("vnc_port = 5901", "vnc_port = 6901")), "a", false);
+        let after = plan(
+            &lab(&LAB.replace("vnc_port = 5901", "vnc_port = 6901")),
+            "a",
+            false,
+        );
         let actions = diff(&after.containers, &current(&before), &[]);
-        let changed: Vec<_> = actions.iter().filter(|a| !matches!(a, Action::Keep { .. })).collect();
-        assert_eq!(changed, [&Action::Recreate { name: "t-n-1".into(), id: "id-t-n-1".into() }, &Action::Recreate { name: "t-n-2".into(), id: "id-t-n-2".into() }]);
+        let changed: Vec<_> = actions
+            .iter()
+            .filter(|a| !matches!(a, Action::Keep { .. }))
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                &Action::Recreate {
+                    name: "t-n-1".into(),
+                    id: "id-t-n-1".into()
+                },
+                &Action::Recreate {
+                    name: "t-n-2".into(),
+                    id: "id-t-n-2".into()
+                }
+            ]
+        );
     }
 
     #[test]
     fn changed_generated_files_recreate_the_containers_that_mount_them() {
         let before = plan(&lab(LAB), "a", false);
         let after = plan(&lab(LAB), "b", false);
-        let recreated: Vec<_> = diff(&after.containers, &current(&before), &[]).into_iter().filter(|a| matches!(a, Action::Recreate { .. })).map(|a| a.name().to_string()).collect();
+        let recreated: Vec<_> = diff(&after.containers, &current(&before), &[])
+            .into_iter()
+            .filter(|a| matches!(a, Action::Recreate { .. }))
+            .map(|a| a.name().to_string())
+            .collect();
         assert_eq!(recreated, ["t-dhcp", "t-n-1", "t-n-2"]);
     }
 
@@ -493,19 +660,42 @@ ipmi_port = 623
         let mut cur = current(&d);
         cur.retain(|c| c.name != "t-web");
         cur[0].running = false;
-        cur.push(Current { name: "t-old".into(), id: "id-old".into(), config_hash: None, running: true });
+        cur.push(Current {
+            name: "t-old".into(),
+            id: "id-old".into(),
+            config_hash: None,
+            running: true,
+        });
         let actions = diff(&d.containers, &cur, &[]);
-        assert!(actions.contains(&Action::Create { name: "t-web".into() }));
-        assert!(actions.contains(&Action::Start { name: "t-dhcp".into(), id: "id-t-dhcp".into() }));
-        assert!(actions.contains(&Action::Remove { name: "t-old".into(), id: "id-old".into() }));
+        assert!(actions.contains(&Action::Create {
+            name: "t-web".into()
+        }));
+        assert!(actions.contains(&Action::Start {
+            name: "t-dhcp".into(),
+            id: "id-t-dhcp".into()
+        }));
+        assert!(actions.contains(&Action::Remove {
+            name: "t-old".into(),
+            id: "id-old".into()
+        }));
     }
 
     #[test]
     fn only_named_containers_are_considered_and_nothing_is_removed() {
         let d = plan(&lab(LAB), "a", false);
-        let cur = vec![Current { name: "t-old".into(), id: "x".into(), config_hash: None, running: true }];
+        let cur = vec![Current {
+            name: "t-old".into(),
+            id: "x".into(),
+            config_hash: None,
+            running: true,
+        }];
         let actions = diff(&d.containers, &cur, &["web".to_string()]);
-        assert_eq!(actions, [Action::Create { name: "t-web".into() }]);
+        assert_eq!(
+            actions,
+            [Action::Create {
+                name: "t-web".into()
+            }]
+        );
     }
 
     #[test]

@@ -20,8 +20,13 @@ pub enum Probe {
     Http { ip: Ipv4Addr, port: u16 },
     /// An SSH server sends its banner.
     Ssh { ip: Ipv4Addr, port: u16 },
-    /// A BMC answers IPMI "Get Channel Authentication Capabilities" over RMCP.
-    Ipmi { ip: Ipv4Addr, port: u16 },
+    /// A BMC answers IPMI "Get Channel Authentication Capabilities" over RMCP, and, when the node
+    /// is to be powered on at `up`, reports its power on.
+    Ipmi {
+        ip: Ipv4Addr,
+        port: u16,
+        power_on: bool,
+    },
     /// Running is all we know to check.
     Running,
 }
@@ -41,7 +46,16 @@ impl Probe {
             Probe::Dhcp => "DHCP socket open".into(),
             Probe::Http { ip, port } => format!("HTTP answers on {ip}:{port}"),
             Probe::Ssh { ip, port } => format!("SSH banner on {ip}:{port}"),
-            Probe::Ipmi { ip, port } => format!("IPMI answers on {ip}:{port}/udp"),
+            Probe::Ipmi {
+                ip,
+                port,
+                power_on: false,
+            } => format!("IPMI answers on {ip}:{port}/udp"),
+            Probe::Ipmi {
+                ip,
+                port,
+                power_on: true,
+            } => format!("IPMI answers on {ip}:{port}/udp, power on"),
             Probe::Running => "running".into(),
         }
     }
@@ -50,7 +64,9 @@ impl Probe {
     pub async fn check<E: Engine>(&self, engine: &E, container: &str) -> Result<(), String> {
         match self {
             Probe::Dhcp => {
-                let argv: Vec<String> = ["grep", "-q", ":0043 ", "/proc/net/udp"].map(String::from).to_vec();
+                let argv: Vec<String> = ["grep", "-q", ":0043 ", "/proc/net/udp"]
+                    .map(String::from)
+                    .to_vec();
                 match engine.exec(container, &argv).await {
                     Ok(out) if out.exit_code == 0 => Ok(()),
                     Ok(_) => Err("dnsmasq is not listening on UDP 67 yet".into()),
@@ -59,9 +75,28 @@ impl Probe {
             }
             Probe::Http { ip, port } => http(SocketAddr::from((*ip, *port))).await,
             Probe::Ssh { ip, port } => ssh_banner(SocketAddr::from((*ip, *port))).await.map(|_| ()),
-            Probe::Ipmi { ip, port } => ipmi_ping(SocketAddr::from((*ip, *port))).await,
+            Probe::Ipmi { ip, port, power_on } => {
+                ipmi_ping(SocketAddr::from((*ip, *port))).await?;
+                match (*power_on, bmc_power(engine, container).await.as_str()) {
+                    (false, _) | (true, "on") => Ok(()),
+                    (true, other) => Err(format!("the BMC reports power {other}")),
+                }
+            }
             Probe::Running => Ok(()),
         }
+    }
+}
+
+/// The node's power state (`on`, `off` or `unknown`) as its BMC reports it over IPMI (lanplus),
+/// asked from inside the node container with the credentials of its rendered settings.
+pub async fn bmc_power<E: Engine>(engine: &E, container: &str) -> String {
+    let script = "u=$(sed -n 's/^BMC_USER=//p' /etc/lab/node/node.env); p=$(sed -n 's/^BMC_PASSWORD=//p' /etc/lab/node/node.env); \
+                  exec ipmitool -I lanplus -C 3 -H 127.0.0.1 -U \"$u\" -P \"$p\" power status";
+    let argv = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+    match engine.exec(container, &argv).await {
+        Ok(out) if out.output.contains("is on") => "on".into(),
+        Ok(out) if out.output.contains("is off") => "off".into(),
+        _ => "unknown".into(),
     }
 }
 
@@ -112,7 +147,10 @@ async fn exchange(addr: SocketAddr, send: &[u8], want: usize) -> Result<Vec<u8>,
     match timeout(IO_TIMEOUT, io).await {
         Ok(Ok(buf)) => Ok(buf),
         Ok(Err(e)) => Err(format!("{addr}: {e}")),
-        Err(_) => Err(format!("{addr}: no answer within {}s", IO_TIMEOUT.as_secs())),
+        Err(_) => Err(format!(
+            "{addr}: no answer within {}s",
+            IO_TIMEOUT.as_secs()
+        )),
     }
 }
 
@@ -121,7 +159,12 @@ async fn exchange(addr: SocketAddr, send: &[u8], want: usize) -> Result<Vec<u8>,
 pub async fn ipmi_ping(addr: SocketAddr) -> Result<(), String> {
     let msg = channel_auth_request();
     let io = async {
-        let sock = UdpSocket::bind(if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).await?;
+        let sock = UdpSocket::bind(if addr.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        })
+        .await?;
         sock.connect(addr).await?;
         let mut buf = [0u8; 256];
         for _ in 0..3 {
@@ -130,7 +173,10 @@ pub async fn ipmi_ping(addr: SocketAddr) -> Result<(), String> {
                 return r.map(|n| buf[..n].to_vec());
             }
         }
-        Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no IPMI reply"))
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no IPMI reply",
+        ))
     };
     match timeout(IO_TIMEOUT, io).await {
         Ok(Ok(reply)) if is_channel_auth_reply(&reply) => Ok(()),
@@ -141,7 +187,10 @@ pub async fn ipmi_ping(addr: SocketAddr) -> Result<(), String> {
 }
 
 fn checksum(bytes: &[u8]) -> u8 {
-    bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b)).wrapping_neg()
+    bytes
+        .iter()
+        .fold(0u8, |a, b| a.wrapping_add(*b))
+        .wrapping_neg()
 }
 
 fn channel_auth_request() -> Vec<u8> {
@@ -162,7 +211,11 @@ fn channel_auth_request() -> Vec<u8> {
 
 fn is_channel_auth_reply(reply: &[u8]) -> bool {
     // RMCP class IPMI, and in the IPMI message the command byte 0x38 with completion code 0.
-    reply.len() >= 22 && reply[0] == 0x06 && reply[3] == 0x07 && reply[14 + 5] == 0x38 && reply[14 + 6] == 0x00
+    reply.len() >= 22
+        && reply[0] == 0x06
+        && reply[3] == 0x07
+        && reply[14 + 5] == 0x38
+        && reply[14 + 6] == 0x00
 }
 
 #[cfg(test)]

@@ -64,7 +64,9 @@ pub fn profiles(lab: &Lab) -> Vec<&str> {
 }
 
 fn boots_smoke(profile: &crate::lab::Profile) -> bool {
-    let is = |path: &Option<String>, want: &str| path.as_deref().map(|p| p.trim_start_matches('/')) == Some(want);
+    let is = |path: &Option<String>, want: &str| {
+        path.as_deref().map(|p| p.trim_start_matches('/')) == Some(want)
+    };
     is(&profile.kernel, KERNEL) || is(&profile.initrd, INITRD)
 }
 
@@ -72,12 +74,19 @@ fn boots_smoke(profile: &crate::lab::Profile) -> bool {
 /// builds `metal-lab/smoke:latest` if its build context changed, and copies the files if they are
 /// missing or from another image. Does nothing for a lab that does not boot the smoke OS.
 /// Call it before the lab's nodes start (they fetch the files within seconds).
-pub async fn ensure_smoke_os<E: Engine>(engine: &E, lab: &Lab, ui: &Progress) -> anyhow::Result<SmokeOs> {
+pub async fn ensure_smoke_os<E: Engine>(
+    engine: &E,
+    lab: &Lab,
+    ui: &Progress,
+) -> anyhow::Result<SmokeOs> {
     let users = profiles(lab);
     if users.is_empty() {
         return Ok(SmokeOs::default());
     }
-    let Some(web_root) = lab.first_of(ServiceKind::Httpd).and_then(|s| s.root.clone()) else {
+    let Some(web_root) = lab
+        .first_of(ServiceKind::Httpd)
+        .and_then(|s| s.root.clone())
+    else {
         bail!(
             "profile `{}` boots lab's smoke OS from the web root, but lab `{}` has no httpd service with a root\n  \
              help: add a [services.web] table with kind = \"httpd\"",
@@ -87,24 +96,45 @@ pub async fn ensure_smoke_os<E: Engine>(engine: &E, lab: &Lab, ui: &Progress) ->
     };
     let state_dir = lab.state_dir();
     let spec = crate::plan::image_spec(lab, IMAGE, &state_dir);
-    crate::images::write_context(&state_dir.join("images"), IMAGE)
-        .with_context(|| format!("writing the build context of {} under {}", spec.tag, state_dir.display()))?;
+    crate::images::write_context(&state_dir.join("images"), IMAGE).with_context(|| {
+        format!(
+            "writing the build context of {} under {}",
+            spec.tag,
+            state_dir.display()
+        )
+    })?;
     let mut summary = Summary::default();
     apply::images(engine, std::slice::from_ref(&spec), ui, &mut summary)
         .await
-        .with_context(|| format!("building the smoke OS (image {}) for profile `{}`", spec.tag, users.join("`, `")))?;
+        .with_context(|| {
+            format!(
+                "building the smoke OS (image {}) for profile `{}`",
+                spec.tag,
+                users.join("`, `")
+            )
+        })?;
     let image = engine.image_info(&spec.tag).await?.with_context(|| {
-        format!("image {} is gone right after it was checked or built; run `lab up` again", spec.tag)
+        format!(
+            "image {} is gone right after it was checked or built; run `lab up` again",
+            spec.tag
+        )
     })?;
 
     let dir = web_root.join(WEB_DIR);
-    let mut done =
-        SmokeOs { needed: true, built: !summary.images_built.is_empty(), copied: false, dir: Some(dir.clone()) };
+    let mut done = SmokeOs {
+        needed: true,
+        built: !summary.images_built.is_empty(),
+        copied: false,
+        dir: Some(dir.clone()),
+    };
     if current(&dir, &image.id) {
         return Ok(done);
     }
     let key = format!("smoke OS {}", dir.display());
-    ui.start(&key, &format!("copying vmlinuz and initrd from {}", spec.tag));
+    ui.start(
+        &key,
+        &format!("copying vmlinuz and initrd from {}", spec.tag),
+    );
     let copied = copy(engine, &spec.tag, &image.id, &dir).await;
     match &copied {
         Ok(()) => ui.finish(&key, true, &format!("vmlinuz and initrd from {}", spec.tag)),
@@ -119,10 +149,17 @@ async fn copy<E: Engine>(engine: &E, tag: &str, image_id: &str, dir: &Path) -> a
     let files = engine
         .copy_from_image(tag, IMAGE_DIR, dir)
         .await
-        .with_context(|| format!("copying the smoke OS from image {tag} into {}", dir.display()))?;
+        .with_context(|| {
+            format!(
+                "copying the smoke OS from image {tag} into {}",
+                dir.display()
+            )
+        })?;
     for f in FILES {
         if !files.iter().any(|p| p == Path::new(f)) {
-            bail!("image {tag} has no {IMAGE_DIR}/{f}; its Dockerfile (images/smoke) must produce it");
+            bail!(
+                "image {tag} has no {IMAGE_DIR}/{f}; its Dockerfile (images/smoke) must produce it"
+            );
         }
     }
     write_atomically(&dir.join(MARKER), format!("{image_id}\n").as_bytes(), 0o644)
@@ -132,7 +169,12 @@ async fn copy<E: Engine>(engine: &E, tag: &str, image_id: &str, dir: &Path) -> a
 /// Whether `dir` holds both files, copied from image `image_id`.
 fn current(dir: &Path, image_id: &str) -> bool {
     let marker = std::fs::read_to_string(dir.join(MARKER)).unwrap_or_default();
-    marker.trim() == image_id && FILES.iter().all(|f| dir.join(f).metadata().is_ok_and(|m| m.is_file() && m.len() > 0))
+    marker.trim() == image_id
+        && FILES.iter().all(|f| {
+            dir.join(f)
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.len() > 0)
+        })
 }
 
 #[cfg(test)]
@@ -171,7 +213,11 @@ profile = "smoke"
 
     fn engine() -> FakeEngine {
         let engine = FakeEngine::new().with_image(BASE, Default::default());
-        engine.set_image_files("metal-lab/smoke:latest", "/out", &[("vmlinuz", b"kernel"), ("initrd", b"ramfs")]);
+        engine.set_image_files(
+            "metal-lab/smoke:latest",
+            "/out",
+            &[("vmlinuz", b"kernel"), ("initrd", b"ramfs")],
+        );
         engine
     }
 
@@ -203,15 +249,26 @@ profile = "smoke"
 
         engine.take_calls();
         let second = ensure_smoke_os(&engine, &lab, &ui).await.unwrap();
-        assert!(second.needed && !second.built && !second.copied, "{second:?}");
-        assert!(!engine.calls().iter().any(|c| c.starts_with("build_image") || c.starts_with("copy_from_image")));
+        assert!(
+            second.needed && !second.built && !second.copied,
+            "{second:?}"
+        );
+        assert!(!engine
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("build_image") || c.starts_with("copy_from_image")));
 
         // A deleted file is copied again.
         std::fs::remove_file(web.join("initrd")).unwrap();
         assert!(ensure_smoke_os(&engine, &lab, &ui).await.unwrap().copied);
 
         // Another image (same context hash, another id: e.g. rebuilt by hand) replaces the files.
-        let labels = engine.image_info("metal-lab/smoke:latest").await.unwrap().unwrap().labels;
+        let labels = engine
+            .image_info("metal-lab/smoke:latest")
+            .await
+            .unwrap()
+            .unwrap()
+            .labels;
         engine.add_image("metal-lab/smoke:latest", labels);
         let again = ensure_smoke_os(&engine, &lab, &ui).await.unwrap();
         assert!(!again.built && again.copied, "{again:?}");
@@ -223,7 +280,12 @@ profile = "smoke"
         let mut lab = lab(dir.path(), "smoke/vmlinuz");
         lab.nodes[0].profile = Some("other".into());
         let engine = engine();
-        assert_eq!(ensure_smoke_os(&engine, &lab, &Progress::quiet()).await.unwrap(), SmokeOs::default());
+        assert_eq!(
+            ensure_smoke_os(&engine, &lab, &Progress::quiet())
+                .await
+                .unwrap(),
+            SmokeOs::default()
+        );
         assert!(engine.calls().is_empty());
         assert!(!dir.path().join("webroot/smoke").exists());
     }
@@ -234,7 +296,9 @@ profile = "smoke"
         let lab = lab(dir.path(), "smoke/vmlinuz");
         let engine = FakeEngine::new().with_image(BASE, Default::default());
         engine.set_image_files("metal-lab/smoke:latest", "/out", &[("vmlinuz", b"kernel")]);
-        let err = ensure_smoke_os(&engine, &lab, &Progress::quiet()).await.unwrap_err();
+        let err = ensure_smoke_os(&engine, &lab, &Progress::quiet())
+            .await
+            .unwrap_err();
         assert!(format!("{err:#}").contains("has no /out/initrd"), "{err:#}");
         // Nothing marks the half copy as current: the next run copies again.
         assert!(!current(&dir.path().join("webroot/smoke"), "any"));

@@ -18,7 +18,10 @@ pub struct Progress {
 }
 
 enum Mode {
-    Bars { multi: MultiProgress, bars: Mutex<HashMap<String, ProgressBar>> },
+    Bars {
+        multi: MultiProgress,
+        bars: Mutex<HashMap<String, ProgressBar>>,
+    },
     Lines,
     Quiet,
 }
@@ -27,13 +30,28 @@ impl Progress {
     /// Spinners when stdout is a terminal and `CI` is not set; plain lines otherwise.
     pub fn auto() -> Progress {
         let tty = std::io::stdout().is_terminal() && std::env::var_os("CI").is_none();
-        let mode = if tty { Mode::Bars { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) } } else { Mode::Lines };
-        Progress { mode, start: Instant::now(), quarters: Mutex::new(HashMap::new()) }
+        let mode = if tty {
+            Mode::Bars {
+                multi: MultiProgress::new(),
+                bars: Mutex::new(HashMap::new()),
+            }
+        } else {
+            Mode::Lines
+        };
+        Progress {
+            mode,
+            start: Instant::now(),
+            quarters: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Nothing at all (for JSON output and tests).
     pub fn quiet() -> Progress {
-        Progress { mode: Mode::Quiet, start: Instant::now(), quarters: Mutex::new(HashMap::new()) }
+        Progress {
+            mode: Mode::Quiet,
+            start: Instant::now(),
+            quarters: Mutex::new(HashMap::new()),
+        }
     }
 
     /// A step begins.
@@ -41,7 +59,12 @@ impl Progress {
         match &self.mode {
             Mode::Bars { multi, bars } => {
                 let bar = multi.add(ProgressBar::new_spinner());
-                bar.set_style(ProgressStyle::with_template("{spinner:.cyan} {prefix:<34} {wide_msg} {elapsed:>4}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner:.cyan} {prefix:<34} {wide_msg} {elapsed:>4}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
                 bar.set_prefix(key.to_string());
                 bar.set_message(msg.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
@@ -61,7 +84,11 @@ impl Progress {
             Mode::Bars { multi, bars } => {
                 let bar = multi.add(ProgressBar::new(total.unwrap_or(0)));
                 let template = "{spinner:.cyan} {prefix:<34} [{bar:24}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta:<4} {wide_msg}";
-                bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+                bar.set_style(
+                    ProgressStyle::with_template(template)
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
                 bar.set_prefix(key.to_string());
                 bar.set_message(msg.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
@@ -86,9 +113,13 @@ impl Progress {
                 }
             }
             Mode::Lines => {
-                let Some(t) = total.filter(|t| *t > 0) else { return };
+                let Some(t) = total.filter(|t| *t > 0) else {
+                    return;
+                };
                 let q = (done.min(t) * 4 / t).min(3);
-                let Ok(mut quarters) = self.quarters.lock() else { return };
+                let Ok(mut quarters) = self.quarters.lock() else {
+                    return;
+                };
                 let last = quarters.entry(key.to_string()).or_insert(q);
                 if q > *last {
                     *last = q;
@@ -121,14 +152,20 @@ impl Progress {
                 let mark = if ok { "✔" } else { "✘" };
                 match bar {
                     Some(bar) => {
-                        bar.set_style(ProgressStyle::with_template("{prefix} {wide_msg} {elapsed:>4}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                        bar.set_style(
+                            ProgressStyle::with_template("{prefix} {wide_msg} {elapsed:>4}")
+                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
                         bar.set_prefix(format!("{mark} {key:<34}"));
                         bar.finish_with_message(msg.to_string());
                     }
                     None => self.println(&format!("{mark} {key:<34} {msg}")),
                 }
             }
-            Mode::Lines => self.line(key, &format!("{} {msg}", if ok { "done:" } else { "FAILED:" })),
+            Mode::Lines => self.line(
+                key,
+                &format!("{} {msg}", if ok { "done:" } else { "FAILED:" }),
+            ),
             Mode::Quiet => {}
         }
     }
@@ -145,6 +182,9 @@ impl Progress {
     }
 
     fn line(&self, key: &str, msg: &str) {
-        println!("[{:>6.1}s] {key}: {msg}", self.start.elapsed().as_secs_f64());
+        println!(
+            "[{:>6.1}s] {key}: {msg}",
+            self.start.elapsed().as_secs_f64()
+        );
     }
 }

@@ -4,6 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -15,6 +16,8 @@ use crate::ui::Progress;
 /// Attempts in a row that move the `.part` file no further before giving up.
 const MAX_TOTAL_ATTEMPTS: u32 = 100;
 const BUF: usize = 256 * 1024;
+/// Chunks read but not hashed yet, at most.
+const CHUNKS_IN_FLIGHT: usize = 16;
 
 /// A file to download.
 pub struct Job<'a> {
@@ -205,44 +208,63 @@ fn attempt(client: &Client, job: &Job, part: &Path, ui: &Progress) -> Result<Att
         }
     };
     ui.set_bytes(&job.key, start, size);
-    let mut hasher = Sha256::new();
     let mut file = if start > 0 {
-        hash_into(part, &mut hasher).map_err(|e| Failure::Fatal(FetchError::io(part, e)))?;
         OpenOptions::new().append(true).open(part)
     } else {
         File::create(part)
     }
     .map_err(|e| Failure::Fatal(FetchError::io(part, e)))?;
     let mut body = resp.into_body().into_reader();
-    let mut buf = vec![0u8; BUF];
-    let mut done = start;
-    loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let err = if is_stall(&e) {
-                    FetchError::Stalled {
-                        url: url.to_string(),
-                        after: done,
-                    }
-                } else {
-                    FetchError::Broken {
-                        url: url.to_string(),
-                        after: done,
-                        message: e.to_string(),
-                    }
-                };
-                return Err(Failure::Transient(err, done > offset));
+    // Hashing runs beside the transfer (SHA-256 and the socket are each about as fast as the
+    // other on loopback): chunks go to a hashing thread and come back to be reused. It first
+    // hashes the `start` bytes already in the `.part` file.
+    let (done, hash) = std::thread::scope(|s| {
+        let (to_hash, chunks) = mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+        let (recycle, free) = mpsc::channel::<Vec<u8>>();
+        let hashing = s.spawn(move || -> std::io::Result<String> {
+            let mut hasher = Sha256::new();
+            if start > 0 {
+                hash_into(part, Some(start), &mut hasher)?;
             }
+            for chunk in chunks {
+                hasher.update(&chunk);
+                let _ = recycle.send(chunk);
+            }
+            Ok(hex::encode(hasher.finalize()))
+        });
+        let copied = copy(&mut body, &mut file, &to_hash, &free, start, |done| {
+            ui.set_bytes(&job.key, done, size)
+        });
+        drop(to_hash);
+        let hash = match hashing.join() {
+            Ok(Ok(h)) => Ok(h),
+            Ok(Err(e)) => Err(FetchError::io(part, e)),
+            Err(_) => Err(FetchError::io(
+                part,
+                std::io::Error::other("the hashing thread failed"),
+            )),
         };
-        file.write_all(&buf[..n])
-            .map_err(|e| Failure::Fatal(FetchError::io(part, e)))?;
-        hasher.update(&buf[..n]);
-        done += n as u64;
-        ui.set_bytes(&job.key, done, size);
-    }
+        (copied, hash)
+    });
+    let done = match done {
+        Ok(done) => done,
+        Err(CopyError::Write(e)) => return Err(Failure::Fatal(FetchError::io(part, e))),
+        Err(CopyError::Read(e, done)) => {
+            let err = if is_stall(&e) {
+                FetchError::Stalled {
+                    url: url.to_string(),
+                    after: done,
+                }
+            } else {
+                FetchError::Broken {
+                    url: url.to_string(),
+                    after: done,
+                    message: e.to_string(),
+                }
+            };
+            return Err(Failure::Transient(err, done > offset));
+        }
+    };
     if let Some(size) = size {
         if done != size {
             let e = FetchError::Broken {
@@ -253,10 +275,45 @@ fn attempt(client: &Client, job: &Job, part: &Path, ui: &Progress) -> Result<Att
             return Err(Failure::Transient(e, done > offset));
         }
     }
-    Ok(Attempt {
-        hash: hex::encode(hasher.finalize()),
-        size: done,
-    })
+    let hash = hash.map_err(Failure::Fatal)?;
+    Ok(Attempt { hash, size: done })
+}
+
+enum CopyError {
+    /// Reading the body failed after this many bytes (offset in the file).
+    Read(std::io::Error, u64),
+    Write(std::io::Error),
+}
+
+/// Body -> file, every chunk also sent to the hashing thread; returns the file's new length.
+fn copy(
+    body: &mut impl Read,
+    file: &mut File,
+    to_hash: &mpsc::SyncSender<Vec<u8>>,
+    free: &mpsc::Receiver<Vec<u8>>,
+    start: u64,
+    progress: impl Fn(u64),
+) -> Result<u64, CopyError> {
+    let mut done = start;
+    loop {
+        let mut buf = free.try_recv().unwrap_or_default();
+        buf.resize(BUF, 0);
+        let n = match body.read(&mut buf) {
+            Ok(0) => return Ok(done),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e, done)),
+        };
+        buf.truncate(n);
+        file.write_all(&buf).map_err(CopyError::Write)?;
+        done += n as u64;
+        if to_hash.send(buf).is_err() {
+            // The hashing thread stopped (it failed reading the `.part` file): its error is
+            // reported after the join; stop copying.
+            return Ok(done);
+        }
+        progress(done);
+    }
 }
 
 fn truncate(part: &Path) -> Result<(), Failure> {
@@ -267,8 +324,9 @@ fn truncate(part: &Path) -> Result<(), Failure> {
     }
 }
 
-fn hash_into(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
-    let mut f = File::open(path)?;
+/// Hashes a file, or its first `limit` bytes.
+fn hash_into(path: &Path, limit: Option<u64>, hasher: &mut Sha256) -> std::io::Result<()> {
+    let mut f = File::open(path)?.take(limit.unwrap_or(u64::MAX));
     let mut buf = vec![0u8; 1 << 20];
     loop {
         match f.read(&mut buf)? {
@@ -281,7 +339,7 @@ fn hash_into(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
 /// SHA-256 of a file, lowercase hex.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
-    hash_into(path, &mut hasher)?;
+    hash_into(path, None, &mut hasher)?;
     Ok(hex::encode(hasher.finalize()))
 }
 

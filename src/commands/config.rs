@@ -36,7 +36,9 @@ pub fn config(file: &Path, json: bool) -> anyhow::Result<()> {
 }
 
 fn file_shaped(value: Value) -> Value {
-    let Value::Object(mut top) = value else { return value };
+    let Value::Object(mut top) = value else {
+        return value;
+    };
     let mut out = Map::new();
     let mut head = Map::new();
     for key in ["name", "publish", "base_image"] {
@@ -59,9 +61,15 @@ fn keyed_by_name(items: Vec<Value>) -> Value {
     let mut map = Map::new();
     for item in items {
         if let Value::Object(mut o) = item {
-            let name = o.remove("name").and_then(|n| n.as_str().map(str::to_string)).unwrap_or_default();
+            let name = o
+                .remove("name")
+                .and_then(|n| n.as_str().map(str::to_string))
+                .unwrap_or_default();
             if let Some(Value::Array(ports)) = o.remove("ports") {
-                o.insert("ports".into(), Value::Array(ports.into_iter().map(port_text).collect()));
+                o.insert(
+                    "ports".into(),
+                    Value::Array(ports.into_iter().map(port_text).collect()),
+                );
             }
             map.insert(name, Value::Object(o));
         }
@@ -70,8 +78,17 @@ fn keyed_by_name(items: Vec<Value>) -> Value {
 }
 
 fn port_text(p: Value) -> Value {
-    let field = |k: &str| p.get(k).map(|v| v.to_string().trim_matches('"').to_string()).unwrap_or_default();
-    Value::String(format!("{}:{}/{}", field("host"), field("container"), field("protocol")))
+    let field = |k: &str| {
+        p.get(k)
+            .map(|v| v.to_string().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    Value::String(format!(
+        "{}:{}/{}",
+        field("host"),
+        field("container"),
+        field("protocol")
+    ))
 }
 
 /// Drops nulls and empty tables and arrays, which TOML cannot or need not show.

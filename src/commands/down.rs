@@ -12,7 +12,8 @@ pub async fn run(file: &Path, volumes: bool, name: Option<String>) -> anyhow::Re
     let (lab, state_dir) = match name {
         Some(n) => (n, None),
         None => {
-            let lab = super::load(file).context("finding which lab to take down (or name it with --name LAB)")?;
+            let lab = super::load(file)
+                .context("finding which lab to take down (or name it with --name LAB)")?;
             let dir = lab.state_dir();
             (lab.name, Some(dir))
         }
@@ -21,7 +22,8 @@ pub async fn run(file: &Path, volumes: bool, name: Option<String>) -> anyhow::Re
     let removed = down(&engine, &lab, volumes).await?;
     if volumes {
         if let Some(dir) = state_dir.filter(|d| d.exists()) {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("removing generated files in {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("removing generated files in {}", dir.display()))?;
         }
     }
     if removed.is_empty() {
@@ -36,7 +38,10 @@ pub async fn run(file: &Path, volumes: bool, name: Option<String>) -> anyhow::Re
 /// and, with `volumes`, its volumes. Returns what it removed.
 pub async fn down<E: Engine>(engine: &E, lab: &str, volumes: bool) -> anyhow::Result<Vec<String>> {
     let filter = LabelFilter::new().with(LABEL_LAB, lab);
-    let containers = engine.list_containers(&filter).await.with_context(|| format!("listing the containers of lab `{lab}`"))?;
+    let containers = engine
+        .list_containers(&filter)
+        .await
+        .with_context(|| format!("listing the containers of lab `{lab}`"))?;
     let results = join_all(containers.iter().map(|c| engine.remove_container(&c.id))).await;
     let mut removed = Vec::new();
     let mut errors = Vec::new();
@@ -46,7 +51,9 @@ pub async fn down<E: Engine>(engine: &E, lab: &str, volumes: bool) -> anyhow::Re
             Err(e) => errors.push(format!("container {}: {e}", c.name)),
         }
     }
-    let networks = engine.find_networks(&NetworkQuery::Labels(filter.clone())).await?;
+    let networks = engine
+        .find_networks(&NetworkQuery::Labels(filter.clone()))
+        .await?;
     for n in &networks {
         match engine.remove_network(&n.id).await {
             Ok(()) => removed.push(format!("network {}", n.name)),

@@ -7,16 +7,36 @@ use anyhow::Context;
 
 use crate::engine::{DockerEngine, Engine};
 
-pub async fn run(file: &Path, name: Option<String>, follow: bool, tail: Option<usize>) -> anyhow::Result<()> {
+pub async fn run(
+    file: &Path,
+    name: Option<String>,
+    follow: bool,
+    tail: Option<usize>,
+) -> anyhow::Result<()> {
     let lab = super::load(file)?;
     let engine = DockerEngine::connect().await?;
     let names: Vec<String> = match name {
         Some(n) if lab.service(&n).is_some() || lab.node(&n).is_some() => vec![n],
         Some(n) => {
-            let all: Vec<&str> = lab.services.iter().map(|s| s.name.as_str()).chain(lab.nodes.iter().map(|n| n.name.as_str())).collect();
-            return Err(crate::lab::Diagnostics(vec![crate::lab::Diag::file_level(&lab.file, format!("lab `{}` has no service or node `{n}`", lab.name), Some(format!("use one of: {}", all.join(", "))))]).into());
+            let all: Vec<&str> = lab
+                .services
+                .iter()
+                .map(|s| s.name.as_str())
+                .chain(lab.nodes.iter().map(|n| n.name.as_str()))
+                .collect();
+            return Err(crate::lab::Diagnostics(vec![crate::lab::Diag::file_level(
+                &lab.file,
+                format!("lab `{}` has no service or node `{n}`", lab.name),
+                Some(format!("use one of: {}", all.join(", "))),
+            )])
+            .into());
         }
-        None => lab.services.iter().map(|s| s.name.clone()).chain(lab.nodes.iter().map(|n| n.name.clone())).collect(),
+        None => lab
+            .services
+            .iter()
+            .map(|s| s.name.clone())
+            .chain(lab.nodes.iter().map(|n| n.name.clone()))
+            .collect(),
     };
     if follow {
         if names.len() != 1 {
@@ -35,7 +55,10 @@ pub async fn run(file: &Path, name: Option<String>, follow: bool, tail: Option<u
     let many = names.len() > 1;
     for n in &names {
         let container = lab.container_name(n);
-        let text = engine.logs(&container, tail.or(if many { Some(20) } else { None })).await.with_context(|| format!("reading the logs of {container}; is the lab up?"))?;
+        let text = engine
+            .logs(&container, tail.or(if many { Some(20) } else { None }))
+            .await
+            .with_context(|| format!("reading the logs of {container}; is the lab up?"))?;
         for line in text.lines() {
             if many {
                 println!("{n:>10} | {line}");

@@ -18,12 +18,22 @@ const POWER_ACTIONS: [&str; 5] = ["on", "off", "cycle", "reset", "status"];
 pub async fn power(file: &Path, all: bool, words: &[String]) -> anyhow::Result<()> {
     let lab = super::load(file)?;
     let (nodes, action) = match (all, words) {
-        (true, [action]) => (lab.nodes.iter().map(|n| n.name.clone()).collect(), action.as_str()),
+        (true, [action]) => (
+            lab.nodes.iter().map(|n| n.name.clone()).collect(),
+            action.as_str(),
+        ),
         (false, [node, action]) => (vec![node.clone()], action.as_str()),
-        _ => return Err(usage("use `lab power NODE ACTION` or `lab power --all ACTION`")),
+        _ => {
+            return Err(usage(
+                "use `lab power NODE ACTION` or `lab power --all ACTION`",
+            ))
+        }
     };
     if !POWER_ACTIONS.contains(&action) {
-        return Err(usage(&format!("unknown power action `{action}`: use one of {}", POWER_ACTIONS.join(", "))));
+        return Err(usage(&format!(
+            "unknown power action `{action}`: use one of {}",
+            POWER_ACTIONS.join(", ")
+        )));
     }
     for n in &nodes {
         known_node(&lab, n)?;
@@ -41,13 +51,23 @@ pub async fn power(file: &Path, all: bool, words: &[String]) -> anyhow::Result<(
         }
     }
     if failed > 0 {
-        bail!("{failed} of {} nodes did not answer; see `lab status`", nodes.len());
+        bail!(
+            "{failed} of {} nodes did not answer; see `lab status`",
+            nodes.len()
+        );
     }
     Ok(())
 }
 
 fn usage(msg: &str) -> anyhow::Error {
-    crate::lab::Diagnostics(vec![crate::lab::Diag { file: "lab".into(), pos: None, key: "power".into(), message: msg.into(), help: None }]).into()
+    crate::lab::Diagnostics(vec![crate::lab::Diag {
+        file: "lab".into(),
+        pos: None,
+        key: "power".into(),
+        message: msg.into(),
+        help: None,
+    }])
+    .into()
 }
 
 fn known_node(lab: &Lab, name: &str) -> anyhow::Result<()> {
@@ -55,19 +75,41 @@ fn known_node(lab: &Lab, name: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     let names: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
-    Err(crate::lab::Diagnostics(vec![crate::lab::Diag::file_level(&lab.file, format!("lab `{}` has no node `{name}`", lab.name), Some(format!("use one of: {}", names.join(", "))))]).into())
+    Err(crate::lab::Diagnostics(vec![crate::lab::Diag::file_level(
+        &lab.file,
+        format!("lab `{}` has no node `{name}`", lab.name),
+        Some(format!("use one of: {}", names.join(", "))),
+    )])
+    .into())
 }
 
 /// Runs `ipmitool chassis power ACTION` against the node's BMC over IPMI (lanplus), from inside
 /// its container, exactly as a user's ipmitool would talk to it.
 async fn bmc<E: Engine>(engine: &E, lab: &Lab, node: &str, action: &str) -> anyhow::Result<String> {
     let n = lab.node(node).context("node vanished")?;
-    let argv: Vec<String> = ["ipmitool", "-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-U", &n.bmc_user, "-P", &n.bmc_password, "chassis", "power", action]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let argv: Vec<String> = [
+        "ipmitool",
+        "-I",
+        "lanplus",
+        "-C",
+        "3",
+        "-H",
+        "127.0.0.1",
+        "-U",
+        &n.bmc_user,
+        "-P",
+        &n.bmc_password,
+        "chassis",
+        "power",
+        action,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let container = lab.container_name(node);
-    let out = engine.exec(&container, &argv).await.with_context(|| format!("asking the BMC of `{node}` (container {container}); is the lab up?"))?;
+    let out = engine.exec(&container, &argv).await.with_context(|| {
+        format!("asking the BMC of `{node}` (container {container}); is the lab up?")
+    })?;
     let text = out.output.trim().to_string();
     if out.exit_code != 0 {
         bail!("the BMC answered: {text}");
@@ -76,10 +118,18 @@ async fn bmc<E: Engine>(engine: &E, lab: &Lab, node: &str, action: &str) -> anyh
 }
 
 /// `lab wait [NODE...] --phase P --timeout S`.
-pub async fn wait(file: &Path, nodes: &[String], phase: &str, timeout: Duration) -> anyhow::Result<()> {
+pub async fn wait(
+    file: &Path,
+    nodes: &[String],
+    phase: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let Some(target) = Phase::parse(phase) else {
         let all: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
-        return Err(usage(&format!("unknown phase `{phase}`: use one of {}", all.join(", "))));
+        return Err(usage(&format!(
+            "unknown phase `{phase}`: use one of {}",
+            all.join(", ")
+        )));
     };
     let lab = super::load(file)?;
     for n in nodes {
@@ -100,19 +150,31 @@ pub async fn wait(file: &Path, nodes: &[String], phase: &str, timeout: Duration)
         let report = status::report(&engine, &lab.name, &desired.containers, &boot).await?;
         let selected: Vec<&Entry> = report.nodes.iter().filter(|e| wanted(e)).collect();
         if selected.iter().all(|e| reached(e)) {
-            println!("{} node(s) reached `{target}` after {:.1}s", selected.len(), start.elapsed().as_secs_f64());
+            println!(
+                "{} node(s) reached `{target}` after {:.1}s",
+                selected.len(),
+                start.elapsed().as_secs_f64()
+            );
             return Ok(());
         }
         if start.elapsed() >= timeout {
             let mut lines = Vec::new();
             for e in selected {
                 let phase = e.phase.map_or("unknown".to_string(), |p| p.to_string());
-                lines.push(format!("  {}: {phase}{}", e.name, if reached(e) { "" } else { "  <- not there" }));
+                lines.push(format!(
+                    "  {}: {phase}{}",
+                    e.name,
+                    if reached(e) { "" } else { "  <- not there" }
+                ));
                 if !reached(e) {
                     lines.push(console_tail(&engine, &e.container).await);
                 }
             }
-            bail!("not every node reached `{target}` within {}s:\n{}", timeout.as_secs(), lines.join("\n"));
+            bail!(
+                "not every node reached `{target}` within {}s:\n{}",
+                timeout.as_secs(),
+                lines.join("\n")
+            );
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -120,7 +182,9 @@ pub async fn wait(file: &Path, nodes: &[String], phase: &str, timeout: Duration)
 
 /// The last lines of a node's serial console, which the node image logs to a file.
 async fn console_tail<E: Engine>(engine: &E, container: &str) -> String {
-    let argv: Vec<String> = ["tail", "-n", "10", "/var/lib/lab/console.log"].map(String::from).to_vec();
+    let argv: Vec<String> = ["tail", "-n", "10", "/var/lib/lab/console.log"]
+        .map(String::from)
+        .to_vec();
     match engine.exec(container, &argv).await {
         Ok(out) if out.exit_code == 0 => {
             let text: Vec<String> = out.output.lines().map(|l| format!("    | {l}")).collect();

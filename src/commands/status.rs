@@ -11,7 +11,10 @@ use serde::Serialize;
 use crate::engine::{DockerEngine, Engine, ObservedContainer};
 use crate::lab::{Lab, Proto};
 use crate::phase::{derive, NodeTraffic, Phase};
-use crate::plan::{ContainerSpec, PortBinding, Role, LABEL_BMC_USER, LABEL_BOOT_IP, LABEL_KIND, LABEL_MAC, LABEL_NAME, LABEL_ROLE};
+use crate::plan::{
+    ContainerSpec, PortBinding, Role, LABEL_BMC_USER, LABEL_BOOT_IP, LABEL_KIND, LABEL_MAC,
+    LABEL_NAME, LABEL_ROLE,
+};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -61,14 +64,28 @@ pub async fn run(file: &Path, json: bool, name: Option<String>) -> anyhow::Resul
             let files = crate::render::render(&lab)?;
             let desired = super::up::desired(&lab, &files);
             let missing = crate::assets::missing_assets(&lab);
-            (lab.name.clone(), desired.containers, boot_files(&lab), missing)
+            (
+                lab.name.clone(),
+                desired.containers,
+                boot_files(&lab),
+                missing,
+            )
         }
     };
     let engine = DockerEngine::connect().await?;
     let mut report = report(&engine, &lab_name, &planned, &boot).await?;
     for m in &missing {
-        for n in report.nodes.iter_mut().filter(|n| m.nodes.contains(&n.name)) {
-            n.problem = Some(format!("asset `{}` is missing ({}): run `{}`", m.asset, m.files.join(", "), m.command));
+        for n in report
+            .nodes
+            .iter_mut()
+            .filter(|n| m.nodes.contains(&n.name))
+        {
+            n.problem = Some(format!(
+                "asset `{}` is missing ({}): run `{}`",
+                m.asset,
+                m.files.join(", "),
+                m.command
+            ));
         }
     }
     if json {
@@ -86,27 +103,52 @@ pub fn boot_files(lab: &Lab) -> BTreeMap<String, Vec<String>> {
         .iter()
         .map(|n| {
             let profile = n.profile.as_ref().and_then(|p| lab.profiles.get(p));
-            let files = profile.into_iter().flat_map(|p| p.kernel.iter().chain(p.initrd.iter())).filter(|f| !f.contains("://")).map(|f| format!("/{}", f.trim_start_matches('/'))).collect();
+            let files = profile
+                .into_iter()
+                .flat_map(|p| p.kernel.iter().chain(p.initrd.iter()))
+                .filter(|f| !f.contains("://"))
+                .map(|f| format!("/{}", f.trim_start_matches('/')))
+                .collect();
             (n.name.clone(), files)
         })
         .collect()
 }
 
-pub async fn report<E: Engine>(engine: &E, lab: &str, planned: &[ContainerSpec], boot_files: &BTreeMap<String, Vec<String>>) -> anyhow::Result<Report> {
+pub async fn report<E: Engine>(
+    engine: &E,
+    lab: &str,
+    planned: &[ContainerSpec],
+    boot_files: &BTreeMap<String, Vec<String>>,
+) -> anyhow::Result<Report> {
     let observed = super::up::current(engine, lab).await?;
-    let mut entries: Vec<(Role, Entry)> = planned.iter().map(|c| (c.role, planned_entry(c, observed.iter().find(|o| o.name == c.name)))).collect();
-    for o in observed.iter().filter(|o| !planned.iter().any(|c| c.name == o.name)) {
+    let mut entries: Vec<(Role, Entry)> = planned
+        .iter()
+        .map(|c| {
+            (
+                c.role,
+                planned_entry(c, observed.iter().find(|o| o.name == c.name)),
+            )
+        })
+        .collect();
+    for o in observed
+        .iter()
+        .filter(|o| !planned.iter().any(|c| c.name == o.name))
+    {
         entries.push(observed_entry(o));
     }
     let powers = join_all(entries.iter().map(|(role, e)| async move {
         match (role, e.state.as_str()) {
-            (Role::Node, "running") => Some(power(engine, &e.container).await),
+            (Role::Node, "running") => Some(crate::ready::bmc_power(engine, &e.container).await),
             (Role::Node, _) => Some("off".to_string()),
             _ => None,
         }
     }))
     .await;
-    let mut report = Report { lab: lab.to_string(), services: Vec::new(), nodes: Vec::new() };
+    let mut report = Report {
+        lab: lab.to_string(),
+        services: Vec::new(),
+        nodes: Vec::new(),
+    };
     for ((role, mut e), p) in entries.into_iter().zip(powers) {
         e.power = p;
         e.boot_files = boot_files.get(&e.name).cloned().unwrap_or_default();
@@ -121,7 +163,13 @@ pub async fn report<E: Engine>(engine: &E, lab: &str, planned: &[ContainerSpec],
 
 /// Reads the dnsmasq and web logs once, each node's own log, and derives every node's phase.
 async fn add_phases<E: Engine>(engine: &E, report: &mut Report) {
-    let log_of = |kind: &str| report.services.iter().find(|s| s.kind == kind && s.state == "running").map(|s| s.container.clone());
+    let log_of = |kind: &str| {
+        report
+            .services
+            .iter()
+            .find(|s| s.kind == kind && s.state == "running")
+            .map(|s| s.container.clone())
+    };
     let (dhcp, web) = (log_of("dnsmasq"), log_of("httpd"));
     let read = |c: Option<String>| async move {
         match c {
@@ -130,13 +178,24 @@ async fn add_phases<E: Engine>(engine: &E, report: &mut Report) {
         }
     };
     let (dhcp_log, web_log) = futures_util::join!(read(dhcp), read(web));
-    let node_logs = join_all(report.nodes.iter().map(|n| read((n.state == "running").then(|| n.container.clone())))).await;
+    let node_logs = join_all(
+        report
+            .nodes
+            .iter()
+            .map(|n| read((n.state == "running").then(|| n.container.clone()))),
+    )
+    .await;
     for (n, log) in report.nodes.iter_mut().zip(node_logs) {
         if n.state != "running" {
             n.phase = Some(Phase::Off);
             continue;
         }
-        let traffic = NodeTraffic { name: n.name.clone(), mac: n.mac.clone().unwrap_or_default(), ip: n.boot_ip.clone().unwrap_or_default(), boot_files: n.boot_files.clone() };
+        let traffic = NodeTraffic {
+            name: n.name.clone(),
+            mac: n.mac.clone().unwrap_or_default(),
+            ip: n.boot_ip.clone().unwrap_or_default(),
+            boot_files: n.boot_files.clone(),
+        };
         let powered = match n.power.as_deref() {
             Some("on") => Some(true),
             Some("off") => Some(false),
@@ -172,9 +231,17 @@ fn planned_entry(c: &ContainerSpec, o: Option<&ObservedContainer>) -> Entry {
 }
 
 fn observed_entry(o: &ObservedContainer) -> (Role, Entry) {
-    let role = if o.labels.get(LABEL_ROLE).map(String::as_str) == Some("node") { Role::Node } else { Role::Service };
+    let role = if o.labels.get(LABEL_ROLE).map(String::as_str) == Some("node") {
+        Role::Node
+    } else {
+        Role::Service
+    };
     let entry = Entry {
-        name: o.labels.get(LABEL_NAME).cloned().unwrap_or_else(|| o.name.clone()),
+        name: o
+            .labels
+            .get(LABEL_NAME)
+            .cloned()
+            .unwrap_or_else(|| o.name.clone()),
         kind: o.labels.get(LABEL_KIND).cloned().unwrap_or_default(),
         container: o.name.clone(),
         state: o.state.to_string(),
@@ -203,8 +270,14 @@ fn host(ip: IpAddr) -> String {
 }
 
 fn endpoints(labels: &crate::engine::Labels, ports: &[PortBinding]) -> Vec<String> {
-    let kind = labels.get(LABEL_KIND).map(String::as_str).unwrap_or_default();
-    let user = labels.get(LABEL_BMC_USER).cloned().unwrap_or_else(|| "admin".into());
+    let kind = labels
+        .get(LABEL_KIND)
+        .map(String::as_str)
+        .unwrap_or_default();
+    let user = labels
+        .get(LABEL_BMC_USER)
+        .cloned()
+        .unwrap_or_else(|| "admin".into());
     ports
         .iter()
         .map(|p| {
@@ -212,7 +285,10 @@ fn endpoints(labels: &crate::engine::Labels, ports: &[PortBinding]) -> Vec<Strin
             match (kind, p.container_port, p.protocol) {
                 ("sshd", 22, Proto::Tcp) => format!("ssh -p {} root@{h}", p.host_port),
                 ("node", 5901, Proto::Tcp) => format!("vnc://{h}:{}", p.host_port),
-                ("node", 623, Proto::Udp) => format!("ipmitool -I lanplus -H {h} -p {} -U {user} -P <password>", p.host_port),
+                ("node", 623, Proto::Udp) => format!(
+                    "ipmitool -I lanplus -H {h} -p {} -U {user} -P <password>",
+                    p.host_port
+                ),
                 (_, 443, Proto::Tcp) => format!("https://{h}:{}/", p.host_port),
                 (_, 80, Proto::Tcp) => format!("http://{h}:{}/", p.host_port),
                 (_, _, proto) => format!("{h}:{}/{}", p.host_port, proto.as_str()),
@@ -221,27 +297,36 @@ fn endpoints(labels: &crate::engine::Labels, ports: &[PortBinding]) -> Vec<Strin
         .collect()
 }
 
-/// Asks the node's BMC, over IPMI inside the node container, as `ipmitool` would.
-async fn power<E: Engine>(engine: &E, container: &str) -> String {
-    let script = "u=$(sed -n 's/^BMC_USER=//p' /etc/lab/node/node.env); p=$(sed -n 's/^BMC_PASSWORD=//p' /etc/lab/node/node.env); \
-                  exec ipmitool -I lanplus -C 3 -H 127.0.0.1 -U \"$u\" -P \"$p\" power status";
-    let argv = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
-    match engine.exec(container, &argv).await {
-        Ok(out) if out.output.contains("is on") => "on".into(),
-        Ok(out) if out.output.contains("is off") => "off".into(),
-        _ => "unknown".into(),
-    }
-}
-
 /// The plain-text table `lab status` prints.
 pub fn table(r: &Report) -> String {
-    let mut rows = vec![vec!["SERVICE".to_string(), "KIND".into(), "STATE".into(), "IP".into(), "ENDPOINTS".into()]];
+    let mut rows = vec![vec![
+        "SERVICE".to_string(),
+        "KIND".into(),
+        "STATE".into(),
+        "IP".into(),
+        "ENDPOINTS".into(),
+    ]];
     for e in &r.services {
-        rows.push(vec![e.name.clone(), e.kind.clone(), e.state.clone(), e.ip.clone().unwrap_or_default(), e.endpoints.join("  ")]);
+        rows.push(vec![
+            e.name.clone(),
+            e.kind.clone(),
+            e.state.clone(),
+            e.ip.clone().unwrap_or_default(),
+            e.endpoints.join("  "),
+        ]);
     }
     let mut out = format!("lab {}\n\n{}", r.lab, columns(&rows));
     if !r.nodes.is_empty() {
-        let mut rows = vec![vec!["NODE".to_string(), "STATE".into(), "POWER".into(), "PHASE".into(), "MAC".into(), "BOOT IP".into(), "BMC IP".into(), "ENDPOINTS".into()]];
+        let mut rows = vec![vec![
+            "NODE".to_string(),
+            "STATE".into(),
+            "POWER".into(),
+            "PHASE".into(),
+            "MAC".into(),
+            "BOOT IP".into(),
+            "BMC IP".into(),
+            "ENDPOINTS".into(),
+        ]];
         for e in &r.nodes {
             let phase = match (&e.phase, &e.phase_since, &e.problem) {
                 (_, _, Some(problem)) => format!("stuck: {problem}"),
@@ -268,15 +353,33 @@ pub fn table(r: &Report) -> String {
 
 /// `2026-11-21T01:02:03.456Z` -> `01:02:03`.
 fn short_time(ts: &str) -> &str {
-    ts.split_once('T').map_or(ts, |(_, t)| t.get(..8).unwrap_or(t))
+    ts.split_once('T')
+        .map_or(ts, |(_, t)| t.get(..8).unwrap_or(t))
 }
 
 fn columns(rows: &[Vec<String>]) -> String {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..n).map(|i| rows.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count())).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut out = String::new();
     for r in rows {
-        let cells: Vec<String> = r.iter().enumerate().map(|(i, c)| if i + 1 == r.len() { c.clone() } else { format!("{c:<w$}", w = widths[i]) }).collect();
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i + 1 == r.len() {
+                    c.clone()
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
+            .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }

@@ -9,8 +9,10 @@ use anyhow::{bail, Context};
 
 use crate::apply::{self, Summary};
 use crate::engine::{DockerEngine, Engine, ObservedContainer};
-use crate::lab::{Lab, Proto, IPMI_PORT};
-use crate::plan::{self, Action, ContainerSpec, Current, Desired, Host, Inputs, Role, LABEL_CONFIG_HASH};
+use crate::lab::{Lab, Power, Proto, IPMI_PORT};
+use crate::plan::{
+    self, Action, ContainerSpec, Current, Desired, Host, Inputs, Role, LABEL_CONFIG_HASH,
+};
 use crate::ready::Probe;
 use crate::render::{self, RenderedFile};
 use crate::ui::Progress;
@@ -25,7 +27,8 @@ pub struct Options {
 pub async fn run(file: &Path, opts: Options) -> anyhow::Result<()> {
     let lab = super::load(file)?;
     check_names(&lab, &opts.names)?;
-    let files = render::render(&lab).with_context(|| format!("generating the configs of lab `{}`", lab.name))?;
+    let files = render::render(&lab)
+        .with_context(|| format!("generating the configs of lab `{}`", lab.name))?;
     let desired = desired(&lab, &files);
     if opts.dry_run {
         return dry_run(&lab, &desired, &files, &opts.names).await;
@@ -38,14 +41,28 @@ pub async fn run(file: &Path, opts: Options) -> anyhow::Result<()> {
 pub fn desired(lab: &Lab, files: &[RenderedFile]) -> Desired {
     let state_dir = lab.state_dir();
     let hash = |prefix: &str| render::hash_files(files, Path::new(prefix));
-    let host = Host { kvm_device: Path::new("/dev/kvm").exists() };
-    plan::desired(lab, &Inputs { state_dir: &state_dir, files_hash: &hash, host })
+    let host = Host {
+        kvm_device: Path::new("/dev/kvm").exists(),
+    };
+    plan::desired(
+        lab,
+        &Inputs {
+            state_dir: &state_dir,
+            files_hash: &hash,
+            host,
+        },
+    )
 }
 
 fn check_names(lab: &Lab, names: &[String]) -> anyhow::Result<()> {
     for n in names {
         if lab.service(n).is_none() && lab.node(n).is_none() {
-            let all: Vec<&str> = lab.services.iter().map(|s| s.name.as_str()).chain(lab.nodes.iter().map(|n| n.name.as_str())).collect();
+            let all: Vec<&str> = lab
+                .services
+                .iter()
+                .map(|s| s.name.as_str())
+                .chain(lab.nodes.iter().map(|n| n.name.as_str()))
+                .collect();
             return Err(crate::lab::Diagnostics(vec![crate::lab::Diag::file_level(
                 &lab.file,
                 format!("lab `{}` has no service or node named `{n}`", lab.name),
@@ -60,26 +77,47 @@ fn check_names(lab: &Lab, names: &[String]) -> anyhow::Result<()> {
 /// The lab's containers as the engine reports them.
 pub async fn current<E: Engine>(engine: &E, lab: &str) -> anyhow::Result<Vec<ObservedContainer>> {
     let filter = crate::engine::LabelFilter::new().with(plan::LABEL_LAB, lab);
-    Ok(engine.list_containers(&filter).await.with_context(|| format!("listing the containers of lab `{lab}`"))?)
+    Ok(engine
+        .list_containers(&filter)
+        .await
+        .with_context(|| format!("listing the containers of lab `{lab}`"))?)
 }
 
 fn to_current(observed: &[ObservedContainer]) -> Vec<Current> {
     observed
         .iter()
-        .map(|c| Current { name: c.name.clone(), id: c.id.clone(), config_hash: c.labels.get(LABEL_CONFIG_HASH).cloned(), running: c.running })
+        .map(|c| Current {
+            name: c.name.clone(),
+            id: c.id.clone(),
+            config_hash: c.labels.get(LABEL_CONFIG_HASH).cloned(),
+            running: c.running,
+        })
         .collect()
 }
 
-pub async fn up<E: Engine>(engine: &E, lab: &Lab, files: &[RenderedFile], desired: &Desired, opts: &Options, ui: &Progress) -> anyhow::Result<()> {
+pub async fn up<E: Engine>(
+    engine: &E,
+    lab: &Lab,
+    files: &[RenderedFile],
+    desired: &Desired,
+    opts: &Options,
+    ui: &Progress,
+) -> anyhow::Result<()> {
     let observed = current(engine, &lab.name).await?;
     let actions = plan::diff(&desired.containers, &to_current(&observed), &opts.names);
     check_host_ports(desired, &observed, &actions)?;
 
     let state_dir = lab.state_dir();
-    render::write(lab, files).with_context(|| format!("writing generated files under {}", state_dir.display()))?;
+    render::write(lab, files)
+        .with_context(|| format!("writing generated files under {}", state_dir.display()))?;
     for image in &desired.images {
-        let name = image.context.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        crate::images::write_context(&state_dir.join("images"), name).with_context(|| format!("writing the build context of {}", image.tag))?;
+        let name = image
+            .context
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        crate::images::write_context(&state_dir.join("images"), name)
+            .with_context(|| format!("writing the build context of {}", image.tag))?;
     }
 
     // Nodes that boot an asset not fetched yet come up anyway and stay in firmware/pxe; say how
@@ -89,9 +127,20 @@ pub async fn up<E: Engine>(engine: &E, lab: &Lab, files: &[RenderedFile], desire
     }
     crate::smoke::ensure_smoke_os(engine, lab, ui).await?;
     let mut summary = Summary::default();
-    let needed: Vec<_> = desired.images.iter().filter(|i| {
-        actions.iter().any(|a| !matches!(a, Action::Remove { .. }) && desired.containers.iter().any(|c| c.name == a.name() && c.image == i.tag))
-    }).cloned().collect();
+    let needed: Vec<_> = desired
+        .images
+        .iter()
+        .filter(|i| {
+            actions.iter().any(|a| {
+                !matches!(a, Action::Remove { .. })
+                    && desired
+                        .containers
+                        .iter()
+                        .any(|c| c.name == a.name() && c.image == i.tag)
+            })
+        })
+        .cloned()
+        .collect();
     let interrupted = tokio::select! {
         r = async {
             apply::images(engine, &needed, ui, &mut summary).await?;
@@ -105,40 +154,98 @@ pub async fn up<E: Engine>(engine: &E, lab: &Lab, files: &[RenderedFile], desire
         bail!("interrupted. {}\nwhat was made carries lab `{}`'s labels: run `lab up` again to finish, or `lab down` to remove it", report(lab, &summary), lab.name);
     }
     if !summary.failed.is_empty() {
-        let list: Vec<String> = summary.failed.iter().map(|(o, e)| format!("  {o}: {e}")).collect();
-        bail!("{} step(s) failed:\n{}\n{}", summary.failed.len(), list.join("\n"), report(lab, &summary));
+        let list: Vec<String> = summary
+            .failed
+            .iter()
+            .map(|(o, e)| format!("  {o}: {e}"))
+            .collect();
+        bail!(
+            "{} step(s) failed:\n{}\n{}",
+            summary.failed.len(),
+            list.join("\n"),
+            report(lab, &summary)
+        );
     }
     if summary.changed() {
         ui.println(&format!("lab `{}`: {}", lab.name, summary.describe()));
     } else {
-        ui.println(&format!("lab `{}` is up to date: nothing changed ({} containers)", lab.name, summary.kept.len()));
+        ui.println(&format!(
+            "lab `{}` is up to date: nothing changed ({} containers)",
+            lab.name,
+            summary.kept.len()
+        ));
     }
     if !opts.no_wait {
-        wait_ready(engine, lab, desired, &opts.names, opts.timeout, ui).await?;
+        // A node (re)started now must reach the power state its file asks for; one that was kept
+        // stays as the user last left it through its BMC.
+        let fresh: Vec<&str> = actions
+            .iter()
+            .filter(|a| !matches!(a, Action::Keep { .. } | Action::Remove { .. }))
+            .map(Action::name)
+            .collect();
+        wait_ready(engine, lab, desired, &opts.names, &fresh, opts.timeout, ui).await?;
     }
     Ok(())
 }
 
 fn report(lab: &Lab, s: &Summary) -> String {
     let done = s.describe();
-    format!("lab `{}` so far: {}", lab.name, if done.is_empty() { "nothing changed".into() } else { done })
+    format!(
+        "lab `{}` so far: {}",
+        lab.name,
+        if done.is_empty() {
+            "nothing changed".into()
+        } else {
+            done
+        }
+    )
 }
 
 /// Fails before anything is made if a host port the lab would publish is taken by someone else.
 /// Ports this lab's own containers already publish are theirs and skipped.
-fn check_host_ports(desired: &Desired, observed: &[ObservedContainer], actions: &[Action]) -> anyhow::Result<()> {
-    let ours = |ip: IpAddr, port: u16, proto: Proto| observed.iter().any(|c| c.ports.iter().any(|p| p.host_port == port && p.protocol == proto && (p.host_ip == ip || p.host_ip.is_unspecified())));
+fn check_host_ports(
+    desired: &Desired,
+    observed: &[ObservedContainer],
+    actions: &[Action],
+) -> anyhow::Result<()> {
+    let ours = |ip: IpAddr, port: u16, proto: Proto| {
+        observed.iter().any(|c| {
+            c.ports.iter().any(|p| {
+                p.host_port == port
+                    && p.protocol == proto
+                    && (p.host_ip == ip || p.host_ip.is_unspecified())
+            })
+        })
+    };
     let mut busy = Vec::new();
-    for c in desired.containers.iter().filter(|c| actions.iter().any(|a| a.name() == c.name && !matches!(a, Action::Keep { .. }))) {
-        for p in c.ports.iter().filter(|p| !ours(p.host_ip, p.host_port, p.protocol)) {
+    for c in desired.containers.iter().filter(|c| {
+        actions
+            .iter()
+            .any(|a| a.name() == c.name && !matches!(a, Action::Keep { .. }))
+    }) {
+        for p in c
+            .ports
+            .iter()
+            .filter(|p| !ours(p.host_ip, p.host_port, p.protocol))
+        {
             let addr = SocketAddr::new(p.host_ip, p.host_port);
             let free = match p.protocol {
                 Proto::Tcp => TcpListener::bind(addr).map(drop),
                 Proto::Udp => UdpSocket::bind(addr).map(drop),
             };
             if let Err(e) = free {
-                let what = if c.role == Role::Node { "node" } else { "service" };
-                busy.push(format!("  host port {}/{} on {} for {what} `{}` is not available: {e}", p.host_port, p.protocol.as_str(), p.host_ip, c.lab_name));
+                let what = if c.role == Role::Node {
+                    "node"
+                } else {
+                    "service"
+                };
+                busy.push(format!(
+                    "  host port {}/{} on {} for {what} `{}` is not available: {e}",
+                    p.host_port,
+                    p.protocol.as_str(),
+                    p.host_ip,
+                    c.lab_name
+                ));
             }
         }
     }
@@ -150,12 +257,20 @@ fn check_host_ports(desired: &Desired, observed: &[ObservedContainer], actions: 
 
 /// Polls every service and BMC until it answers, concurrently; on timeout names the ones that
 /// did not and shows their last log lines.
-pub async fn wait_ready<E: Engine>(engine: &E, lab: &Lab, desired: &Desired, only: &[String], limit: Duration, ui: &Progress) -> anyhow::Result<()> {
+pub async fn wait_ready<E: Engine>(
+    engine: &E,
+    lab: &Lab,
+    desired: &Desired,
+    only: &[String],
+    fresh: &[&str],
+    limit: Duration,
+    ui: &Progress,
+) -> anyhow::Result<()> {
     let probes: Vec<(&ContainerSpec, Probe)> = desired
         .containers
         .iter()
         .filter(|c| only.is_empty() || only.contains(&c.lab_name))
-        .map(|c| (c, probe(lab, c)))
+        .map(|c| (c, probe(lab, c, fresh.contains(&c.name.as_str()))))
         .collect();
     let deadline = Instant::now() + limit;
     let results = futures_util::future::join_all(probes.iter().map(|(c, p)| async move {
@@ -179,27 +294,50 @@ pub async fn wait_ready<E: Engine>(engine: &E, lab: &Lab, desired: &Desired, onl
     .await;
     let mut failures = Vec::new();
     for (name, what, why) in results.into_iter().filter_map(Result::err) {
-        let logs = engine.logs(&name, Some(15)).await.unwrap_or_else(|e| format!("(no logs: {e})"));
+        let logs = engine
+            .logs(&name, Some(15))
+            .await
+            .unwrap_or_else(|e| format!("(no logs: {e})"));
         failures.push(format!("container {name} is not ready after {}s (wanted: {what}; last: {why})\n--- last log lines of {name} ---\n{}", limit.as_secs(), logs.trim_end()));
     }
     if failures.is_empty() {
         ui.println(&format!("lab `{}` is ready", lab.name));
         return Ok(());
     }
-    bail!("{}\nsee `lab status`; raise --timeout if the machine is slow", failures.join("\n"))
+    bail!(
+        "{}\nsee `lab status`; raise --timeout if the machine is slow",
+        failures.join("\n")
+    )
 }
 
-fn probe(lab: &Lab, c: &ContainerSpec) -> Probe {
+fn probe(lab: &Lab, c: &ContainerSpec, fresh: bool) -> Probe {
     match c.role {
-        Role::Node => Probe::Ipmi { ip: c.ip, port: IPMI_PORT },
-        Role::Service => lab.service(&c.lab_name).map_or(Probe::Running, |s| Probe::for_service(s.kind, s.ip)),
+        Role::Node => Probe::Ipmi {
+            ip: c.ip,
+            port: IPMI_PORT,
+            power_on: fresh && lab.node(&c.lab_name).is_some_and(|n| n.power == Power::On),
+        },
+        Role::Service => lab
+            .service(&c.lab_name)
+            .map_or(Probe::Running, |s| Probe::for_service(s.kind, s.ip)),
     }
 }
 
-async fn dry_run(lab: &Lab, desired: &Desired, files: &[RenderedFile], only: &[String]) -> anyhow::Result<()> {
+async fn dry_run(
+    lab: &Lab,
+    desired: &Desired,
+    files: &[RenderedFile],
+    only: &[String],
+) -> anyhow::Result<()> {
     println!("lab `{}` (dry run: nothing is changed)", lab.name);
-    println!("\nnetwork {} subnet {} gateway {}", desired.network.name, desired.network.subnet, desired.network.gateway);
-    println!("\nimages (built from lab's own Dockerfiles, FROM {}):", lab.base_image);
+    println!(
+        "\nnetwork {} subnet {} gateway {}",
+        desired.network.name, desired.network.subnet, desired.network.gateway
+    );
+    println!(
+        "\nimages (built from lab's own Dockerfiles, FROM {}):",
+        lab.base_image
+    );
     for i in &desired.images {
         println!("  {} context-hash {}", i.tag, &i.context_hash[..12]);
     }
@@ -209,26 +347,77 @@ async fn dry_run(lab: &Lab, desired: &Desired, files: &[RenderedFile], only: &[S
     }
     // Against a reachable engine, show what would change; without one, everything is new.
     let actions = match DockerEngine::connect().await {
-        Ok(engine) => Some(plan::diff(&desired.containers, &to_current(&current(&engine, &lab.name).await?), only)),
+        Ok(engine) => Some(plan::diff(
+            &desired.containers,
+            &to_current(&current(&engine, &lab.name).await?),
+            only,
+        )),
         Err(e) => {
-            println!("\n(no Docker engine answers, so every container is shown as new: {})", e.to_string().lines().next().unwrap_or_default());
+            println!(
+                "\n(no Docker engine answers, so every container is shown as new: {})",
+                e.to_string().lines().next().unwrap_or_default()
+            );
             None
         }
     };
     println!("\ncontainers:");
-    for c in desired.containers.iter().filter(|c| only.is_empty() || only.contains(&c.lab_name)) {
-        let action = actions.as_ref().and_then(|a| a.iter().find(|a| a.name() == c.name)).map_or("create", action_word);
-        println!("  {action} {} ({}) image {} ip {}", c.name, if c.role == Role::Node { "node" } else { "service" }, c.image, c.ip);
-        let ports: Vec<String> = c.ports.iter().map(|p| format!("{}:{}->{}/{}", p.host_ip, p.host_port, p.container_port, p.protocol.as_str())).collect();
+    for c in desired
+        .containers
+        .iter()
+        .filter(|c| only.is_empty() || only.contains(&c.lab_name))
+    {
+        let action = actions
+            .as_ref()
+            .and_then(|a| a.iter().find(|a| a.name() == c.name))
+            .map_or("create", action_word);
+        println!(
+            "  {action} {} ({}) image {} ip {}",
+            c.name,
+            if c.role == Role::Node {
+                "node"
+            } else {
+                "service"
+            },
+            c.image,
+            c.ip
+        );
+        let ports: Vec<String> = c
+            .ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}->{}/{}",
+                    p.host_ip,
+                    p.host_port,
+                    p.container_port,
+                    p.protocol.as_str()
+                )
+            })
+            .collect();
         print_list("ports", &ports);
         print_list("devices", &c.devices);
         print_list("caps", &c.cap_add);
-        let mounts: Vec<String> = c.mounts.iter().map(|m| format!("{}:{}{}", m.source, m.target, if m.read_only { ":ro" } else { "" })).collect();
+        let mounts: Vec<String> = c
+            .mounts
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}:{}{}",
+                    m.source,
+                    m.target,
+                    if m.read_only { ":ro" } else { "" }
+                )
+            })
+            .collect();
         print_list("mounts", &mounts);
         let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         print_list("labels", &labels);
     }
-    for a in actions.iter().flatten().filter(|a| matches!(a, Action::Remove { .. })) {
+    for a in actions
+        .iter()
+        .flatten()
+        .filter(|a| matches!(a, Action::Remove { .. }))
+    {
         println!("  remove {} (not in the lab file any more)", a.name());
     }
     println!("\nfiles (under {}):", lab.state_dir().display());

@@ -32,20 +32,31 @@ pub fn interpolate(
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
             let start = pos + i;
-            let end = body.find('}').ok_or(InterpError::Unclosed { offset: start })?;
+            let end = body
+                .find('}')
+                .ok_or(InterpError::Unclosed { offset: start })?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(InterpError::BadName { text: expr.to_string(), offset: start });
+                return Err(InterpError::BadName {
+                    text: expr.to_string(),
+                    offset: start,
+                });
             }
-            match (lookup(name).filter(|v| !(default.is_some() && v.is_empty())), default) {
+            match (
+                lookup(name).filter(|v| !(default.is_some() && v.is_empty())),
+                default,
+            ) {
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => {
-                    return Err(InterpError::Missing { name: name.to_string(), offset: start })
+                    return Err(InterpError::Missing {
+                        name: name.to_string(),
+                        offset: start,
+                    })
                 }
             }
             pos += i + 2 + end + 1;
@@ -75,8 +86,14 @@ mod tests {
     #[test]
     fn replaces_variables_and_keeps_other_text() {
         assert_eq!(interpolate("a ${TOKEN} b", &env).unwrap(), "a s3cret b");
-        assert_eq!(interpolate("cost $5 and $$HOME", &env).unwrap(), "cost $5 and $HOME");
-        assert_eq!(interpolate("${NOPE:-dflt}/${EMPTY:-x}", &env).unwrap(), "dflt/x");
+        assert_eq!(
+            interpolate("cost $5 and $$HOME", &env).unwrap(),
+            "cost $5 and $HOME"
+        );
+        assert_eq!(
+            interpolate("${NOPE:-dflt}/${EMPTY:-x}", &env).unwrap(),
+            "dflt/x"
+        );
         assert_eq!(interpolate("${EMPTY}", &env).unwrap(), "");
     }
 
@@ -84,13 +101,25 @@ mod tests {
     fn reports_missing_unclosed_and_bad_names_with_offsets() {
         assert_eq!(
             interpolate("xx${NOPE}", &env),
-            Err(InterpError::Missing { name: "NOPE".into(), offset: 2 })
+            Err(InterpError::Missing {
+                name: "NOPE".into(),
+                offset: 2
+            })
         );
-        assert_eq!(interpolate("a${TOKEN", &env), Err(InterpError::Unclosed { offset: 1 }));
-        assert!(matches!(interpolate("${a b}", &env), Err(InterpError::BadName { .. })));
+        assert_eq!(
+            interpolate("a${TOKEN", &env),
+            Err(InterpError::Unclosed { offset: 1 })
+        );
+        assert!(matches!(
+            interpolate("${a b}", &env),
+            Err(InterpError::BadName { .. })
+        ));
         assert_eq!(
             interpolate("$${X}${MISSING}", &env),
-            Err(InterpError::Missing { name: "MISSING".into(), offset: 5 })
+            Err(InterpError::Missing {
+                name: "MISSING".into(),
+                offset: 5
+            })
         );
     }
 }

@@ -103,7 +103,10 @@ impl<'de> Deserialize<'de> for Command {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Command, E> {
                 Ok(Command::Line(v.to_string()))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Command, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Command, A::Error> {
                 let mut args = Vec::new();
                 while let Some(arg) = seq.next_element::<String>()? {
                     args.push(arg);

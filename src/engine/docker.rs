@@ -13,25 +13,28 @@ use std::time::Duration;
 use bollard::errors::Error as BollardError;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
-    BuildInfo, ContainerCreateBody, ContainerSummary, DeviceMapping, EndpointIpamConfig, EndpointSettings, HostConfig,
-    Ipam, IpamConfig, Mount as DockerMount, MountType, Network, NetworkCreateRequest, NetworkingConfig,
-    PortBinding as DockerPortBinding, PortMap, PortSummary, PortSummaryTypeEnum, RestartPolicy, RestartPolicyNameEnum,
-    VolumeCreateRequest,
+    BuildInfo, ContainerCreateBody, ContainerSummary, DeviceMapping, EndpointIpamConfig,
+    EndpointSettings, HostConfig, Ipam, IpamConfig, Mount as DockerMount, MountType, Network,
+    NetworkCreateRequest, NetworkingConfig, PortBinding as DockerPortBinding, PortMap, PortSummary,
+    PortSummaryTypeEnum, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptions, DownloadFromContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 
 use super::{
-    busy_address, check_new_network, is_port_conflict, ContainerState, Engine, EngineError, EngineVersion, ExecOutput,
-    ImageInfo, LabelFilter, Labels, NetworkQuery, ObservedContainer, ObservedNetwork, ObservedVolume,
+    busy_address, check_new_network, is_port_conflict, ContainerState, Engine, EngineError,
+    EngineVersion, ExecOutput, ImageInfo, LabelFilter, Labels, NetworkQuery, ObservedContainer,
+    ObservedNetwork, ObservedVolume,
 };
 use crate::lab::Proto;
-use crate::plan::{ContainerSpec, ImageSpec, MountKind, NetworkSpec, PortBinding, VolumeSpec, LABEL_CONTEXT_HASH};
+use crate::plan::{
+    ContainerSpec, ImageSpec, MountKind, NetworkSpec, PortBinding, VolumeSpec, LABEL_CONTEXT_HASH,
+};
 
 /// Where bollard connects when DOCKER_HOST is unset.
 const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
@@ -57,9 +60,12 @@ impl DockerEngine {
     /// Connects as the `docker` CLI would (DOCKER_HOST, else the local socket) and agrees on an
     /// API version; fails with [`EngineError::Unreachable`] if no engine answers.
     pub async fn connect() -> Result<DockerEngine, EngineError> {
-        let endpoint = std::env::var("DOCKER_HOST").unwrap_or_else(|_| DEFAULT_ENDPOINT.to_string());
-        let unreachable =
-            |e: BollardError| EngineError::Unreachable { endpoint: endpoint.clone(), reason: e.to_string() };
+        let endpoint =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| DEFAULT_ENDPOINT.to_string());
+        let unreachable = |e: BollardError| EngineError::Unreachable {
+            endpoint: endpoint.clone(),
+            reason: e.to_string(),
+        };
         let docker = Docker::connect_with_defaults().map_err(unreachable)?;
         // bollard sends unversioned paths, so an old engine answers at its own version anyway;
         // negotiating keeps request bodies within what that version understands.
@@ -75,22 +81,35 @@ impl DockerEngine {
     /// Turns a bollard error into an [`EngineError`], naming what was being done to which object.
     fn error(&self, err: BollardError, action: &str, object: &str) -> EngineError {
         match err {
-            BollardError::DockerResponseServerError { status_code, message } => {
-                EngineError::api(action, object, Some(status_code), message)
-            }
+            BollardError::DockerResponseServerError {
+                status_code,
+                message,
+            } => EngineError::api(action, object, Some(status_code), message),
             BollardError::SocketNotFoundError(_)
             | BollardError::HyperLegacyError { .. }
-            | BollardError::RequestTimeoutError => {
-                EngineError::Unreachable { endpoint: self.endpoint.clone(), reason: err.to_string() }
-            }
+            | BollardError::RequestTimeoutError => EngineError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                reason: err.to_string(),
+            },
             other => EngineError::api(action, object, None, other.to_string()),
         }
     }
 
     /// Like [`Self::error`], but a 404 becomes [`EngineError::NotFound`].
-    fn error_or_missing(&self, err: BollardError, action: &str, kind: &'static str, name: &str) -> EngineError {
+    fn error_or_missing(
+        &self,
+        err: BollardError,
+        action: &str,
+        kind: &'static str,
+        name: &str,
+    ) -> EngineError {
         match self.error(err, action, name) {
-            EngineError::Api { status: Some(404), .. } => EngineError::NotFound { kind, name: name.to_string() },
+            EngineError::Api {
+                status: Some(404), ..
+            } => EngineError::NotFound {
+                kind,
+                name: name.to_string(),
+            },
             other => other,
         }
     }
@@ -121,16 +140,26 @@ impl DockerEngine {
 
 impl Engine for DockerEngine {
     async fn ping(&self) -> Result<EngineVersion, EngineError> {
-        let version = self.docker.version().await.map_err(|e| self.error(e, "asking the version of", "the engine"))?;
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(|e| self.error(e, "asking the version of", "the engine"))?;
         Ok(EngineVersion {
             version: version.version.unwrap_or_default(),
             api_version: version.api_version.unwrap_or_default(),
         })
     }
 
-    async fn list_containers(&self, filter: &LabelFilter) -> Result<Vec<ObservedContainer>, EngineError> {
+    async fn list_containers(
+        &self,
+        filter: &LabelFilter,
+    ) -> Result<Vec<ObservedContainer>, EngineError> {
         let filters = HashMap::from([("label", filter.to_engine())]);
-        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
         let summaries = self
             .docker
             .list_containers(Some(options))
@@ -139,22 +168,43 @@ impl Engine for DockerEngine {
         Ok(summaries.into_iter().map(observed_container).collect())
     }
 
-    async fn inspect_container_ip(&self, container: &str, network: &str) -> Result<Option<Ipv4Addr>, EngineError> {
+    async fn inspect_container_ip(
+        &self,
+        container: &str,
+        network: &str,
+    ) -> Result<Option<Ipv4Addr>, EngineError> {
         let inspect = self
             .docker
             .inspect_container(container, None)
             .await
-            .map_err(|e| self.error_or_missing(e, "inspecting container", "container", container))?;
-        let endpoint = inspect.network_settings.and_then(|s| s.networks).and_then(|mut n| n.remove(network));
-        Ok(endpoint.and_then(|e| e.ip_address).and_then(|ip| ip.parse().ok()))
+            .map_err(|e| {
+                self.error_or_missing(e, "inspecting container", "container", container)
+            })?;
+        let endpoint = inspect
+            .network_settings
+            .and_then(|s| s.networks)
+            .and_then(|mut n| n.remove(network));
+        Ok(endpoint
+            .and_then(|e| e.ip_address)
+            .and_then(|ip| ip.parse().ok()))
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
-        let options = bollard::query_parameters::CreateContainerOptionsBuilder::new().name(&spec.name).build();
-        match self.docker.create_container(Some(options), container_body(spec)).await {
+        let options = bollard::query_parameters::CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        match self
+            .docker
+            .create_container(Some(options), container_body(spec))
+            .await
+        {
             Ok(created) => Ok(created.id),
             Err(e) => Err(match self.error(e, "creating container", &spec.name) {
-                EngineError::Api { status: Some(404), message, .. } if message.contains("image") => {
+                EngineError::Api {
+                    status: Some(404),
+                    message,
+                    ..
+                } if message.contains("image") => {
                     EngineError::container_image_missing(&spec.image, &spec.name)
                 }
                 other => other,
@@ -185,21 +235,31 @@ impl Engine for DockerEngine {
 
     async fn remove_container(&self, container: &str) -> Result<(), EngineError> {
         // force: the engine SIGKILLs a running container instead of stopping it with a grace period.
-        let options = RemoveContainerOptionsBuilder::new().force(true).v(false).build();
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(false)
+            .build();
         match self.docker.remove_container(container, Some(options)).await {
             Ok(()) => Ok(()),
-            Err(e) => match self.error_or_missing(e, "removing container", "container", container) {
-                EngineError::NotFound { .. } => Ok(()),
-                // A concurrent removal of the same container (e.g. an auto-removed one).
-                EngineError::Api { status: Some(409), message, .. } if message.contains("already in progress") => {
-                    Ok(())
+            Err(e) => {
+                match self.error_or_missing(e, "removing container", "container", container) {
+                    EngineError::NotFound { .. } => Ok(()),
+                    // A concurrent removal of the same container (e.g. an auto-removed one).
+                    EngineError::Api {
+                        status: Some(409),
+                        message,
+                        ..
+                    } if message.contains("already in progress") => Ok(()),
+                    other => Err(other),
                 }
-                other => Err(other),
-            },
+            }
         }
     }
 
-    async fn find_networks(&self, query: &NetworkQuery) -> Result<Vec<ObservedNetwork>, EngineError> {
+    async fn find_networks(
+        &self,
+        query: &NetworkQuery,
+    ) -> Result<Vec<ObservedNetwork>, EngineError> {
         let filters = match query {
             // The engine's name filter matches substrings; the exact match is done below.
             NetworkQuery::Name(name) => HashMap::from([("name", vec![name.clone()])]),
@@ -219,7 +279,9 @@ impl Engine for DockerEngine {
     }
 
     async fn create_network(&self, spec: &NetworkSpec) -> Result<String, EngineError> {
-        let all = self.find_networks(&NetworkQuery::Labels(LabelFilter::new())).await?;
+        let all = self
+            .find_networks(&NetworkQuery::Labels(LabelFilter::new()))
+            .await?;
         if let Some(id) = check_new_network(spec, &all)? {
             return Ok(id);
         }
@@ -248,7 +310,12 @@ impl Engine for DockerEngine {
             .await
             .map_err(|e| self.error(e, "listing volumes with labels", &filter.to_string()))?;
         let volumes = list.volumes.unwrap_or_default().into_iter();
-        Ok(volumes.map(|v| ObservedVolume { name: v.name, labels: v.labels.into_iter().collect() }).collect())
+        Ok(volumes
+            .map(|v| ObservedVolume {
+                name: v.name,
+                labels: v.labels.into_iter().collect(),
+            })
+            .collect())
     }
 
     async fn create_volume(&self, spec: &VolumeSpec) -> Result<(), EngineError> {
@@ -257,7 +324,10 @@ impl Engine for DockerEngine {
             labels: Some(to_hash_map(&spec.labels)),
             ..Default::default()
         };
-        self.docker.create_volume(body).await.map_err(|e| self.error(e, "creating volume", &spec.name))?;
+        self.docker
+            .create_volume(body)
+            .await
+            .map_err(|e| self.error(e, "creating volume", &spec.name))?;
         Ok(())
     }
 
@@ -276,7 +346,12 @@ impl Engine for DockerEngine {
         match self.docker.inspect_image(tag).await {
             Ok(image) => Ok(Some(ImageInfo {
                 id: image.id.unwrap_or_default(),
-                labels: image.config.and_then(|c| c.labels).unwrap_or_default().into_iter().collect(),
+                labels: image
+                    .config
+                    .and_then(|c| c.labels)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
             })),
             Err(e) => match self.error_or_missing(e, "inspecting image", "image", tag) {
                 EngineError::NotFound { .. } => Ok(None),
@@ -291,33 +366,64 @@ impl Engine for DockerEngine {
     {
         self.require_base_image(spec).await?;
         let context = context_tar(spec).await?;
-        let stream = self.docker.build_image(build_options(spec), None, Some(bollard::body_full(context.into())));
-        follow_build(stream, &mut progress).await.map_err(|e| match e {
-            BuildError::Step(message, output) => EngineError::BuildFailed { tag: spec.tag.clone(), message, output },
-            BuildError::Api(e) => self.error(e, "building image", &spec.tag),
-        })?;
+        let stream = self.docker.build_image(
+            build_options(spec),
+            None,
+            Some(bollard::body_full(context.into())),
+        );
+        follow_build(stream, &mut progress)
+            .await
+            .map_err(|e| match e {
+                BuildError::Step(message, output) => EngineError::BuildFailed {
+                    tag: spec.tag.clone(),
+                    message,
+                    output,
+                },
+                BuildError::Api(e) => self.error(e, "building image", &spec.tag),
+            })?;
         match self.image_info(&spec.tag).await? {
             Some(image) => Ok(image.id),
-            None => Err(EngineError::api("building image", &spec.tag, None, "the build ended but left no image")),
+            None => Err(EngineError::api(
+                "building image",
+                &spec.tag,
+                None,
+                "the build ended but left no image",
+            )),
         }
     }
 
-    async fn copy_from_image(&self, image: &str, path: &str, dest: &Path) -> Result<Vec<PathBuf>, EngineError> {
+    async fn copy_from_image(
+        &self,
+        image: &str,
+        path: &str,
+        dest: &Path,
+    ) -> Result<Vec<PathBuf>, EngineError> {
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             // Never run: it only has to exist, so any command will do, even in a `FROM scratch` image.
             cmd: Some(vec!["lab-copy-from-image".to_string()]),
-            labels: Some(HashMap::from([(LABEL_COPY_FROM_IMAGE.to_string(), path.to_string())])),
+            labels: Some(HashMap::from([(
+                LABEL_COPY_FROM_IMAGE.to_string(),
+                path.to_string(),
+            )])),
             network_disabled: Some(true),
             ..Default::default()
         };
-        let created = match self.docker.create_container(None::<CreateContainerOptions>, body).await {
+        let created = match self
+            .docker
+            .create_container(None::<CreateContainerOptions>, body)
+            .await
+        {
             Ok(created) => created,
             Err(e) => {
-                return Err(match self.error(e, "creating a container to copy from image", image) {
-                    EngineError::Api { status: Some(404), .. } => EngineError::export_image_missing(image, path),
-                    other => other,
-                })
+                return Err(
+                    match self.error(e, "creating a container to copy from image", image) {
+                        EngineError::Api {
+                            status: Some(404), ..
+                        } => EngineError::export_image_missing(image, path),
+                        other => other,
+                    },
+                )
             }
         };
         let archive = self.download(&created.id, image, path).await;
@@ -325,47 +431,80 @@ impl Engine for DockerEngine {
         let archive = archive?;
         removed?;
         let dest_dir = dest.to_path_buf();
-        let unpacked = tokio::task::spawn_blocking(move || super::export::unpack_files(&archive, &dest_dir)).await;
+        let unpacked =
+            tokio::task::spawn_blocking(move || super::export::unpack_files(&archive, &dest_dir))
+                .await;
         let what = format!("{} (copied from {path} in image {image})", dest.display());
         match unpacked {
             Ok(Ok(files)) => Ok(files),
             Ok(Err(e)) => Err(EngineError::api("writing", &what, None, e.to_string())),
-            Err(e) => Err(EngineError::api("writing", &what, None, format!("the copy panicked: {e}"))),
+            Err(e) => Err(EngineError::api(
+                "writing",
+                &what,
+                None,
+                format!("the copy panicked: {e}"),
+            )),
         }
     }
 
     async fn logs(&self, container: &str, tail: Option<usize>) -> Result<String, EngineError> {
-        let tail = tail.map(|n| n.to_string()).unwrap_or_else(|| "all".to_string());
-        let options = LogsOptionsBuilder::new().stdout(true).stderr(true).tail(&tail).build();
+        let tail = tail
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "all".to_string());
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail)
+            .build();
         let mut stream = self.docker.logs(container, Some(options));
         let mut text = String::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.error_or_missing(e, "reading logs of", "container", container))?;
+            let chunk = chunk
+                .map_err(|e| self.error_or_missing(e, "reading logs of", "container", container))?;
             text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
         }
         Ok(text)
     }
 
     async fn logs_timestamped(&self, container: &str) -> Result<String, EngineError> {
-        let options = LogsOptionsBuilder::new().stdout(true).stderr(true).timestamps(true).build();
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .build();
         let mut stream = self.docker.logs(container, Some(options));
         let mut text = String::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.error_or_missing(e, "reading logs of", "container", container))?;
+            let chunk = chunk
+                .map_err(|e| self.error_or_missing(e, "reading logs of", "container", container))?;
             text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
         }
         Ok(text)
     }
 
-    async fn follow_logs<F>(&self, container: &str, tail: Option<usize>, mut each: F) -> Result<(), EngineError>
+    async fn follow_logs<F>(
+        &self,
+        container: &str,
+        tail: Option<usize>,
+        mut each: F,
+    ) -> Result<(), EngineError>
     where
         F: FnMut(&str) + Send,
     {
-        let tail = tail.map(|n| n.to_string()).unwrap_or_else(|| "all".to_string());
-        let options = LogsOptionsBuilder::new().stdout(true).stderr(true).follow(true).tail(&tail).build();
+        let tail = tail
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "all".to_string());
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .tail(&tail)
+            .build();
         let mut stream = self.docker.logs(container, Some(options));
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.error_or_missing(e, "following logs of", "container", container))?;
+            let chunk = chunk.map_err(|e| {
+                self.error_or_missing(e, "following logs of", "container", container)
+            })?;
             each(&String::from_utf8_lossy(&chunk.into_bytes()));
         }
         Ok(())
@@ -374,9 +513,16 @@ impl Engine for DockerEngine {
     async fn exec(&self, container: &str, argv: &[String]) -> Result<ExecOutput, EngineError> {
         let id = self.create_exec(container, argv).await?;
         let what = format!("{} in container {container}", argv.join(" "));
-        let started = self.docker.start_exec(&id, None).await.map_err(|e| self.error(e, "running", &what))?;
+        let started = self
+            .docker
+            .start_exec(&id, None)
+            .await
+            .map_err(|e| self.error(e, "running", &what))?;
         let mut output = String::new();
-        if let StartExecResults::Attached { output: mut stream, .. } = started {
+        if let StartExecResults::Attached {
+            output: mut stream, ..
+        } = started
+        {
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| self.error(e, "reading the output of", &what))?;
                 output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
@@ -390,12 +536,17 @@ impl Engine for DockerEngine {
 impl DockerEngine {
     async fn network_create_error(&self, spec: &NetworkSpec, err: BollardError) -> EngineError {
         let err = self.error(err, "creating network", &spec.name);
-        let EngineError::Api { message, .. } = &err else { return err };
+        let EngineError::Api { message, .. } = &err else {
+            return err;
+        };
         if !message.contains("overlaps") {
             return err;
         }
         // Created concurrently since we looked: look again to name the other network.
-        match self.find_networks(&NetworkQuery::Labels(LabelFilter::new())).await {
+        match self
+            .find_networks(&NetworkQuery::Labels(LabelFilter::new()))
+            .await
+        {
             Ok(all) => check_new_network(spec, &all).err().unwrap_or(err),
             Err(_) => err,
         }
@@ -403,20 +554,34 @@ impl DockerEngine {
 
     /// The engine's tar archive of `path` in a (created) container of `image`, in memory: lab
     /// copies small files this way (kernels, initramfs images).
-    async fn download(&self, container: &str, image: &str, path: &str) -> Result<Vec<u8>, EngineError> {
-        let options = DownloadFromContainerOptionsBuilder::new().path(path).build();
-        let mut stream = self.docker.download_from_container(container, Some(options));
+    async fn download(
+        &self,
+        container: &str,
+        image: &str,
+        path: &str,
+    ) -> Result<Vec<u8>, EngineError> {
+        let options = DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        let mut stream = self
+            .docker
+            .download_from_container(container, Some(options));
         let mut archive = Vec::new();
         while let Some(chunk) = stream.next().await {
             match chunk {
                 Ok(bytes) => archive.extend_from_slice(&bytes),
                 Err(e) => {
-                    return Err(match self.error(e, "copying out of image", &format!("{image}: {path}")) {
-                        EngineError::Api { status: Some(404), .. } => {
-                            EngineError::NotFound { kind: "path", name: format!("{path} in image {image}") }
-                        }
-                        other => other,
-                    })
+                    return Err(
+                        match self.error(e, "copying out of image", &format!("{image}: {path}")) {
+                            EngineError::Api {
+                                status: Some(404), ..
+                            } => EngineError::NotFound {
+                                kind: "path",
+                                name: format!("{path} in image {image}"),
+                            },
+                            other => other,
+                        },
+                    )
                 }
             }
         }
@@ -432,12 +597,16 @@ impl DockerEngine {
         };
         match self.docker.create_exec(container, options).await {
             Ok(created) => Ok(created.id),
-            Err(e) => Err(match self.error_or_missing(e, "starting a command in", "container", container) {
-                EngineError::Api { status: Some(409), .. } => {
-                    EngineError::NotRunning { container: container.to_string() }
-                }
-                other => other,
-            }),
+            Err(e) => Err(
+                match self.error_or_missing(e, "starting a command in", "container", container) {
+                    EngineError::Api {
+                        status: Some(409), ..
+                    } => EngineError::NotRunning {
+                        container: container.to_string(),
+                    },
+                    other => other,
+                },
+            ),
         }
     }
 
@@ -445,27 +614,56 @@ impl DockerEngine {
     /// records the exit, so a still-`running` exec is asked again briefly.
     async fn exec_exit_code(&self, id: &str, what: &str) -> Result<i64, EngineError> {
         for _ in 0..50 {
-            let inspect = self.docker.inspect_exec(id).await.map_err(|e| self.error(e, "inspecting", what))?;
+            let inspect = self
+                .docker
+                .inspect_exec(id)
+                .await
+                .map_err(|e| self.error(e, "inspecting", what))?;
             match (inspect.running, inspect.exit_code) {
                 (Some(true), _) | (_, None) => tokio::time::sleep(Duration::from_millis(20)).await,
                 (_, Some(code)) => return Ok(code),
             }
         }
-        Err(EngineError::api("waiting for", what, None, "the command's output ended but it did not exit within 1 s"))
+        Err(EngineError::api(
+            "waiting for",
+            what,
+            None,
+            "the command's output ended but it did not exit within 1 s",
+        ))
     }
 }
 
 fn observed_container(summary: ContainerSummary) -> ObservedContainer {
-    let state = summary.state.map(|s| ContainerState::from_engine(s.as_ref())).unwrap_or(ContainerState::Unknown);
-    let mut networks: BTreeMap<String, EndpointSettings> =
-        summary.network_settings.and_then(|s| s.networks).unwrap_or_default().into_iter().collect();
+    let state = summary
+        .state
+        .map(|s| ContainerState::from_engine(s.as_ref()))
+        .unwrap_or(ContainerState::Unknown);
+    let mut networks: BTreeMap<String, EndpointSettings> = summary
+        .network_settings
+        .and_then(|s| s.networks)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let network = networks.keys().next().cloned();
-    let ip =
-        network.as_ref().and_then(|n| networks.remove(n)).and_then(|e| e.ip_address).and_then(|ip| ip.parse().ok());
-    let mut ports: Vec<PortBinding> = summary.ports.unwrap_or_default().iter().filter_map(published_port).collect();
+    let ip = network
+        .as_ref()
+        .and_then(|n| networks.remove(n))
+        .and_then(|e| e.ip_address)
+        .and_then(|ip| ip.parse().ok());
+    let mut ports: Vec<PortBinding> = summary
+        .ports
+        .unwrap_or_default()
+        .iter()
+        .filter_map(published_port)
+        .collect();
     ports.sort_by_key(|p| (p.host_ip, p.host_port, p.container_port, p.protocol));
     ports.dedup();
-    let name = summary.names.unwrap_or_default().into_iter().next().unwrap_or_default();
+    let name = summary
+        .names
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     ObservedContainer {
         id: summary.id.unwrap_or_default(),
         name: name.trim_start_matches('/').to_string(),
@@ -496,7 +694,10 @@ fn published_port(port: &PortSummary) -> Option<PortBinding> {
 }
 
 fn observed_network(network: Network) -> ObservedNetwork {
-    let configs = network.ipam.and_then(|ipam| ipam.config).unwrap_or_default();
+    let configs = network
+        .ipam
+        .and_then(|ipam| ipam.config)
+        .unwrap_or_default();
     ObservedNetwork {
         id: network.id.unwrap_or_default(),
         name: network.name.unwrap_or_default(),
@@ -514,14 +715,22 @@ fn network_body(spec: &NetworkSpec) -> NetworkCreateRequest {
     NetworkCreateRequest {
         name: spec.name.clone(),
         driver: Some("bridge".to_string()),
-        ipam: Some(Ipam { driver: Some("default".to_string()), config: Some(vec![ipam]), options: None }),
+        ipam: Some(Ipam {
+            driver: Some("default".to_string()),
+            config: Some(vec![ipam]),
+            options: None,
+        }),
         labels: Some(to_hash_map(&spec.labels)),
         ..Default::default()
     }
 }
 
 fn container_body(spec: &ContainerSpec) -> ContainerCreateBody {
-    let exposed = spec.ports.iter().map(port_key).collect::<std::collections::BTreeSet<_>>();
+    let exposed = spec
+        .ports
+        .iter()
+        .map(port_key)
+        .collect::<std::collections::BTreeSet<_>>();
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         hostname: Some(spec.hostname.clone()),
@@ -537,7 +746,11 @@ fn container_body(spec: &ContainerSpec) -> ContainerCreateBody {
 }
 
 fn host_config(spec: &ContainerSpec) -> HostConfig {
-    let restart = if spec.restart { RestartPolicyNameEnum::UNLESS_STOPPED } else { RestartPolicyNameEnum::NO };
+    let restart = if spec.restart {
+        RestartPolicyNameEnum::UNLESS_STOPPED
+    } else {
+        RestartPolicyNameEnum::NO
+    };
     HostConfig {
         network_mode: Some(spec.network.clone()),
         port_bindings: Some(port_map(spec)),
@@ -545,7 +758,10 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
         cap_add: Some(spec.cap_add.clone()),
         mounts: Some(spec.mounts.iter().map(mount).collect()),
         init: Some(spec.init),
-        restart_policy: Some(RestartPolicy { name: Some(restart), maximum_retry_count: None }),
+        restart_policy: Some(RestartPolicy {
+            name: Some(restart),
+            maximum_retry_count: None,
+        }),
         ..Default::default()
     }
 }
@@ -553,10 +769,15 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
 /// A static address needs the endpoint's IPAM config, not just `network_mode`.
 fn networking_config(spec: &ContainerSpec) -> NetworkingConfig {
     let endpoint = EndpointSettings {
-        ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(spec.ip.to_string()), ..Default::default() }),
+        ipam_config: Some(EndpointIpamConfig {
+            ipv4_address: Some(spec.ip.to_string()),
+            ..Default::default()
+        }),
         ..Default::default()
     };
-    NetworkingConfig { endpoints_config: Some(HashMap::from([(spec.network.clone(), endpoint)])) }
+    NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(spec.network.clone(), endpoint)])),
+    }
 }
 
 fn port_key(port: &PortBinding) -> String {
@@ -567,9 +788,14 @@ fn port_key(port: &PortBinding) -> String {
 fn port_map(spec: &ContainerSpec) -> PortMap {
     let mut map: PortMap = HashMap::new();
     for port in &spec.ports {
-        let binding =
-            DockerPortBinding { host_ip: Some(port.host_ip.to_string()), host_port: Some(port.host_port.to_string()) };
-        map.entry(port_key(port)).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(binding);
+        let binding = DockerPortBinding {
+            host_ip: Some(port.host_ip.to_string()),
+            host_port: Some(port.host_port.to_string()),
+        };
+        map.entry(port_key(port))
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(binding);
     }
     map
 }
@@ -606,7 +832,9 @@ fn to_hash_map(labels: &Labels) -> HashMap<String, String> {
 /// tell whether the image is current), and intermediate containers removed even when a step fails.
 fn build_options(spec: &ImageSpec) -> bollard::query_parameters::BuildImageOptions {
     let mut labels = to_hash_map(&spec.labels);
-    labels.entry(LABEL_CONTEXT_HASH.to_string()).or_insert_with(|| spec.context_hash.clone());
+    labels
+        .entry(LABEL_CONTEXT_HASH.to_string())
+        .or_insert_with(|| spec.context_hash.clone());
     let args = HashMap::from([("BASE_IMAGE".to_string(), spec.base_image.clone())]);
     BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
@@ -621,17 +849,30 @@ fn build_options(spec: &ImageSpec) -> bollard::query_parameters::BuildImageOptio
 /// The build context as an in-memory tar, made off the async threads since it reads files.
 async fn context_tar(spec: &ImageSpec) -> Result<Vec<u8>, EngineError> {
     let dir = spec.context.clone();
-    let failed = |message: String| EngineError::BuildFailed { tag: spec.tag.clone(), message, output: Vec::new() };
+    let failed = |message: String| EngineError::BuildFailed {
+        tag: spec.tag.clone(),
+        message,
+        output: Vec::new(),
+    };
     match tokio::task::spawn_blocking(move || tar_dir(dir)).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => Err(failed(format!("cannot read build context {}: {e}", spec.context.display()))),
-        Err(e) => Err(failed(format!("packing build context {} panicked: {e}", spec.context.display()))),
+        Ok(Err(e)) => Err(failed(format!(
+            "cannot read build context {}: {e}",
+            spec.context.display()
+        ))),
+        Err(e) => Err(failed(format!(
+            "packing build context {} panicked: {e}",
+            spec.context.display()
+        ))),
     }
 }
 
 fn tar_dir(dir: PathBuf) -> std::io::Result<Vec<u8>> {
     if !dir.is_dir() {
-        return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "not a directory",
+        ));
     }
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(true);
@@ -657,7 +898,9 @@ where
     while let Some(item) = stream.next().await {
         let info = match item {
             Ok(info) => info,
-            Err(BollardError::DockerStreamError { error }) => return Err(BuildError::Step(error, tail.into())),
+            Err(BollardError::DockerStreamError { error }) => {
+                return Err(BuildError::Step(error, tail.into()))
+            }
             Err(e) => return Err(BuildError::Api(e)),
         };
         for line in build_lines(&info) {
@@ -673,6 +916,14 @@ where
 
 /// The human-readable lines of one build stream item (`stream` text, or a pull `status`).
 fn build_lines(info: &BuildInfo) -> Vec<String> {
-    let text = info.stream.as_deref().or(info.status.as_deref()).unwrap_or("");
-    text.lines().map(str::trim_end).filter(|l| !l.is_empty()).map(str::to_string).collect()
+    let text = info
+        .stream
+        .as_deref()
+        .or(info.status.as_deref())
+        .unwrap_or("");
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
 }

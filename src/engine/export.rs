@@ -22,7 +22,11 @@ pub fn unpack_files(archive: &[u8], dest: &Path) -> io::Result<Vec<PathBuf>> {
         if root.is_none() {
             // The first entry is the archived path itself: a directory whose name prefixes the
             // rest, or the one file.
-            root = Some(if kind.is_dir() { path.clone() } else { PathBuf::new() });
+            root = Some(if kind.is_dir() {
+                path.clone()
+            } else {
+                PathBuf::new()
+            });
         }
         if !kind.is_file() {
             continue;
@@ -40,9 +44,15 @@ pub fn unpack_files(archive: &[u8], dest: &Path) -> io::Result<Vec<PathBuf>> {
 /// `path` below `root`, refusing anything that would leave the destination.
 fn relative(path: &Path, root: &Path) -> io::Result<PathBuf> {
     let rel = path.strip_prefix(root).unwrap_or(path);
-    let clean = rel.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    let clean = rel
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
     if !clean || rel.as_os_str().is_empty() {
-        let msg = format!("the archive holds {}, which does not lie below {}", path.display(), root.display());
+        let msg = format!(
+            "the archive holds {}, which does not lie below {}",
+            path.display(),
+            root.display()
+        );
         return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
     }
     Ok(rel.to_path_buf())
@@ -53,7 +63,10 @@ fn relative(path: &Path, root: &Path) -> io::Result<PathBuf> {
 pub fn write_atomically(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.part", std::process::id()));
     let result = (|| {
         std::fs::write(&tmp, data)?;
@@ -80,7 +93,10 @@ fn set_mode(_: &Path, _: u32) -> io::Result<()> {
 /// A tar as the engine sends it for `path`: a directory entry named after the path's last
 /// component, then `(relative path, contents)` files below it (the fake engine uses this).
 pub fn archive(path: &str, files: &[(String, Vec<u8>)]) -> io::Result<Vec<u8>> {
-    let top = Path::new(path).file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let top = Path::new(path)
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     let mut builder = tar::Builder::new(Vec::new());
     let mut dir = tar::Header::new_gnu();
     dir.set_entry_type(tar::EntryType::Directory);
@@ -112,14 +128,31 @@ mod tests {
     #[test]
     fn a_directory_is_unpacked_below_its_own_name() {
         let dir = tempfile::tempdir().unwrap();
-        let tar = archive("/out", &[("vmlinuz".into(), b"kernel".to_vec()), ("sub/initrd".into(), b"ramfs".to_vec())])
-            .unwrap();
+        let tar = archive(
+            "/out",
+            &[
+                ("vmlinuz".into(), b"kernel".to_vec()),
+                ("sub/initrd".into(), b"ramfs".to_vec()),
+            ],
+        )
+        .unwrap();
         let written = unpack_files(&tar, &dir.path().join("smoke")).unwrap();
-        assert_eq!(written, [PathBuf::from("vmlinuz"), PathBuf::from("sub/initrd")]);
-        assert_eq!(std::fs::read(dir.path().join("smoke/vmlinuz")).unwrap(), b"kernel");
-        assert_eq!(std::fs::read(dir.path().join("smoke/sub/initrd")).unwrap(), b"ramfs");
-        let names: Vec<_> =
-            std::fs::read_dir(dir.path().join("smoke")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(
+            written,
+            [PathBuf::from("vmlinuz"), PathBuf::from("sub/initrd")]
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("smoke/vmlinuz")).unwrap(),
+            b"kernel"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("smoke/sub/initrd")).unwrap(),
+            b"ramfs"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("smoke"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "no temporary files are left: {names:?}");
     }
 
@@ -133,7 +166,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("tool")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("tool"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o755);
         }
     }
@@ -142,6 +178,9 @@ mod tests {
     fn paths_leaving_the_destination_are_refused() {
         assert!(relative(Path::new("out/../../etc/passwd"), Path::new("out")).is_err());
         assert!(relative(Path::new("/etc/passwd"), Path::new("")).is_err());
-        assert_eq!(relative(Path::new("out/a/b"), Path::new("out")).unwrap(), PathBuf::from("a/b"));
+        assert_eq!(
+            relative(Path::new("out/a/b"), Path::new("out")).unwrap(),
+            PathBuf::from("a/b")
+        );
     }
 }

@@ -12,10 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    check_new_network, ContainerState, Engine, EngineError, EngineVersion, ExecOutput, ImageInfo, LabelFilter, Labels,
-    NetworkQuery, ObservedContainer, ObservedNetwork, ObservedVolume,
+    check_new_network, ContainerState, Engine, EngineError, EngineVersion, ExecOutput, ImageInfo,
+    LabelFilter, Labels, NetworkQuery, ObservedContainer, ObservedNetwork, ObservedVolume,
 };
-use crate::plan::{ContainerSpec, ImageSpec, MountKind, NetworkSpec, PortBinding, VolumeSpec, LABEL_CONTEXT_HASH};
+use crate::plan::{
+    ContainerSpec, ImageSpec, MountKind, NetworkSpec, PortBinding, VolumeSpec, LABEL_CONTEXT_HASH,
+};
 
 /// A failure to inject: calls named `op` (e.g. `"start_container"`) on `object` (or on any
 /// object if `None`) fail with `error`, every time until [`FakeEngine::clear_failures`].
@@ -68,7 +70,11 @@ impl State {
             running,
             network: Some(c.spec.network.clone()),
             ip: running.then_some(c.spec.ip),
-            ports: if running { c.spec.ports.clone() } else { Vec::new() },
+            ports: if running {
+                c.spec.ports.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -77,7 +83,10 @@ impl State {
         if self.containers.contains_key(name_or_id) {
             return Some(name_or_id.to_string());
         }
-        self.containers.values().find(|c| c.id == name_or_id).map(|c| c.spec.name.clone())
+        self.containers
+            .values()
+            .find(|c| c.id == name_or_id)
+            .map(|c| c.spec.name.clone())
     }
 
     /// The running container (other than `except`) publishing the same host port, if any.
@@ -85,7 +94,9 @@ impl State {
         let clash = |other: &PortBinding| {
             other.host_port == port.host_port
                 && other.protocol == port.protocol
-                && (other.host_ip == port.host_ip || other.host_ip.is_unspecified() || port.host_ip.is_unspecified())
+                && (other.host_ip == port.host_ip
+                    || other.host_ip.is_unspecified()
+                    || port.host_ip.is_unspecified())
         };
         self.containers
             .values()
@@ -115,7 +126,9 @@ impl FakeEngine {
     pub fn add_image(&self, tag: &str, labels: Labels) {
         let mut state = self.lock();
         let id = state.new_id("image");
-        state.images.insert(tag.to_string(), ImageInfo { id, labels });
+        state
+            .images
+            .insert(tag.to_string(), ImageInfo { id, labels });
     }
 
     /// Every call so far, one line each: `"<method> <object>"`.
@@ -131,7 +144,11 @@ impl FakeEngine {
     /// Makes calls `op` (a method name, e.g. `"start_container"`) on `object` (or any object if
     /// `None`) fail with `error`. A failed start still removes the container, as on the engine.
     pub fn fail(&self, op: &str, object: Option<&str>, error: EngineError) {
-        let failure = Failure { op: op.to_string(), object: object.map(str::to_string), error };
+        let failure = Failure {
+            op: op.to_string(),
+            object: object.map(str::to_string),
+            error,
+        };
         self.lock().failures.push(failure);
     }
 
@@ -141,19 +158,28 @@ impl FakeEngine {
 
     /// What [`Engine::logs`] returns for `container`.
     pub fn set_logs(&self, container: &str, text: &str) {
-        self.lock().logs.insert(container.to_string(), text.to_string());
+        self.lock()
+            .logs
+            .insert(container.to_string(), text.to_string());
     }
 
     /// What [`Engine::exec`] returns in `container` (default: exit 0, no output).
     pub fn set_exec_output(&self, container: &str, output: ExecOutput) {
-        self.lock().exec_outputs.insert(container.to_string(), output);
+        self.lock()
+            .exec_outputs
+            .insert(container.to_string(), output);
     }
 
     /// Files that [`Engine::copy_from_image`] finds at `path` (a directory) in image `tag`:
     /// (path below it, contents). The image itself must exist too (`add_image`, or a build).
     pub fn set_image_files(&self, tag: &str, path: &str, files: &[(&str, &[u8])]) {
-        let files = files.iter().map(|(name, data)| (name.to_string(), data.to_vec())).collect();
-        self.lock().image_files.insert((tag.to_string(), path.to_string()), files);
+        let files = files
+            .iter()
+            .map(|(name, data)| (name.to_string(), data.to_vec()))
+            .collect();
+        self.lock()
+            .image_files
+            .insert((tag.to_string(), path.to_string()), files);
     }
 
     /// Changes a container's state behind lab's back (e.g. it exited, or someone stopped it).
@@ -186,14 +212,21 @@ impl FakeEngine {
     /// The lock is never held across an await, and a panic in one test must not poison others'
     /// view of the fake.
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records the call and returns the state, or the injected failure for it.
     fn begin(&self, op: &str, object: &str) -> Result<MutexGuard<'_, State>, EngineError> {
         let mut state = self.lock();
-        state.calls.push(format!("{op} {object}").trim_end().to_string());
-        let hit = state.failures.iter().find(|f| f.op == op && f.object.as_deref().is_none_or(|o| o == object));
+        state
+            .calls
+            .push(format!("{op} {object}").trim_end().to_string());
+        let hit = state
+            .failures
+            .iter()
+            .find(|f| f.op == op && f.object.as_deref().is_none_or(|o| o == object));
         match hit {
             Some(failure) => Err(failure.error.clone()),
             None => Ok(state),
@@ -204,36 +237,68 @@ impl FakeEngine {
 impl Engine for FakeEngine {
     async fn ping(&self) -> Result<EngineVersion, EngineError> {
         drop(self.begin("ping", "")?);
-        Ok(EngineVersion { version: "fake".to_string(), api_version: "1.41".to_string() })
+        Ok(EngineVersion {
+            version: "fake".to_string(),
+            api_version: "1.41".to_string(),
+        })
     }
 
-    async fn list_containers(&self, filter: &LabelFilter) -> Result<Vec<ObservedContainer>, EngineError> {
+    async fn list_containers(
+        &self,
+        filter: &LabelFilter,
+    ) -> Result<Vec<ObservedContainer>, EngineError> {
         let state = self.begin("list_containers", &filter.to_string())?;
-        let matching = state.containers.values().filter(|c| filter.matches(&c.spec.labels));
+        let matching = state
+            .containers
+            .values()
+            .filter(|c| filter.matches(&c.spec.labels));
         Ok(matching.map(|c| state.observed(c)).collect())
     }
 
-    async fn inspect_container_ip(&self, container: &str, network: &str) -> Result<Option<Ipv4Addr>, EngineError> {
+    async fn inspect_container_ip(
+        &self,
+        container: &str,
+        network: &str,
+    ) -> Result<Option<Ipv4Addr>, EngineError> {
         let state = self.begin("inspect_container_ip", container)?;
-        let key = state.container_key(container).ok_or_else(|| not_found("container", container))?;
+        let key = state
+            .container_key(container)
+            .ok_or_else(|| not_found("container", container))?;
         let observed = state.observed(&state.containers[&key]);
-        Ok(observed.ip.filter(|_| observed.network.as_deref() == Some(network)))
+        Ok(observed
+            .ip
+            .filter(|_| observed.network.as_deref() == Some(network)))
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
         let mut state = self.begin("create_container", &spec.name)?;
         if state.containers.contains_key(&spec.name) {
-            let message = format!("Conflict. The container name \"/{}\" is already in use", spec.name);
-            return Err(EngineError::api("creating container", &spec.name, Some(409), message));
+            let message = format!(
+                "Conflict. The container name \"/{}\" is already in use",
+                spec.name
+            );
+            return Err(EngineError::api(
+                "creating container",
+                &spec.name,
+                Some(409),
+                message,
+            ));
         }
         if !state.images.contains_key(&spec.image) {
-            return Err(EngineError::container_image_missing(&spec.image, &spec.name));
+            return Err(EngineError::container_image_missing(
+                &spec.image,
+                &spec.name,
+            ));
         }
         if !state.networks.values().any(|n| n.name == spec.network) {
             return Err(not_found("network", &spec.network));
         }
         let id = state.new_id("container");
-        let container = FakeContainer { id: id.clone(), spec: spec.clone(), state: ContainerState::Created };
+        let container = FakeContainer {
+            id: id.clone(),
+            spec: spec.clone(),
+            state: ContainerState::Created,
+        };
         state.containers.insert(spec.name.clone(), container);
         Ok(id)
     }
@@ -241,7 +306,9 @@ impl Engine for FakeEngine {
     async fn start_container(&self, container: &str) -> Result<(), EngineError> {
         let injected = self.begin("start_container", container).err();
         let mut state = self.lock();
-        let key = state.container_key(container).ok_or_else(|| not_found("container", container))?;
+        let key = state
+            .container_key(container)
+            .ok_or_else(|| not_found("container", container))?;
         let error = injected.or_else(|| port_conflict(&state, &key));
         if let Some(error) = error {
             state.containers.remove(&key);
@@ -261,7 +328,10 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
-    async fn find_networks(&self, query: &NetworkQuery) -> Result<Vec<ObservedNetwork>, EngineError> {
+    async fn find_networks(
+        &self,
+        query: &NetworkQuery,
+    ) -> Result<Vec<ObservedNetwork>, EngineError> {
         let state = self.begin("find_networks", &query.to_string())?;
         let matches = |n: &&ObservedNetwork| match query {
             NetworkQuery::Name(name) => &n.name == name,
@@ -289,18 +359,29 @@ impl Engine for FakeEngine {
 
     async fn remove_network(&self, id_or_name: &str) -> Result<(), EngineError> {
         let mut state = self.begin("remove_network", id_or_name)?;
-        let Some(network) = state.networks.values().find(|n| n.id == id_or_name || n.name == id_or_name).cloned()
+        let Some(network) = state
+            .networks
+            .values()
+            .find(|n| n.id == id_or_name || n.name == id_or_name)
+            .cloned()
         else {
             return Ok(());
         };
-        let in_use =
-            state.containers.values().any(|c| c.spec.network == network.name && c.state == ContainerState::Running);
+        let in_use = state
+            .containers
+            .values()
+            .any(|c| c.spec.network == network.name && c.state == ContainerState::Running);
         if in_use {
             let message = format!(
                 "error while removing network: network {} id {} has active endpoints",
                 network.name, network.id
             );
-            return Err(EngineError::api("removing network", id_or_name, Some(403), message));
+            return Err(EngineError::api(
+                "removing network",
+                id_or_name,
+                Some(403),
+                message,
+            ));
         }
         state.networks.remove(&network.id);
         Ok(())
@@ -308,23 +389,41 @@ impl Engine for FakeEngine {
 
     async fn list_volumes(&self, filter: &LabelFilter) -> Result<Vec<ObservedVolume>, EngineError> {
         let state = self.begin("list_volumes", &filter.to_string())?;
-        Ok(state.volumes.values().filter(|v| filter.matches(&v.labels)).cloned().collect())
+        Ok(state
+            .volumes
+            .values()
+            .filter(|v| filter.matches(&v.labels))
+            .cloned()
+            .collect())
     }
 
     async fn create_volume(&self, spec: &VolumeSpec) -> Result<(), EngineError> {
         let mut state = self.begin("create_volume", &spec.name)?;
         // The engine keeps an existing volume as it is, labels included.
-        let volume = ObservedVolume { name: spec.name.clone(), labels: spec.labels.clone() };
+        let volume = ObservedVolume {
+            name: spec.name.clone(),
+            labels: spec.labels.clone(),
+        };
         state.volumes.entry(spec.name.clone()).or_insert(volume);
         Ok(())
     }
 
     async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         let mut state = self.begin("remove_volume", name)?;
-        let uses = |c: &FakeContainer| c.spec.mounts.iter().any(|m| m.kind == MountKind::Volume && m.source == name);
+        let uses = |c: &FakeContainer| {
+            c.spec
+                .mounts
+                .iter()
+                .any(|m| m.kind == MountKind::Volume && m.source == name)
+        };
         if let Some(user) = state.containers.values().find(|c| uses(c)) {
             let message = format!("remove {name}: volume is in use - [{}]", user.id);
-            return Err(EngineError::api("removing volume", name, Some(409), message));
+            return Err(EngineError::api(
+                "removing volume",
+                name,
+                Some(409),
+                message,
+            ));
         }
         state.volumes.remove(name);
         Ok(())
@@ -344,9 +443,17 @@ impl Engine for FakeEngine {
             return Err(EngineError::base_image_missing(&spec.base_image, &spec.tag));
         }
         let mut labels = spec.labels.clone();
-        labels.entry(LABEL_CONTEXT_HASH.to_string()).or_insert_with(|| spec.context_hash.clone());
+        labels
+            .entry(LABEL_CONTEXT_HASH.to_string())
+            .or_insert_with(|| spec.context_hash.clone());
         let id = state.new_id("image");
-        state.images.insert(spec.tag.clone(), ImageInfo { id: id.clone(), labels });
+        state.images.insert(
+            spec.tag.clone(),
+            ImageInfo {
+                id: id.clone(),
+                labels,
+            },
+        );
         drop(state);
         progress(&format!("Step 1/1 : FROM {}", spec.base_image));
         progress(&format!("Successfully tagged {}", spec.tag));
@@ -354,7 +461,12 @@ impl Engine for FakeEngine {
     }
 
     /// Unpacks the files set with `set_image_files` as the real engine's archive would hold them.
-    async fn copy_from_image(&self, image: &str, path: &str, dest: &Path) -> Result<Vec<PathBuf>, EngineError> {
+    async fn copy_from_image(
+        &self,
+        image: &str,
+        path: &str,
+        dest: &Path,
+    ) -> Result<Vec<PathBuf>, EngineError> {
         let files = {
             let state = self.begin("copy_from_image", &format!("{image}:{path}"))?;
             if !state.images.contains_key(image) {
@@ -375,7 +487,9 @@ impl Engine for FakeEngine {
 
     async fn logs(&self, container: &str, tail: Option<usize>) -> Result<String, EngineError> {
         let state = self.begin("logs", container)?;
-        let key = state.container_key(container).ok_or_else(|| not_found("container", container))?;
+        let key = state
+            .container_key(container)
+            .ok_or_else(|| not_found("container", container))?;
         let text = state.logs.get(&key).cloned().unwrap_or_default();
         Ok(match tail {
             Some(n) => last_lines(&text, n),
@@ -386,17 +500,26 @@ impl Engine for FakeEngine {
     /// The fake keeps logs as set by `set_logs`; tests give them timestamps themselves.
     async fn logs_timestamped(&self, container: &str) -> Result<String, EngineError> {
         let state = self.begin("logs_timestamped", container)?;
-        let key = state.container_key(container).ok_or_else(|| not_found("container", container))?;
+        let key = state
+            .container_key(container)
+            .ok_or_else(|| not_found("container", container))?;
         Ok(state.logs.get(&key).cloned().unwrap_or_default())
     }
 
-    async fn follow_logs<F>(&self, container: &str, tail: Option<usize>, mut each: F) -> Result<(), EngineError>
+    async fn follow_logs<F>(
+        &self,
+        container: &str,
+        tail: Option<usize>,
+        mut each: F,
+    ) -> Result<(), EngineError>
     where
         F: FnMut(&str) + Send,
     {
         let text = {
             let state = self.begin("follow_logs", container)?;
-            let key = state.container_key(container).ok_or_else(|| not_found("container", container))?;
+            let key = state
+                .container_key(container)
+                .ok_or_else(|| not_found("container", container))?;
             state.logs.get(&key).cloned().unwrap_or_default()
         };
         each(&match tail {
@@ -408,22 +531,32 @@ impl Engine for FakeEngine {
 
     async fn exec(&self, container: &str, argv: &[String]) -> Result<ExecOutput, EngineError> {
         let state = self.begin("exec", &format!("{container} {}", argv.join(" ")))?;
-        let key = state.container_key(container).ok_or_else(|| not_found("container", container))?;
+        let key = state
+            .container_key(container)
+            .ok_or_else(|| not_found("container", container))?;
         if state.containers[&key].state != ContainerState::Running {
-            return Err(EngineError::NotRunning { container: container.to_string() });
+            return Err(EngineError::NotRunning {
+                container: container.to_string(),
+            });
         }
         Ok(state.exec_outputs.get(&key).cloned().unwrap_or_default())
     }
 }
 
 fn not_found(kind: &'static str, name: &str) -> EngineError {
-    EngineError::NotFound { kind, name: name.to_string() }
+    EngineError::NotFound {
+        kind,
+        name: name.to_string(),
+    }
 }
 
 /// The error the engine gives when another running container publishes one of `key`'s ports.
 fn port_conflict(state: &State, key: &str) -> Option<EngineError> {
     let spec = &state.containers[key].spec;
-    let port = spec.ports.iter().find(|p| state.port_holder(p, key).is_some())?;
+    let port = spec
+        .ports
+        .iter()
+        .find(|p| state.port_holder(p, key).is_some())?;
     let address = format!("{}:{}", port.host_ip, port.host_port);
     Some(EngineError::PortAllocated {
         container: key.to_string(),
@@ -489,31 +622,66 @@ mod tests {
     #[tokio::test]
     async fn busy_port_fails_at_start_and_removes_the_container() {
         let engine = engine_with_network().await;
-        engine.create_container(&container("a", 8080)).await.expect("create a");
+        engine
+            .create_container(&container("a", 8080))
+            .await
+            .expect("create a");
         engine.start_container("a").await.expect("start a");
-        engine.create_container(&container("b", 8080)).await.expect("create b");
+        engine
+            .create_container(&container("b", 8080))
+            .await
+            .expect("create b");
         let err = engine.start_container("b").await.unwrap_err();
-        assert!(matches!(err, EngineError::PortAllocated { host_port: Some(8080), .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                EngineError::PortAllocated {
+                    host_port: Some(8080),
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(engine.container_names(), vec!["a"]);
     }
 
     #[tokio::test]
     async fn injected_start_failure_is_returned_and_recorded() {
         let engine = engine_with_network().await;
-        engine.fail("start_container", Some("a"), EngineError::api("starting container", "a", Some(500), "boom"));
-        engine.create_container(&container("a", 8080)).await.expect("create");
+        engine.fail(
+            "start_container",
+            Some("a"),
+            EngineError::api("starting container", "a", Some(500), "boom"),
+        );
+        engine
+            .create_container(&container("a", 8080))
+            .await
+            .expect("create");
         assert!(engine.start_container("a").await.is_err());
-        assert_eq!(engine.calls(), ["create_network demo", "create_container a", "start_container a"]);
+        assert_eq!(
+            engine.calls(),
+            [
+                "create_network demo",
+                "create_container a",
+                "start_container a"
+            ]
+        );
         assert!(engine.container_names().is_empty());
     }
 
     #[tokio::test]
     async fn listing_reports_address_and_ports_only_while_running() {
         let engine = engine_with_network().await;
-        engine.create_container(&container("a", 8080)).await.expect("create");
+        engine
+            .create_container(&container("a", 8080))
+            .await
+            .expect("create");
         let filter = LabelFilter::new().with("io.metal-lab.lab", "demo");
         let created = engine.list_containers(&filter).await.expect("list");
-        assert_eq!((created[0].state, created[0].ip, created[0].ports.len()), (ContainerState::Created, None, 0));
+        assert_eq!(
+            (created[0].state, created[0].ip, created[0].ports.len()),
+            (ContainerState::Created, None, 0)
+        );
         engine.start_container("a").await.expect("start");
         let running = engine.list_containers(&filter).await.expect("list");
         assert_eq!(running[0].ip, Some(Ipv4Addr::new(10, 214, 1, 10)));
@@ -541,24 +709,41 @@ mod tests {
             }
         }
         let engine = std::sync::Arc::new(engine_with_network().await);
-        let specs: Vec<_> = (0..3).map(|i| container(&format!("c{i}"), 8080 + i)).collect();
-        let created = futures_util::future::join_all(specs.iter().map(|s| engine.create_container(s))).await;
+        let specs: Vec<_> = (0..3)
+            .map(|i| container(&format!("c{i}"), 8080 + i))
+            .collect();
+        let created =
+            futures_util::future::join_all(specs.iter().map(|s| engine.create_container(s))).await;
         assert!(created.iter().all(Result::is_ok));
         start_all(engine.clone(), vec!["c0".into(), "c1".into(), "c2".into()]).await;
-        let running = engine.list_containers(&LabelFilter::new()).await.expect("list");
+        let running = engine
+            .list_containers(&LabelFilter::new())
+            .await
+            .expect("list");
         assert_eq!(running.iter().filter(|c| c.running).count(), 3);
     }
 
     #[tokio::test]
     async fn removals_are_idempotent_and_exec_needs_a_running_container() {
         let engine = engine_with_network().await;
-        engine.create_container(&container("a", 8080)).await.expect("create");
+        engine
+            .create_container(&container("a", 8080))
+            .await
+            .expect("create");
         let err = engine.exec("a", &["true".to_string()]).await.unwrap_err();
-        assert_eq!(err, EngineError::NotRunning { container: "a".into() });
+        assert_eq!(
+            err,
+            EngineError::NotRunning {
+                container: "a".into()
+            }
+        );
         engine.remove_container("a").await.expect("remove");
         engine.remove_container("a").await.expect("remove again");
         engine.remove_network("demo").await.expect("remove network");
-        engine.remove_network("demo").await.expect("remove network again");
+        engine
+            .remove_network("demo")
+            .await
+            .expect("remove network again");
         assert!(engine.networks().is_empty());
     }
 }

@@ -172,11 +172,13 @@ impl LabelFilter {
 
     /// Whether `labels` satisfy every condition (the fake uses this; the engine filters itself).
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.labels.iter().all(|(key, value)| match (labels.get(key), value) {
-            (Some(have), Some(want)) => have == want,
-            (Some(_), None) => true,
-            (None, _) => false,
-        })
+        self.labels
+            .iter()
+            .all(|(key, value)| match (labels.get(key), value) {
+                (Some(have), Some(want)) => have == want,
+                (Some(_), None) => true,
+                (None, _) => false,
+            })
     }
 
     /// The engine's `label` filter values: `key=value` or `key`.
@@ -222,32 +224,54 @@ pub enum EngineError {
     Unreachable { endpoint: String, reason: String },
 
     #[error("image {image} is not on this Docker engine (needed {needed_by}); {hint}")]
-    ImageMissing { image: String, needed_by: String, hint: String },
+    ImageMissing {
+        image: String,
+        needed_by: String,
+        hint: String,
+    },
 
     #[error(
         "cannot create network {network}: its subnet {subnet} overlaps network {other} ({other_subnet}); \
          choose another subnet in the lab file, or remove {other} if it is left over"
     )]
-    SubnetOverlap { network: String, subnet: String, other: String, other_subnet: String },
+    SubnetOverlap {
+        network: String,
+        subnet: String,
+        other: String,
+        other_subnet: String,
+    },
 
     #[error(
         "network {name} already exists with subnet {existing}, not {wanted}; \
          remove it (`docker network rm {name}`) or give the lab another subnet or name"
     )]
-    NetworkNameTaken { name: String, existing: String, wanted: String },
+    NetworkNameTaken {
+        name: String,
+        existing: String,
+        wanted: String,
+    },
 
     #[error(
         "cannot start container {container}: host port {} is already in use ({detail}); \
          free it or change the lab's ports. The container was removed.",
         busy_port_text(host_ip, *host_port)
     )]
-    PortAllocated { container: String, host_ip: Option<String>, host_port: Option<u16>, detail: String },
+    PortAllocated {
+        container: String,
+        host_ip: Option<String>,
+        host_port: Option<u16>,
+        detail: String,
+    },
 
     #[error(
         "building image {tag} failed: {message}\n--- last lines of the build ---\n{}",
         output.join("\n")
     )]
-    BuildFailed { tag: String, message: String, output: Vec<String> },
+    BuildFailed {
+        tag: String,
+        message: String,
+        output: Vec<String>,
+    },
 
     #[error("{kind} {name} does not exist on this Docker engine")]
     NotFound { kind: &'static str, name: String },
@@ -256,7 +280,12 @@ pub enum EngineError {
     NotRunning { container: String },
 
     #[error("{action} {object}: {}{message}", status.map(|s| format!("engine answered {s}: ")).unwrap_or_default())]
-    Api { action: String, object: String, status: Option<u16>, message: String },
+    Api {
+        action: String,
+        object: String,
+        status: Option<u16>,
+        message: String,
+    },
 }
 
 fn busy_port_text(host_ip: &Option<String>, host_port: Option<u16>) -> String {
@@ -299,8 +328,18 @@ impl EngineError {
         }
     }
 
-    pub(crate) fn api(action: &str, object: &str, status: Option<u16>, message: impl Into<String>) -> EngineError {
-        EngineError::Api { action: action.to_string(), object: object.to_string(), status, message: message.into() }
+    pub(crate) fn api(
+        action: &str,
+        object: &str,
+        status: Option<u16>,
+        message: impl Into<String>,
+    ) -> EngineError {
+        EngineError::Api {
+            action: action.to_string(),
+            object: object.to_string(),
+            status,
+            message: message.into(),
+        }
     }
 }
 
@@ -330,14 +369,23 @@ pub trait Engine: Send + Sync {
     ) -> impl Future<Output = Result<Option<Ipv4Addr>, EngineError>> + Send;
 
     /// Creates (does not start) the container `spec` describes; returns its id.
-    fn create_container(&self, spec: &ContainerSpec) -> impl Future<Output = Result<String, EngineError>> + Send;
+    fn create_container(
+        &self,
+        spec: &ContainerSpec,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
 
     /// Starts a created or stopped container. A container that cannot start is removed (the
     /// engine would leave it `Created`, half-made); a busy host port is [`EngineError::PortAllocated`].
-    fn start_container(&self, container: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    fn start_container(
+        &self,
+        container: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
     /// Kills and removes a container at once (never waits out a stop grace period).
-    fn remove_container(&self, container: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    fn remove_container(
+        &self,
+        container: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
     fn find_networks(
         &self,
@@ -347,28 +395,44 @@ pub trait Engine: Send + Sync {
     /// Creates a bridge network; returns its id. A network with the same name and subnet is
     /// reused (its id returned); a different subnet under that name is
     /// [`EngineError::NetworkNameTaken`], an overlap with another network [`EngineError::SubnetOverlap`].
-    fn create_network(&self, spec: &NetworkSpec) -> impl Future<Output = Result<String, EngineError>> + Send;
+    fn create_network(
+        &self,
+        spec: &NetworkSpec,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
 
     /// Removes a network by id (preferred: names are not unique) or name.
-    fn remove_network(&self, id_or_name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    fn remove_network(
+        &self,
+        id_or_name: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
     fn list_volumes(
         &self,
         filter: &LabelFilter,
     ) -> impl Future<Output = Result<Vec<ObservedVolume>, EngineError>> + Send;
 
-    fn create_volume(&self, spec: &VolumeSpec) -> impl Future<Output = Result<(), EngineError>> + Send;
+    fn create_volume(
+        &self,
+        spec: &VolumeSpec,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
     fn remove_volume(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
 
     /// The local image `tag`, or `None` if there is none.
-    fn image_info(&self, tag: &str) -> impl Future<Output = Result<Option<ImageInfo>, EngineError>> + Send;
+    fn image_info(
+        &self,
+        tag: &str,
+    ) -> impl Future<Output = Result<Option<ImageInfo>, EngineError>> + Send;
 
     /// Builds `spec.context` into `spec.tag` with build argument `BASE_IMAGE`, labelled with
     /// `spec.labels` (and the context hash); returns the image id. Each line of build output is
     /// passed to `progress` as it arrives. A missing base image fails up front with
     /// [`EngineError::ImageMissing`]; a failing step with [`EngineError::BuildFailed`].
-    fn build_image<F>(&self, spec: &ImageSpec, progress: F) -> impl Future<Output = Result<String, EngineError>> + Send
+    fn build_image<F>(
+        &self,
+        spec: &ImageSpec,
+        progress: F,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send
     where
         F: FnMut(&str) + Send;
 
@@ -386,33 +450,60 @@ pub trait Engine: Send + Sync {
     ) -> impl Future<Output = Result<Vec<PathBuf>, EngineError>> + Send;
 
     /// The container's stdout and stderr, interleaved; the last `tail` lines, or all of them.
-    fn logs(&self, container: &str, tail: Option<usize>) -> impl Future<Output = Result<String, EngineError>> + Send;
+    fn logs(
+        &self,
+        container: &str,
+        tail: Option<usize>,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
 
     /// All of the container's log lines, each prefixed with the engine's RFC 3339 timestamp and a
     /// space (what boot phases are derived from).
-    fn logs_timestamped(&self, container: &str) -> impl Future<Output = Result<String, EngineError>> + Send;
+    fn logs_timestamped(
+        &self,
+        container: &str,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
 
     /// Streams the container's logs to `each` (the last `tail` lines, then new ones as they come)
     /// until the container stops.
-    fn follow_logs<F>(&self, container: &str, tail: Option<usize>, each: F) -> impl Future<Output = Result<(), EngineError>> + Send
+    fn follow_logs<F>(
+        &self,
+        container: &str,
+        tail: Option<usize>,
+        each: F,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send
     where
         F: FnMut(&str) + Send;
 
     /// Runs `argv` in a running container and waits for it; a non-zero exit is not an error.
-    fn exec(&self, container: &str, argv: &[String]) -> impl Future<Output = Result<ExecOutput, EngineError>> + Send;
+    fn exec(
+        &self,
+        container: &str,
+        argv: &[String],
+    ) -> impl Future<Output = Result<ExecOutput, EngineError>> + Send;
 }
 
 /// Decides whether `spec` may be created among `existing` networks: `Ok(Some(id))` if an
 /// identical one exists (reuse it), `Ok(None)` to create it, or the typed conflict. Pure, so the
 /// Docker engine and the fake apply the same rule.
-pub fn check_new_network(spec: &NetworkSpec, existing: &[ObservedNetwork]) -> Result<Option<String>, EngineError> {
+pub fn check_new_network(
+    spec: &NetworkSpec,
+    existing: &[ObservedNetwork],
+) -> Result<Option<String>, EngineError> {
     let wanted = spec.subnet.to_string();
     if let Some(same) = existing.iter().find(|n| n.name == spec.name) {
         if same.subnets.iter().any(|s| same_subnet(s, spec.subnet)) {
             return Ok(Some(same.id.clone()));
         }
-        let existing = if same.subnets.is_empty() { "(none)".to_string() } else { same.subnets.join(", ") };
-        return Err(EngineError::NetworkNameTaken { name: spec.name.clone(), existing, wanted });
+        let existing = if same.subnets.is_empty() {
+            "(none)".to_string()
+        } else {
+            same.subnets.join(", ")
+        };
+        return Err(EngineError::NetworkNameTaken {
+            name: spec.name.clone(),
+            existing,
+            wanted,
+        });
     }
     for other in existing {
         if let Some(subnet) = other.subnets.iter().find(|s| overlaps(s, spec.subnet)) {
@@ -428,7 +519,9 @@ pub fn check_new_network(spec: &NetworkSpec, existing: &[ObservedNetwork]) -> Re
 }
 
 fn same_subnet(text: &str, subnet: Ipv4Net) -> bool {
-    text.parse::<Ipv4Net>().map(|s| s.trunc() == subnet.trunc()).unwrap_or(false)
+    text.parse::<Ipv4Net>()
+        .map(|s| s.trunc() == subnet.trunc())
+        .unwrap_or(false)
 }
 
 /// IPv6 or unparsable subnets never overlap an IPv4 lab subnet.
@@ -475,12 +568,20 @@ mod tests {
 
     fn spec(name: &str, subnet: &str) -> NetworkSpec {
         let subnet: Ipv4Net = subnet.parse().expect("test subnet");
-        NetworkSpec { name: name.into(), subnet, gateway: subnet.hosts().next().expect("host"), labels: Labels::new() }
+        NetworkSpec {
+            name: name.into(),
+            subnet,
+            gateway: subnet.hosts().next().expect("host"),
+            labels: Labels::new(),
+        }
     }
 
     #[test]
     fn overlap_names_the_other_network() {
-        let existing = [net("bridge", "172.17.0.0/16"), net("old-lab", "10.214.5.0/24")];
+        let existing = [
+            net("bridge", "172.17.0.0/16"),
+            net("old-lab", "10.214.5.0/24"),
+        ];
         let err = check_new_network(&spec("lab", "10.214.5.128/25"), &existing).unwrap_err();
         assert_eq!(
             err,
@@ -491,16 +592,26 @@ mod tests {
                 other_subnet: "10.214.5.0/24".into(),
             }
         );
-        assert!(err.to_string().contains("overlaps network old-lab (10.214.5.0/24)"));
+        assert!(err
+            .to_string()
+            .contains("overlaps network old-lab (10.214.5.0/24)"));
     }
 
     #[test]
     fn same_name_same_subnet_is_reused_and_different_subnet_is_refused() {
         let existing = [net("lab", "10.214.5.0/24")];
-        assert_eq!(check_new_network(&spec("lab", "10.214.5.0/24"), &existing), Ok(Some("id-lab".into())));
+        assert_eq!(
+            check_new_network(&spec("lab", "10.214.5.0/24"), &existing),
+            Ok(Some("id-lab".into()))
+        );
         let err = check_new_network(&spec("lab", "10.214.6.0/24"), &existing).unwrap_err();
-        assert!(matches!(err, EngineError::NetworkNameTaken { ref existing, .. } if existing == "10.214.5.0/24"));
-        assert_eq!(check_new_network(&spec("lab2", "10.214.6.0/24"), &existing), Ok(None));
+        assert!(
+            matches!(err, EngineError::NetworkNameTaken { ref existing, .. } if existing == "10.214.5.0/24")
+        );
+        assert_eq!(
+            check_new_network(&spec("lab2", "10.214.6.0/24"), &existing),
+            Ok(None)
+        );
     }
 
     #[test]
@@ -508,10 +619,14 @@ mod tests {
         let allocated = "driver failed programming external connectivity on endpoint x (abc): \
                          Bind for 127.0.0.1:20001 failed: port is already allocated";
         assert_eq!(busy_address(allocated), Some(("127.0.0.1".into(), 20001)));
-        let in_use = "driver failed programming external connectivity on endpoint x (abc): Error starting \
+        let in_use =
+            "driver failed programming external connectivity on endpoint x (abc): Error starting \
                       userland proxy: listen tcp4 127.0.0.1:20002: bind: address already in use";
         assert_eq!(busy_address(in_use), Some(("127.0.0.1".into(), 20002)));
-        assert_eq!(busy_address("listen udp6 [::1]:623: bind: address already in use"), Some(("::1".into(), 623)));
+        assert_eq!(
+            busy_address("listen udp6 [::1]:623: bind: address already in use"),
+            Some(("::1".into(), 623))
+        );
         assert_eq!(busy_address("something else"), None);
     }
 
@@ -523,6 +638,9 @@ mod tests {
         assert!(LabelFilter::new().with("a", "1").matches(&labels));
         assert!(!LabelFilter::new().with("a", "2").matches(&labels));
         assert!(!LabelFilter::new().has("b").matches(&labels));
-        assert_eq!(LabelFilter::new().with("a", "1").has("b").to_engine(), vec!["a=1", "b"]);
+        assert_eq!(
+            LabelFilter::new().with("a", "1").has("b").to_engine(),
+            vec!["a=1", "b"]
+        );
     }
 }

@@ -13,7 +13,10 @@ pub struct Source {
 
 impl Source {
     pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Source {
-        Source { path: path.into(), text: text.into() }
+        Source {
+            path: path.into(),
+            text: text.into(),
+        }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -42,12 +45,24 @@ pub struct Diag {
 
 impl Diag {
     pub fn at(source: &Source, span: Option<Range<usize>>, key: impl Into<String>) -> DiagBuilder {
-        let pos = span.filter(|s| !(s.start == 0 && s.end == 0)).map(|s| source.line_col(s.start));
-        DiagBuilder { file: source.path.clone(), pos, key: key.into() }
+        let pos = span
+            .filter(|s| !(s.start == 0 && s.end == 0))
+            .map(|s| source.line_col(s.start));
+        DiagBuilder {
+            file: source.path.clone(),
+            pos,
+            key: key.into(),
+        }
     }
 
     pub fn file_level(file: &Path, message: impl Into<String>, help: Option<String>) -> Diag {
-        Diag { file: file.to_path_buf(), pos: None, key: String::new(), message: message.into(), help }
+        Diag {
+            file: file.to_path_buf(),
+            pos: None,
+            key: String::new(),
+            message: message.into(),
+            help,
+        }
     }
 }
 

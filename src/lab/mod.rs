@@ -150,9 +150,17 @@ pub struct PortMap {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum VolumeMount {
     /// A host path (absolute) mounted at `target`.
-    Bind { source: PathBuf, target: String, read_only: bool },
+    Bind {
+        source: PathBuf,
+        target: String,
+        read_only: bool,
+    },
     /// A named Docker volume, scoped to the lab (`<lab>-<name>`).
-    Volume { name: String, target: String, read_only: bool },
+    Volume {
+        name: String,
+        target: String,
+        read_only: bool,
+    },
 }
 
 /// A MAC address; serialized as `00:aa:bb:cc:dd:ee`.
@@ -167,7 +175,9 @@ impl Serialize for Mac {
 
 impl Mac {
     pub fn to_u64(self) -> u64 {
-        self.0.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+        self.0
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
     }
     pub fn from_u64(v: u64) -> Mac {
         let b = v.to_be_bytes();
@@ -182,7 +192,11 @@ impl Mac {
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
     }
 }
 
@@ -237,10 +251,18 @@ impl Node {
     pub fn ports(&self) -> Vec<PortMap> {
         let mut ports = Vec::new();
         if let Some(host) = self.vnc_port {
-            ports.push(PortMap { host, container: VNC_PORT, protocol: Proto::Tcp });
+            ports.push(PortMap {
+                host,
+                container: VNC_PORT,
+                protocol: Proto::Tcp,
+            });
         }
         if let Some(host) = self.ipmi_port {
-            ports.push(PortMap { host, container: IPMI_PORT, protocol: Proto::Udp });
+            ports.push(PortMap {
+                host,
+                container: IPMI_PORT,
+                protocol: Proto::Udp,
+            });
         }
         ports
     }

@@ -10,8 +10,8 @@ use ipnet::Ipv4Net;
 use toml::Spanned;
 
 use super::{
-    Dhcp, Diag, Diagnostics, Lab, Network, Node, PortMap, Profile,
-    Proto, Service, ServiceKind, Source, VolumeMount,
+    Dhcp, Diag, Diagnostics, Lab, Network, Node, PortMap, Profile, Proto, Service, ServiceKind,
+    Source, VolumeMount,
 };
 use crate::config::interp::{interpolate, InterpError};
 use crate::config::{Command, RawConfig, RawService, Str};
@@ -28,7 +28,11 @@ pub fn load(path: &Path) -> Result<Lab, Diagnostics> {
         } else {
             "check the path and its permissions"
         };
-        Diagnostics(vec![Diag::file_level(path, format!("cannot read the lab file: {e}"), Some(help.into()))])
+        Diagnostics(vec![Diag::file_level(
+            path,
+            format!("cannot read the lab file: {e}"),
+            Some(help.into()),
+        )])
     })?;
     from_str(path, &text, &|name| std::env::var(name).ok())
 }
@@ -42,9 +46,14 @@ pub fn from_str(
     let source = Source::new(path, text);
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         // serde names integers by their Rust type; the user wrote TOML.
-        let message = e.message().trim_end().replace("expected i64", "expected an integer");
-        let mut diag = Diag::at(&source, e.span(), String::new())
-            .msg(message, "fix the TOML at that position (see the README for the file format)");
+        let message = e
+            .message()
+            .trim_end()
+            .replace("expected i64", "expected an integer");
+        let mut diag = Diag::at(&source, e.span(), String::new()).msg(
+            message,
+            "fix the TOML at that position (see the README for the file format)",
+        );
         if diag.pos.is_none() {
             // A missing top-level table has no position to point at.
             diag.help = Some("add it (the README shows a complete lab file)".into());
@@ -59,7 +68,12 @@ pub fn from_str(
         _ => PathBuf::from("."),
     };
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-    let mut v = Validator { source, env, diags: Vec::new(), dir };
+    let mut v = Validator {
+        source,
+        env,
+        diags: Vec::new(),
+        dir,
+    };
     let lab = v.lab(&raw);
     match lab {
         Some(lab) if v.diags.is_empty() => Ok(lab),
@@ -89,7 +103,13 @@ struct PendingNode {
 }
 
 impl<'a> Validator<'a> {
-    fn err(&mut self, span: Option<Range<usize>>, key: impl Into<String>, msg: impl Into<String>, help: impl Into<String>) {
+    fn err(
+        &mut self,
+        span: Option<Range<usize>>,
+        key: impl Into<String>,
+        msg: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         let d = Diag::at(&self.source, span, key).msg(msg, help);
         self.diags.push(d);
     }
@@ -101,9 +121,14 @@ impl<'a> Validator<'a> {
             Err(e) => {
                 let help = match &e {
                     InterpError::Missing { name, .. } => {
-                        format!("export {name}=... before running lab, or write ${{{name}:-default}}")
+                        format!(
+                            "export {name}=... before running lab, or write ${{{name}:-default}}"
+                        )
                     }
-                    _ => "write ${NAME} with a name of letters, digits and _, or $$ for a literal $".into(),
+                    _ => {
+                        "write ${NAME} with a name of letters, digits and _, or $$ for a literal $"
+                            .into()
+                    }
                 };
                 self.err(Some(s.span()), key, e.to_string(), help);
                 None
@@ -120,7 +145,12 @@ impl<'a> Validator<'a> {
         match t.trim().parse::<Ipv4Addr>() {
             Ok(ip) => Some(ip),
             Err(_) => {
-                self.err(Some(s.span()), key, format!("`{t}` is not an IPv4 address"), "write it as four numbers, e.g. 192.168.25.10");
+                self.err(
+                    Some(s.span()),
+                    key,
+                    format!("`{t}` is not an IPv4 address"),
+                    "write it as four numbers, e.g. 192.168.25.10",
+                );
                 None
             }
         }
@@ -143,7 +173,9 @@ impl<'a> Validator<'a> {
                 }
             }),
         };
-        let base_image = self.opt_text(&lab.base_image, "lab.base_image").unwrap_or_else(|| DEFAULT_BASE_IMAGE.into());
+        let base_image = self
+            .opt_text(&lab.base_image, "lab.base_image")
+            .unwrap_or_else(|| DEFAULT_BASE_IMAGE.into());
         let network = self.network(raw);
         let mut vars = BTreeMap::new();
         for (k, v) in &raw.vars {
@@ -180,7 +212,9 @@ impl<'a> Validator<'a> {
     fn dns_label(&mut self, name: &str, span: Option<Range<usize>>, key: &str) -> bool {
         let ok = !name.is_empty()
             && name.len() <= 63
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !name.starts_with('-')
             && !name.ends_with('-');
         if !ok {
@@ -195,23 +229,48 @@ impl<'a> Validator<'a> {
         let subnet: Ipv4Net = match text.parse() {
             Ok(s) => s,
             Err(_) => {
-                self.err(Some(net.subnet.span()), "network.subnet", format!("`{text}` is not an IPv4 subnet"), "write it in CIDR form, e.g. 192.168.25.0/24");
+                self.err(
+                    Some(net.subnet.span()),
+                    "network.subnet",
+                    format!("`{text}` is not an IPv4 subnet"),
+                    "write it in CIDR form, e.g. 192.168.25.0/24",
+                );
                 return None;
             }
         };
         if subnet.trunc() != subnet {
-            self.err(Some(net.subnet.span()), "network.subnet", format!("`{text}` has host bits set"), format!("write the network address: {}", subnet.trunc()));
+            self.err(
+                Some(net.subnet.span()),
+                "network.subnet",
+                format!("`{text}` has host bits set"),
+                format!("write the network address: {}", subnet.trunc()),
+            );
             return None;
         }
         if subnet.prefix_len() > 29 {
-            self.err(Some(net.subnet.span()), "network.subnet", format!("`{text}` is too small for a lab"), "use a /29 or larger subnet, e.g. a /24");
+            self.err(
+                Some(net.subnet.span()),
+                "network.subnet",
+                format!("`{text}` is too small for a lab"),
+                "use a /29 or larger subnet, e.g. a /24",
+            );
             return None;
         }
         let gateway = match &net.gateway {
             None => Some(first_host(subnet)),
             Some(g) => self.ip(g, "network.gateway").filter(|&ip| {
                 if !is_host_of(subnet, ip) {
-                    self.err(Some(g.span()), "network.gateway", format!("{ip} is not a host address of {subnet}"), format!("pick an address between {} and {}, or leave gateway out to use {}", first_host(subnet), last_host(subnet), first_host(subnet)));
+                    self.err(
+                        Some(g.span()),
+                        "network.gateway",
+                        format!("{ip} is not a host address of {subnet}"),
+                        format!(
+                            "pick an address between {} and {}, or leave gateway out to use {}",
+                            first_host(subnet),
+                            last_host(subnet),
+                            first_host(subnet)
+                        ),
+                    );
                 }
                 is_host_of(subnet, ip)
             }),
@@ -222,7 +281,11 @@ impl<'a> Validator<'a> {
                 dns.push(ip);
             }
         }
-        Some(Network { subnet, gateway: gateway?, dns })
+        Some(Network {
+            subnet,
+            gateway: gateway?,
+            dns,
+        })
     }
 
     fn profiles(&mut self, raw: &RawConfig) -> BTreeMap<String, Profile> {
@@ -241,12 +304,19 @@ impl<'a> Validator<'a> {
                 name: name.get_ref().clone(),
                 kernel: self.opt_text(&p.kernel, &format!("{key}.kernel")),
                 initrd: self.opt_text(&p.initrd, &format!("{key}.initrd")),
-                cmdline: self.opt_text(&p.cmdline, &format!("{key}.cmdline")).unwrap_or_default(),
+                cmdline: self
+                    .opt_text(&p.cmdline, &format!("{key}.cmdline"))
+                    .unwrap_or_default(),
                 cloud_configs,
                 ipxe: self.opt_text(&p.ipxe, &format!("{key}.ipxe")),
             };
             if profile.kernel.is_none() && profile.ipxe.is_none() {
-                self.err(Some(name.span()), &key, "the profile boots nothing", "give it a `kernel` (and `initrd`), or a custom `ipxe` script template");
+                self.err(
+                    Some(name.span()),
+                    &key,
+                    "the profile boots nothing",
+                    "give it a `kernel` (and `initrd`), or a custom `ipxe` script template",
+                );
             }
             out.insert(profile.name.clone(), profile);
         }
@@ -262,36 +332,114 @@ impl<'a> Validator<'a> {
                 out.push(svc);
             }
         }
-        let dnsmasq: Vec<_> = out.iter().filter(|(s, _)| s.kind == ServiceKind::Dnsmasq).map(|(s, sp)| (s.name.clone(), sp.table.clone())).collect();
+        let dnsmasq: Vec<_> = out
+            .iter()
+            .filter(|(s, _)| s.kind == ServiceKind::Dnsmasq)
+            .map(|(s, sp)| (s.name.clone(), sp.table.clone()))
+            .collect();
         if let Some((second, span)) = dnsmasq.get(1) {
-            self.err(Some(span.clone()), format!("services.{second}"), format!("a second dnsmasq service (after `{}`) would answer DHCP on the same network", dnsmasq[0].0), "keep one dnsmasq service per lab");
+            self.err(
+                Some(span.clone()),
+                format!("services.{second}"),
+                format!(
+                    "a second dnsmasq service (after `{}`) would answer DHCP on the same network",
+                    dnsmasq[0].0
+                ),
+                "keep one dnsmasq service per lab",
+            );
         }
         out
     }
 
-    fn service(&mut self, name: &str, s: &Spanned<RawService>, key: &str, net: &Network) -> Option<(Service, ServiceSpans)> {
+    fn service(
+        &mut self,
+        name: &str,
+        s: &Spanned<RawService>,
+        key: &str,
+        net: &Network,
+    ) -> Option<(Service, ServiceSpans)> {
         let table = s.span();
         let s = s.get_ref();
         let kind_text = self.text(&s.kind, &format!("{key}.kind"))?;
-        let Some(kind) = ServiceKind::ALL.into_iter().find(|k| k.as_str() == kind_text) else {
-            self.err(Some(s.kind.span()), format!("{key}.kind"), format!("unknown service kind `{kind_text}`"), "use one of: dnsmasq, httpd, sshd, rancher, container");
+        let Some(kind) = ServiceKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind_text)
+        else {
+            self.err(
+                Some(s.kind.span()),
+                format!("{key}.kind"),
+                format!("unknown service kind `{kind_text}`"),
+                "use one of: dnsmasq, httpd, sshd, rancher, container",
+            );
             return None;
         };
-        self.only_for(kind, ServiceKind::Dnsmasq, key, "dhcp_range", s.dhcp_range.as_ref().and_then(|v| v.first()).map(Spanned::span).or(s.dhcp_range.as_ref().map(|_| table.clone())));
-        self.only_for(kind, ServiceKind::Dnsmasq, key, "lease_time", s.lease_time.as_ref().map(Spanned::span));
-        self.only_for(kind, ServiceKind::Dnsmasq, key, "tftp_root", s.tftp_root.as_ref().map(Spanned::span));
-        self.only_for(kind, ServiceKind::Httpd, key, "root", s.root.as_ref().map(Spanned::span));
-        self.only_for(kind, ServiceKind::Sshd, key, "password", s.password.as_ref().map(Spanned::span));
-        self.only_for(kind, ServiceKind::Sshd, key, "authorized_keys", s.authorized_keys.as_ref().map(Spanned::span));
+        self.only_for(
+            kind,
+            ServiceKind::Dnsmasq,
+            key,
+            "dhcp_range",
+            s.dhcp_range
+                .as_ref()
+                .and_then(|v| v.first())
+                .map(Spanned::span)
+                .or(s.dhcp_range.as_ref().map(|_| table.clone())),
+        );
+        self.only_for(
+            kind,
+            ServiceKind::Dnsmasq,
+            key,
+            "lease_time",
+            s.lease_time.as_ref().map(Spanned::span),
+        );
+        self.only_for(
+            kind,
+            ServiceKind::Dnsmasq,
+            key,
+            "tftp_root",
+            s.tftp_root.as_ref().map(Spanned::span),
+        );
+        self.only_for(
+            kind,
+            ServiceKind::Httpd,
+            key,
+            "root",
+            s.root.as_ref().map(Spanned::span),
+        );
+        self.only_for(
+            kind,
+            ServiceKind::Sshd,
+            key,
+            "password",
+            s.password.as_ref().map(Spanned::span),
+        );
+        self.only_for(
+            kind,
+            ServiceKind::Sshd,
+            key,
+            "authorized_keys",
+            s.authorized_keys.as_ref().map(Spanned::span),
+        );
         let image = match (kind, &s.image) {
             (ServiceKind::Container, None) => {
-                self.err(Some(table.clone()), key, "a `container` service needs an `image`", "add image = \"NAME:TAG\"");
+                self.err(
+                    Some(table.clone()),
+                    key,
+                    "a `container` service needs an `image`",
+                    "add image = \"NAME:TAG\"",
+                );
                 None
             }
             (ServiceKind::Rancher, None) => Some(DEFAULT_RANCHER_IMAGE.to_string()),
-            (ServiceKind::Container | ServiceKind::Rancher, Some(i)) => self.text(i, &format!("{key}.image")),
+            (ServiceKind::Container | ServiceKind::Rancher, Some(i)) => {
+                self.text(i, &format!("{key}.image"))
+            }
             (_, Some(i)) => {
-                self.err(Some(i.span()), format!("{key}.image"), format!("lab builds the image of a `{kind}` service itself"), "remove `image`, or use kind = \"container\" to run an image of your own");
+                self.err(
+                    Some(i.span()),
+                    format!("{key}.image"),
+                    format!("lab builds the image of a `{kind}` service itself"),
+                    "remove `image`, or use kind = \"container\" to run an image of your own",
+                );
                 None
             }
             (_, None) => None,
@@ -308,8 +456,22 @@ impl<'a> Validator<'a> {
         }
         if kind == ServiceKind::Rancher && s.ports.is_empty() {
             ports = vec![
-                (PortMap { host: 80, container: 80, protocol: Proto::Tcp }, table.clone()),
-                (PortMap { host: 443, container: 443, protocol: Proto::Tcp }, table.clone()),
+                (
+                    PortMap {
+                        host: 80,
+                        container: 80,
+                        protocol: Proto::Tcp,
+                    },
+                    table.clone(),
+                ),
+                (
+                    PortMap {
+                        host: 443,
+                        container: 443,
+                        protocol: Proto::Tcp,
+                    },
+                    table.clone(),
+                ),
             ];
         }
         let mut env = BTreeMap::new();
@@ -325,34 +487,60 @@ impl<'a> Validator<'a> {
             }
         }
         if kind == ServiceKind::Rancher && s.volumes.is_empty() {
-            volumes.push(VolumeMount::Volume { name: format!("{name}-data"), target: "/var/lib/rancher".into(), read_only: false });
+            volumes.push(VolumeMount::Volume {
+                name: format!("{name}-data"),
+                target: "/var/lib/rancher".into(),
+                read_only: false,
+            });
         }
         let command = s.command.as_ref().and_then(|c| {
             let k = format!("{key}.command");
             let at = |t: &String| Spanned::new(c.span(), t.clone());
             match c.get_ref() {
-                Command::Line(l) => self.text(&at(l), &k).map(|t| t.split_whitespace().map(str::to_string).collect()),
+                Command::Line(l) => self
+                    .text(&at(l), &k)
+                    .map(|t| t.split_whitespace().map(str::to_string).collect()),
                 Command::Args(a) => a.iter().map(|x| self.text(&at(x), &k)).collect(),
             }
         });
-        let dhcp = if kind == ServiceKind::Dnsmasq { self.dhcp(s, &table, key, net) } else { None };
+        let dhcp = if kind == ServiceKind::Dnsmasq {
+            self.dhcp(s, &table, key, net)
+        } else {
+            None
+        };
         let root = match kind {
-            ServiceKind::Httpd => self.dir_path(s.root.as_ref(), "webroot", &table, &format!("{key}.root")),
+            ServiceKind::Httpd => {
+                self.dir_path(s.root.as_ref(), "webroot", &table, &format!("{key}.root"))
+            }
             _ => None,
         };
         let tftp_root = match (kind, &s.tftp_root) {
-            (ServiceKind::Dnsmasq, Some(_)) => self.dir_path(s.tftp_root.as_ref(), "", &table, &format!("{key}.tftp_root")),
+            (ServiceKind::Dnsmasq, Some(_)) => self.dir_path(
+                s.tftp_root.as_ref(),
+                "",
+                &table,
+                &format!("{key}.tftp_root"),
+            ),
             _ => None,
         };
         let authorized_keys = match &s.authorized_keys {
-            Some(p) if kind == ServiceKind::Sshd => self.file_path(p, &format!("{key}.authorized_keys")),
+            Some(p) if kind == ServiceKind::Sshd => {
+                self.file_path(p, &format!("{key}.authorized_keys"))
+            }
             _ => None,
         };
         let password = match kind {
-            ServiceKind::Sshd => Some(self.opt_text(&s.password, &format!("{key}.password")).unwrap_or_else(|| "labpassword".into())),
+            ServiceKind::Sshd => Some(
+                self.opt_text(&s.password, &format!("{key}.password"))
+                    .unwrap_or_else(|| "labpassword".into()),
+            ),
             _ => None,
         };
-        let spans = ServiceSpans { table, ip: s.ip.as_ref().map(Spanned::span), ports: ports.iter().map(|(_, sp)| sp.clone()).collect() };
+        let spans = ServiceSpans {
+            table,
+            ip: s.ip.as_ref().map(Spanned::span),
+            ports: ports.iter().map(|(_, sp)| sp.clone()).collect(),
+        };
         let service = Service {
             name: name.to_string(),
             kind,
@@ -371,43 +559,103 @@ impl<'a> Validator<'a> {
         Some((service, spans))
     }
 
-    fn only_for(&mut self, kind: ServiceKind, wanted: ServiceKind, key: &str, field: &str, span: Option<Range<usize>>) {
+    fn only_for(
+        &mut self,
+        kind: ServiceKind,
+        wanted: ServiceKind,
+        key: &str,
+        field: &str,
+        span: Option<Range<usize>>,
+    ) {
         if kind != wanted && span.is_some() {
-            self.err(span, format!("{key}.{field}"), format!("`{field}` applies only to {wanted} services, and this one is {kind}"), format!("remove `{field}` from {key}"));
+            self.err(
+                span,
+                format!("{key}.{field}"),
+                format!("`{field}` applies only to {wanted} services, and this one is {kind}"),
+                format!("remove `{field}` from {key}"),
+            );
         }
     }
 
-    fn dhcp(&mut self, s: &RawService, table: &Range<usize>, key: &str, net: &Network) -> Option<Dhcp> {
+    fn dhcp(
+        &mut self,
+        s: &RawService,
+        table: &Range<usize>,
+        key: &str,
+        net: &Network,
+    ) -> Option<Dhcp> {
         let Some(range) = &s.dhcp_range else {
-            self.err(Some(table.clone()), key, "a dnsmasq service needs a `dhcp_range`", "add dhcp_range = [\"FIRST\", \"LAST\"] with two addresses of the subnet");
+            self.err(
+                Some(table.clone()),
+                key,
+                "a dnsmasq service needs a `dhcp_range`",
+                "add dhcp_range = [\"FIRST\", \"LAST\"] with two addresses of the subnet",
+            );
             return None;
         };
         if range.len() != 2 {
             let span = range.first().map_or(table.clone(), Spanned::span);
-            let n = match range.len() { 1 => "one address".to_string(), n => format!("{n} addresses") };
-            self.err(Some(span), format!("{key}.dhcp_range"), format!("dhcp_range has {n}, not two"), "give exactly two: [\"FIRST\", \"LAST\"]");
+            let n = match range.len() {
+                1 => "one address".to_string(),
+                n => format!("{n} addresses"),
+            };
+            self.err(
+                Some(span),
+                format!("{key}.dhcp_range"),
+                format!("dhcp_range has {n}, not two"),
+                "give exactly two: [\"FIRST\", \"LAST\"]",
+            );
             return None;
         }
         let k = format!("{key}.dhcp_range");
         let (a, b) = (self.ip(&range[0], &k)?, self.ip(&range[1], &k)?);
         for (ip, sp) in [(a, range[0].span()), (b, range[1].span())] {
             if !is_host_of(net.subnet, ip) {
-                self.err(Some(sp), &k, format!("{ip} is not a host address of {}", net.subnet), format!("pick addresses between {} and {}", first_host(net.subnet), last_host(net.subnet)));
+                self.err(
+                    Some(sp),
+                    &k,
+                    format!("{ip} is not a host address of {}", net.subnet),
+                    format!(
+                        "pick addresses between {} and {}",
+                        first_host(net.subnet),
+                        last_host(net.subnet)
+                    ),
+                );
                 return None;
             }
         }
         if a > b {
-            self.err(Some(range[0].span()), &k, format!("the range starts at {a}, after its end {b}"), "write the lower address first");
+            self.err(
+                Some(range[0].span()),
+                &k,
+                format!("the range starts at {a}, after its end {b}"),
+                "write the lower address first",
+            );
             return None;
         }
         if (a..=b).contains(&net.gateway) {
-            self.err(Some(range[0].span()), &k, format!("the range {a}-{b} contains the gateway {}", net.gateway), "move the range or the gateway");
+            self.err(
+                Some(range[0].span()),
+                &k,
+                format!("the range {a}-{b} contains the gateway {}", net.gateway),
+                "move the range or the gateway",
+            );
         }
-        let lease_time = self.opt_text(&s.lease_time, &format!("{key}.lease_time")).unwrap_or_else(|| "2h".into());
+        let lease_time = self
+            .opt_text(&s.lease_time, &format!("{key}.lease_time"))
+            .unwrap_or_else(|| "2h".into());
         if !valid_lease(&lease_time) {
-            self.err(s.lease_time.as_ref().map(Spanned::span), format!("{key}.lease_time"), format!("`{lease_time}` is not a lease time"), "write seconds or a number with s, m, h, d or w (e.g. 2h), or `infinite`");
+            self.err(
+                s.lease_time.as_ref().map(Spanned::span),
+                format!("{key}.lease_time"),
+                format!("`{lease_time}` is not a lease time"),
+                "write seconds or a number with s, m, h, d or w (e.g. 2h), or `infinite`",
+            );
         }
-        Some(Dhcp { range: (a, b), lease_time })
+        Some(Dhcp {
+            range: (a, b),
+            lease_time,
+        })
     }
 
     /// `HOST:CONTAINER[/udp]`, compose style; a bare `PORT` publishes the same port.
@@ -417,14 +665,23 @@ impl<'a> Validator<'a> {
             Some((p, "tcp")) => (p, Proto::Tcp),
             Some((p, "udp")) => (p, Proto::Udp),
             Some((_, other)) => {
-                self.err(Some(s.span()), key, format!("`{t}`: unknown protocol `{other}`"), "use /tcp (default) or /udp");
+                self.err(
+                    Some(s.span()),
+                    key,
+                    format!("`{t}`: unknown protocol `{other}`"),
+                    "use /tcp (default) or /udp",
+                );
                 return None;
             }
             None => (t.as_str(), Proto::Tcp),
         };
         let (h, c) = ports.split_once(':').unwrap_or((ports, ports));
         match (parse_port(h), parse_port(c)) {
-            (Some(host), Some(container)) => Some(PortMap { host, container, protocol: proto }),
+            (Some(host), Some(container)) => Some(PortMap {
+                host,
+                container,
+                protocol: proto,
+            }),
             _ => {
                 self.err(Some(s.span()), key, format!("`{t}` is not a port mapping"), "write \"HOST:CONTAINER\" or \"HOST:CONTAINER/udp\" with ports from 1 to 65535, e.g. \"2222:22\"");
                 None
@@ -447,33 +704,75 @@ impl<'a> Validator<'a> {
             }
         };
         if !target.starts_with('/') {
-            self.err(Some(s.span()), key, format!("`{t}`: the target `{target}` is not an absolute path"), "mount at an absolute path inside the container, e.g. /data");
+            self.err(
+                Some(s.span()),
+                key,
+                format!("`{t}`: the target `{target}` is not an absolute path"),
+                "mount at an absolute path inside the container, e.g. /data",
+            );
             return None;
         }
         if src.starts_with('/') || src.starts_with('.') {
             let path = absolute(&self.dir.join(src));
             if !path.exists() {
-                self.err(Some(s.span()), key, format!("`{src}` does not exist ({})", path.display()), "create it, or fix the path (relative paths are relative to the lab file)");
+                self.err(
+                    Some(s.span()),
+                    key,
+                    format!("`{src}` does not exist ({})", path.display()),
+                    "create it, or fix the path (relative paths are relative to the lab file)",
+                );
                 return None;
             }
-            return Some(VolumeMount::Bind { source: path, target: target.into(), read_only });
+            return Some(VolumeMount::Bind {
+                source: path,
+                target: target.into(),
+                read_only,
+            });
         }
-        if src.is_empty() || !src.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
-            self.err(Some(s.span()), key, format!("`{src}` is neither a path nor a volume name"), "start a path with / or ./; a volume name uses letters, digits, _ . -");
+        if src.is_empty()
+            || !src
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        {
+            self.err(
+                Some(s.span()),
+                key,
+                format!("`{src}` is neither a path nor a volume name"),
+                "start a path with / or ./; a volume name uses letters, digits, _ . -",
+            );
             return None;
         }
-        Some(VolumeMount::Volume { name: src.into(), target: target.into(), read_only })
+        Some(VolumeMount::Volume {
+            name: src.into(),
+            target: target.into(),
+            read_only,
+        })
     }
 
-    fn dir_path(&mut self, s: Option<&Str>, default: &str, table: &Range<usize>, key: &str) -> Option<PathBuf> {
+    fn dir_path(
+        &mut self,
+        s: Option<&Str>,
+        default: &str,
+        table: &Range<usize>,
+        key: &str,
+    ) -> Option<PathBuf> {
         let (rel, span) = match s {
             Some(s) => (self.text(s, key)?, s.span()),
             None => (default.to_string(), table.clone()),
         };
         let path = absolute(&self.dir.join(&rel));
         if !path.is_dir() {
-            let msg = if path.exists() { format!("`{rel}` is not a directory ({})", path.display()) } else { format!("directory `{rel}` does not exist ({})", path.display()) };
-            self.err(Some(span), key, msg, "create it, or fix the path (relative paths are relative to the lab file)");
+            let msg = if path.exists() {
+                format!("`{rel}` is not a directory ({})", path.display())
+            } else {
+                format!("directory `{rel}` does not exist ({})", path.display())
+            };
+            self.err(
+                Some(span),
+                key,
+                msg,
+                "create it, or fix the path (relative paths are relative to the lab file)",
+            );
             return None;
         }
         Some(path)
@@ -488,15 +787,29 @@ impl<'a> Validator<'a> {
             Some(rest) => match (self.env)("HOME").filter(|h| !h.is_empty()) {
                 Some(home) => Path::new(&home).join(rest),
                 None => {
-                    self.err(Some(s.span()), key, format!("`{rel}` starts with ~/ but HOME is not set"), "set HOME, or write the path out");
+                    self.err(
+                        Some(s.span()),
+                        key,
+                        format!("`{rel}` starts with ~/ but HOME is not set"),
+                        "set HOME, or write the path out",
+                    );
                     return None;
                 }
             },
         };
         let path = absolute(&base);
         if !path.is_file() {
-            let msg = if path.exists() { format!("`{rel}` is not a file ({})", path.display()) } else { format!("file `{rel}` does not exist ({})", path.display()) };
-            self.err(Some(s.span()), key, msg, "create it, or fix the path (relative paths are relative to the lab file)");
+            let msg = if path.exists() {
+                format!("`{rel}` is not a file ({})", path.display())
+            } else {
+                format!("file `{rel}` does not exist ({})", path.display())
+            };
+            self.err(
+                Some(s.span()),
+                key,
+                msg,
+                "create it, or fix the path (relative paths are relative to the lab file)",
+            );
             return None;
         }
         Some(path)
@@ -510,8 +823,8 @@ struct ServiceSpans {
 }
 
 mod assets;
-mod nodes;
 mod checks;
+mod nodes;
 
 pub(super) fn first_host(net: Ipv4Net) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(net.network()) + 1)
@@ -560,4 +873,3 @@ pub fn parse_size(s: &str) -> Option<u64> {
     };
     n.checked_mul(mult)
 }
-

@@ -100,7 +100,12 @@ pub enum RenderError {
     },
     /// A template file a profile names is missing, unreadable or outside the web root.
     #[error("{template}: {problem}\n  needed for {target}\n  help: {help}")]
-    TemplateFile { template: String, problem: String, target: String, help: String },
+    TemplateFile {
+        template: String,
+        problem: String,
+        target: String,
+        help: String,
+    },
     /// A node boots a profile, but the lab has no httpd service to serve its boot files.
     #[error("node `{node}` boots profile `{profile}` over HTTP, but the lab has no httpd service\n  help: add a [services.web] table with kind = \"httpd\"")]
     NoWebService { node: String, profile: String },
@@ -112,7 +117,12 @@ pub enum RenderError {
     ProfileBootsNothing { node: String, profile: String },
     /// Two cloud-config templates of a profile would be written to the same file.
     #[error("profile `{profile}`: cloud-configs `{first}` and `{second}` both render to `{output}`\n  help: rename one of the templates (the output name is the file name without `.j2`)")]
-    DuplicateOutput { profile: String, output: String, first: String, second: String },
+    DuplicateOutput {
+        profile: String,
+        output: String,
+        first: String,
+        second: String,
+    },
 }
 
 fn line_suffix(line: &Option<usize>) -> String {
@@ -124,15 +134,30 @@ const BUILTIN_TEMPLATES: [(&str, &str); 7] = [
     ("dnsmasq.conf.j2", include_str!("templates/dnsmasq.conf.j2")),
     ("boot.ipxe.j2", include_str!("templates/boot.ipxe.j2")),
     ("node.ipxe.j2", include_str!("templates/node.ipxe.j2")),
-    ("no-profile.ipxe.j2", include_str!("templates/no-profile.ipxe.j2")),
-    ("node/lan.conf.j2", include_str!("templates/node/lan.conf.j2")),
-    ("node/node.emu.j2", include_str!("templates/node/node.emu.j2")),
-    ("node/node.env.j2", include_str!("templates/node/node.env.j2")),
+    (
+        "no-profile.ipxe.j2",
+        include_str!("templates/no-profile.ipxe.j2"),
+    ),
+    (
+        "node/lan.conf.j2",
+        include_str!("templates/node/lan.conf.j2"),
+    ),
+    (
+        "node/node.emu.j2",
+        include_str!("templates/node/node.emu.j2"),
+    ),
+    (
+        "node/node.env.j2",
+        include_str!("templates/node/node.env.j2"),
+    ),
 ];
 
 /// The BMC files of a node: built-in template -> file name under `nodes/<node>/`.
-const NODE_FILES: [(&str, &str); 3] =
-    [("node/lan.conf.j2", "lan.conf"), ("node/node.emu.j2", "node.emu"), ("node/node.env.j2", "node.env")];
+const NODE_FILES: [(&str, &str); 3] = [
+    ("node/lan.conf.j2", "lan.conf"),
+    ("node/node.emu.j2", "node.emu"),
+    ("node/node.env.j2", "node.env"),
+];
 
 /// Renders every generated file of the lab, sorted by path.
 pub fn render(lab: &Lab) -> Result<Vec<RenderedFile>, RenderError> {
@@ -141,8 +166,14 @@ pub fn render(lab: &Lab) -> Result<Vec<RenderedFile>, RenderError> {
     if let Some(dnsmasq) = lab.first_of(ServiceKind::Dnsmasq) {
         let mut ctx = r.base.clone();
         ctx.insert("service", ser(dnsmasq));
-        ctx.insert("netmask", Value::from(lab.network.subnet.netmask().to_string()));
-        ctx.insert("network", Value::from(lab.network.subnet.network().to_string()));
+        ctx.insert(
+            "netmask",
+            Value::from(lab.network.subnet.netmask().to_string()),
+        );
+        ctx.insert(
+            "network",
+            Value::from(lab.network.subnet.network().to_string()),
+        );
         let target = format!("the dnsmasq.conf of service `{}`", dnsmasq.name);
         files.push(RenderedFile {
             path: DNSMASQ_CONF.into(),
@@ -151,7 +182,10 @@ pub fn render(lab: &Lab) -> Result<Vec<RenderedFile>, RenderError> {
     }
     if r.web_url.is_some() {
         let contents = r.builtin("boot.ipxe.j2", &r.base, "boot.ipxe")?;
-        files.push(RenderedFile { path: Path::new(WEB_DIR).join("boot.ipxe"), contents });
+        files.push(RenderedFile {
+            path: Path::new(WEB_DIR).join("boot.ipxe"),
+            contents,
+        });
     }
     for node in &lab.nodes {
         r.node(node, &mut files)?;
@@ -190,8 +224,11 @@ impl<'a> Renderer<'a> {
             user.set_loader(move |name| load_template(&root, name));
         }
         let web_url = httpd.map(|s| format!("http://{}", s.ip));
-        let services: BTreeMap<&str, Value> =
-            lab.services.iter().map(|s| (s.name.as_str(), ser(s))).collect();
+        let services: BTreeMap<&str, Value> = lab
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), ser(s)))
+            .collect();
         let mut base = BTreeMap::new();
         base.insert("lab", ser(lab));
         base.insert("lab_file", Value::from(file_name(&lab.file)));
@@ -201,37 +238,56 @@ impl<'a> Renderer<'a> {
         if let Some(url) = &web_url {
             base.insert("web_url", Value::from(url.clone()));
         }
-        Renderer { lab, builtin, broken, user, web_root, web_url, base }
+        Renderer {
+            lab,
+            builtin,
+            broken,
+            user,
+            web_root,
+            web_url,
+            base,
+        }
     }
 
     /// Renders one node's files: its iPXE script and cloud-configs under `web/`, its BMC config
     /// under `nodes/<node>/`.
     fn node(&self, node: &Node, files: &mut Vec<RenderedFile>) -> Result<(), RenderError> {
-        let profile = match &node.profile {
-            None => None,
-            Some(name) => Some(self.lab.profiles.get(name).ok_or_else(|| RenderError::UnknownProfile {
-                node: node.name.clone(),
-                profile: name.clone(),
-            })?),
-        };
+        let profile =
+            match &node.profile {
+                None => None,
+                Some(name) => Some(self.lab.profiles.get(name).ok_or_else(|| {
+                    RenderError::UnknownProfile {
+                        node: node.name.clone(),
+                        profile: name.clone(),
+                    }
+                })?),
+            };
         let mut ctx = self.base.clone();
         ctx.insert("node", ser(node));
         let web = match (&self.web_url, profile) {
             (Some(url), _) => Some(url),
             (None, Some(p)) => {
-                return Err(RenderError::NoWebService { node: node.name.clone(), profile: p.name.clone() })
+                return Err(RenderError::NoWebService {
+                    node: node.name.clone(),
+                    profile: p.name.clone(),
+                })
             }
             (None, None) => None,
         };
         if let Some(web_url) = web {
             let node_url = format!("{web_url}/lab/nodes/{}", node.name);
-            ctx.insert("report_url", Value::from(format!("{web_url}/lab/report/{}", node.mac.hyphenated())));
+            ctx.insert(
+                "report_url",
+                Value::from(format!("{web_url}/lab/report/{}", node.mac.hyphenated())),
+            );
             let outputs = match profile {
                 Some(p) => cloud_config_outputs(p)?,
                 None => Vec::new(),
             };
-            let urls: BTreeMap<&str, String> =
-                outputs.iter().map(|(_, out)| (out.as_str(), format!("{node_url}/{out}"))).collect();
+            let urls: BTreeMap<&str, String> = outputs
+                .iter()
+                .map(|(_, out)| (out.as_str(), format!("{node_url}/{out}")))
+                .collect();
             ctx.insert("cloud_configs", ser(&urls));
             ctx.insert("node_url", Value::from(node_url));
             let script = match profile {
@@ -239,21 +295,37 @@ impl<'a> Renderer<'a> {
                     ctx.insert("profile", ser(p));
                     self.ipxe(node, p, web_url, &ctx)?
                 }
-                None => self.builtin("no-profile.ipxe.j2", &ctx, &format!("the iPXE script of node `{}`", node.name))?,
+                None => self.builtin(
+                    "no-profile.ipxe.j2",
+                    &ctx,
+                    &format!("the iPXE script of node `{}`", node.name),
+                )?,
             };
             let mac_file = format!("{}.ipxe", node.mac.hyphenated());
-            files.push(RenderedFile { path: Path::new(WEB_DIR).join("nodes").join(mac_file), contents: script });
+            files.push(RenderedFile {
+                path: Path::new(WEB_DIR).join("nodes").join(mac_file),
+                contents: script,
+            });
             for (template, out) in &outputs {
                 let p = profile.map(|p| p.name.as_str()).unwrap_or_default();
-                let target = format!("cloud-config `{out}` of node `{}` (profile `{p}`)", node.name);
+                let target = format!(
+                    "cloud-config `{out}` of node `{}` (profile `{p}`)",
+                    node.name
+                );
                 let contents = self.user_file(template, &ctx, &target)?;
-                files.push(RenderedFile { path: Path::new(WEB_DIR).join("nodes").join(&node.name).join(out), contents });
+                files.push(RenderedFile {
+                    path: Path::new(WEB_DIR).join("nodes").join(&node.name).join(out),
+                    contents,
+                });
             }
         }
         for (template, out) in NODE_FILES {
             let target = format!("the BMC config {out} of node `{}`", node.name);
             let contents = self.builtin(template, &ctx, &target)?;
-            files.push(RenderedFile { path: node_dir(&node.name).join(out), contents });
+            files.push(RenderedFile {
+                path: node_dir(&node.name).join(out),
+                contents,
+            });
         }
         Ok(())
     }
@@ -270,21 +342,37 @@ impl<'a> Renderer<'a> {
         let cmdline = self.cmdline(profile, ctx, &of)?;
         let mut ctx = ctx.clone();
         ctx.insert("cmdline", Value::from(cmdline));
-        ctx.insert("kernel_url", Value::from(profile.kernel.as_deref().map(|k| asset_url(web_url, k))));
-        ctx.insert("initrd_url", Value::from(profile.initrd.as_deref().map(|i| asset_url(web_url, i))));
+        ctx.insert(
+            "kernel_url",
+            Value::from(profile.kernel.as_deref().map(|k| asset_url(web_url, k))),
+        );
+        ctx.insert(
+            "initrd_url",
+            Value::from(profile.initrd.as_deref().map(|i| asset_url(web_url, i))),
+        );
         let target = format!("the iPXE script of {of}");
         match (&profile.ipxe, &profile.kernel) {
             (Some(template), _) => self.user_file(template, &ctx, &target),
             (None, Some(_)) => self.builtin("node.ipxe.j2", &ctx, &target),
-            (None, None) => {
-                Err(RenderError::ProfileBootsNothing { node: node.name.clone(), profile: profile.name.clone() })
-            }
+            (None, None) => Err(RenderError::ProfileBootsNothing {
+                node: node.name.clone(),
+                profile: profile.name.clone(),
+            }),
         }
     }
 
     /// The profile's kernel command line, rendered and folded onto one line.
-    fn cmdline(&self, profile: &Profile, ctx: &BTreeMap<&'static str, Value>, of: &str) -> Result<String, RenderError> {
-        let origin = format!("{}: profiles.{}.cmdline", self.lab.file.display(), profile.name);
+    fn cmdline(
+        &self,
+        profile: &Profile,
+        ctx: &BTreeMap<&'static str, Value>,
+        of: &str,
+    ) -> Result<String, RenderError> {
+        let origin = format!(
+            "{}: profiles.{}.cmdline",
+            self.lab.file.display(),
+            profile.name
+        );
         let target = format!("the kernel command line of {of}");
         let text = self
             .user
@@ -293,7 +381,12 @@ impl<'a> Renderer<'a> {
         Ok(text.split_whitespace().collect::<Vec<_>>().join(" "))
     }
 
-    fn builtin(&self, name: &str, ctx: &BTreeMap<&'static str, Value>, target: &str) -> Result<String, RenderError> {
+    fn builtin(
+        &self,
+        name: &str,
+        ctx: &BTreeMap<&'static str, Value>,
+        target: &str,
+    ) -> Result<String, RenderError> {
         if let Some(e) = self.broken.get(name) {
             return Err(self.error(e, Origin::Builtin, target));
         }
@@ -304,7 +397,12 @@ impl<'a> Renderer<'a> {
     }
 
     /// Renders a template file of the user, named relative to the web root.
-    fn user_file(&self, name: &str, ctx: &BTreeMap<&'static str, Value>, target: &str) -> Result<String, RenderError> {
+    fn user_file(
+        &self,
+        name: &str,
+        ctx: &BTreeMap<&'static str, Value>,
+        target: &str,
+    ) -> Result<String, RenderError> {
         let name = name.trim_start_matches("./");
         let template = self.user_path(name);
         let file_error = |problem: String, help: &str| RenderError::TemplateFile {
@@ -314,10 +412,16 @@ impl<'a> Renderer<'a> {
             help: help.to_string(),
         };
         let Some(root) = &self.web_root else {
-            return Err(file_error("the lab has no httpd service with a web root to load it from".into(), "add a [services.web] table with kind = \"httpd\""));
+            return Err(file_error(
+                "the lab has no httpd service with a web root to load it from".into(),
+                "add a [services.web] table with kind = \"httpd\"",
+            ));
         };
         if !is_relative_inside(name) {
-            return Err(file_error("is not inside the web root".into(), "name templates by a path relative to the web root, without `..`"));
+            return Err(file_error(
+                "is not inside the web root".into(),
+                "name templates by a path relative to the web root, without `..`",
+            ));
         }
         let path = root.join(name);
         if !path.is_file() {
@@ -335,10 +439,14 @@ impl<'a> Renderer<'a> {
     /// How a template of the user is named in messages: as the lab file is (relative to the
     /// current directory when the lab file was given so), e.g. `webroot/templates/a.yaml.j2`.
     fn user_path(&self, name: &str) -> String {
-        let Some(root) = &self.web_root else { return name.to_string() };
+        let Some(root) = &self.web_root else {
+            return name.to_string();
+        };
         let from_lab_dir = relative_to(&normalize(&root.join(name)), &normalize(&self.lab.dir));
         let lab_parent = self.lab.file.parent().unwrap_or(Path::new(""));
-        normalize(&lab_parent.join(from_lab_dir)).display().to_string()
+        normalize(&lab_parent.join(from_lab_dir))
+            .display()
+            .to_string()
     }
 
     fn error(&self, outer: &minijinja::Error, origin: Origin<'_>, target: &str) -> RenderError {
@@ -352,7 +460,12 @@ impl<'a> Renderer<'a> {
             }
             source = s.source();
         }
-        let e = chain.iter().rev().find(|e| e.name().is_some()).copied().unwrap_or(outer);
+        let e = chain
+            .iter()
+            .rev()
+            .find(|e| e.name().is_some())
+            .copied()
+            .unwrap_or(outer);
         let kind = e.kind();
         let name_of = |e: &minijinja::Error| -> (String, Option<usize>) {
             match (origin, e.name()) {
@@ -366,7 +479,9 @@ impl<'a> Renderer<'a> {
         };
         let (template, line) = name_of(e);
         let mut message = match e.detail() {
-            Some(detail) if kind == ErrorKind::InvalidOperation && detail.starts_with(FAIL_PREFIX) => {
+            Some(detail)
+                if kind == ErrorKind::InvalidOperation && detail.starts_with(FAIL_PREFIX) =>
+            {
                 detail[FAIL_PREFIX.len()..].to_string()
             }
             Some(detail) => format!("{kind}: {detail}"),
@@ -381,7 +496,11 @@ impl<'a> Renderer<'a> {
             source = s.source();
         }
         let mut target = target.to_string();
-        for outer in chain.iter().rev().filter(|o| !std::ptr::eq(**o, e) && o.name().is_some()) {
+        for outer in chain
+            .iter()
+            .rev()
+            .filter(|o| !std::ptr::eq(**o, e) && o.name().is_some())
+        {
             let (t, l) = name_of(outer);
             let _ = write!(target, ", included from {t}{}", line_suffix(&l));
         }
@@ -395,7 +514,13 @@ impl<'a> Renderer<'a> {
             }
             _ => "fix the template".to_string(),
         };
-        RenderError::Template { template, line, message, target, help }
+        RenderError::Template {
+            template,
+            line,
+            message,
+            target,
+            help,
+        }
     }
 }
 
@@ -415,15 +540,30 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_debug(true);
     env.set_auto_escape_callback(|_| AutoEscape::None);
-    if let Ok(syntax) = SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).keep_trailing_newline(true).build() {
+    if let Ok(syntax) = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(true)
+        .build()
+    {
         env.set_syntax(syntax);
     }
-    env.add_filter("tojson", |value: Value| -> Result<String, minijinja::Error> {
-        serde_json::to_string(&value).map_err(|e| minijinja::Error::new(ErrorKind::BadSerialization, e.to_string()))
-    });
-    env.add_function("fail", |message: String| -> Result<String, minijinja::Error> {
-        Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("{FAIL_PREFIX}{message}")))
-    });
+    env.add_filter(
+        "tojson",
+        |value: Value| -> Result<String, minijinja::Error> {
+            serde_json::to_string(&value)
+                .map_err(|e| minijinja::Error::new(ErrorKind::BadSerialization, e.to_string()))
+        },
+    );
+    env.add_function(
+        "fail",
+        |message: String| -> Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("{FAIL_PREFIX}{message}"),
+            ))
+        },
+    );
     env
 }
 
@@ -458,7 +598,10 @@ fn load_template(root: &Path, name: &str) -> Result<Option<String>, minijinja::E
 fn cloud_config_outputs(profile: &Profile) -> Result<Vec<(String, String)>, RenderError> {
     let mut out: Vec<(String, String)> = Vec::new();
     for template in &profile.cloud_configs {
-        let file = Path::new(template).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let file = Path::new(template)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let name = file.strip_suffix(".j2").unwrap_or(&file).to_string();
         if let Some((first, _)) = out.iter().find(|(_, o)| *o == name) {
             return Err(RenderError::DuplicateOutput {
@@ -480,17 +623,25 @@ fn asset_url(web_url: &str, path: &str) -> String {
     if lower.starts_with("http://") || lower.starts_with("https://") {
         path.to_string()
     } else {
-        format!("{web_url}/{}", path.trim_start_matches("./").trim_start_matches('/'))
+        format!(
+            "{web_url}/{}",
+            path.trim_start_matches("./").trim_start_matches('/')
+        )
     }
 }
 
 /// Relative, and without `..`: a path that stays under the directory it is joined to.
 fn is_relative_inside(name: &str) -> bool {
-    !name.is_empty() && Path::new(name).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    !name.is_empty()
+        && Path::new(name)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+    path.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// Drops `.` and folds `..` lexically, for messages (the web root is often `labs/../webroot`).
@@ -499,7 +650,9 @@ fn normalize(path: &Path) -> PathBuf {
     for c in path.components() {
         match c {
             Component::CurDir => {}
-            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
                 out.pop();
             }
             c => out.push(c),
@@ -531,9 +684,18 @@ mod tests {
 
     #[test]
     fn asset_urls_keep_absolute_urls() {
-        assert_eq!(asset_url("http://10.0.0.3", "rancheros/vmlinuz"), "http://10.0.0.3/rancheros/vmlinuz");
-        assert_eq!(asset_url("http://10.0.0.3", "/os/initrd"), "http://10.0.0.3/os/initrd");
-        assert_eq!(asset_url("http://10.0.0.3", "https://example.org/k"), "https://example.org/k");
+        assert_eq!(
+            asset_url("http://10.0.0.3", "rancheros/vmlinuz"),
+            "http://10.0.0.3/rancheros/vmlinuz"
+        );
+        assert_eq!(
+            asset_url("http://10.0.0.3", "/os/initrd"),
+            "http://10.0.0.3/os/initrd"
+        );
+        assert_eq!(
+            asset_url("http://10.0.0.3", "https://example.org/k"),
+            "https://example.org/k"
+        );
     }
 
     #[test]
@@ -547,17 +709,27 @@ mod tests {
 
     #[test]
     fn normalize_folds_parent_dirs() {
-        assert_eq!(normalize(Path::new("/w/labs/../webroot/./t.j2")), PathBuf::from("/w/webroot/t.j2"));
+        assert_eq!(
+            normalize(Path::new("/w/labs/../webroot/./t.j2")),
+            PathBuf::from("/w/webroot/t.j2")
+        );
         assert_eq!(normalize(Path::new("../a/../b")), PathBuf::from("../b"));
-        assert_eq!(relative_to(Path::new("/w/webroot/t.j2"), Path::new("/w/labs")), PathBuf::from("../webroot/t.j2"));
-        assert_eq!(relative_to(Path::new("/w/labs/t.j2"), Path::new("/w/labs")), PathBuf::from("t.j2"));
+        assert_eq!(
+            relative_to(Path::new("/w/webroot/t.j2"), Path::new("/w/labs")),
+            PathBuf::from("../webroot/t.j2")
+        );
+        assert_eq!(
+            relative_to(Path::new("/w/labs/t.j2"), Path::new("/w/labs")),
+            PathBuf::from("t.j2")
+        );
     }
 
     #[test]
     fn builtin_templates_compile() {
         let mut env = environment();
         for (name, source) in BUILTIN_TEMPLATES {
-            env.add_template(name, source).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("{name}: {e:#}"));
         }
     }
 
@@ -571,10 +743,17 @@ mod tests {
             cloud_configs: vec!["t/a.yaml.j2".into(), "b.yaml".into()],
             ipxe: None,
         };
-        let outs: Vec<_> = cloud_config_outputs(&p).unwrap().into_iter().map(|(_, o)| o).collect();
+        let outs: Vec<_> = cloud_config_outputs(&p)
+            .unwrap()
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect();
         assert_eq!(outs, ["a.yaml", "b.yaml"]);
         p.cloud_configs.push("u/a.yaml".into());
         let e = cloud_config_outputs(&p).unwrap_err().to_string();
-        assert!(e.contains("`t/a.yaml.j2` and `u/a.yaml` both render to `a.yaml`"), "{e}");
+        assert!(
+            e.contains("`t/a.yaml.j2` and `u/a.yaml` both render to `a.yaml`"),
+            "{e}"
+        );
     }
 }

@@ -65,10 +65,23 @@ pub(crate) fn write_under(state: &Path, files: &[RenderedFile]) -> io::Result<Wr
         replace(&path, f.contents.as_bytes())?;
         report.written.push(f.path.clone());
     }
-    let keep_dirs: BTreeSet<PathBuf> =
-        wanted.iter().flat_map(|p| p.ancestors().skip(1).map(Path::to_path_buf).collect::<Vec<_>>()).collect();
+    let keep_dirs: BTreeSet<PathBuf> = wanted
+        .iter()
+        .flat_map(|p| {
+            p.ancestors()
+                .skip(1)
+                .map(Path::to_path_buf)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     for dir in GENERATED_DIRS {
-        sweep(state, Path::new(dir), &wanted, &keep_dirs, &mut report.removed)?;
+        sweep(
+            state,
+            Path::new(dir),
+            &wanted,
+            &keep_dirs,
+            &mut report.removed,
+        )?;
     }
     report.written.sort();
     report.unchanged.sort();
@@ -80,7 +93,10 @@ pub(crate) fn write_under(state: &Path, files: &[RenderedFile]) -> io::Result<Wr
 /// and contents, in path order. The planner puts it in a container's labels, so that a changed
 /// input recreates the container and an unchanged one keeps it.
 pub fn hash_files(files: &[RenderedFile], prefix: &Path) -> String {
-    let mut selected: Vec<&RenderedFile> = files.iter().filter(|f| f.path.starts_with(prefix)).collect();
+    let mut selected: Vec<&RenderedFile> = files
+        .iter()
+        .filter(|f| f.path.starts_with(prefix))
+        .collect();
     selected.sort_by(|a, b| a.path.cmp(&b.path));
     let mut h = Sha256::new();
     for f in selected {
@@ -100,7 +116,10 @@ fn check_path(path: &Path) -> io::Result<()> {
     let rest: Vec<_> = parts.collect();
     if !top_ok || rest.is_empty() || !rest.iter().all(|c| matches!(c, Component::Normal(_))) {
         let dirs = GENERATED_DIRS.join("/, ");
-        return Err(invalid(path, &format!("is not a path inside the generated directories ({dirs}/) of the state dir")));
+        return Err(invalid(
+            path,
+            &format!("is not a path inside the generated directories ({dirs}/) of the state dir"),
+        ));
     }
     Ok(())
 }
@@ -128,7 +147,10 @@ fn ensure_parents(state: &Path, rel: &Path) -> io::Result<()> {
 
 /// Writes a temporary file beside `path` and renames it over `path`.
 fn replace(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.lab-tmp"));
     fs::write(&tmp, contents).map_err(|e| at(&tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| {
@@ -174,7 +196,10 @@ fn at(path: &Path, e: io::Error) -> io::Error {
 }
 
 fn invalid(path: &Path, what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, format!("generated file `{}` {what}", path.display()))
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("generated file `{}` {what}", path.display()),
+    )
 }
 
 #[cfg(test)]
@@ -183,7 +208,10 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     fn file(path: &str, contents: &str) -> RenderedFile {
-        RenderedFile { path: path.into(), contents: contents.into() }
+        RenderedFile {
+            path: path.into(),
+            contents: contents.into(),
+        }
     }
 
     fn mtime(path: &Path) -> SystemTime {
@@ -214,24 +242,45 @@ mod tests {
     fn writes_then_leaves_unchanged_files_alone() {
         let tmp = tempfile::tempdir().unwrap();
         let state = tmp.path().join(".lab/demo");
-        let files = vec![file("dnsmasq/dnsmasq.conf", "port=0\n"), file("nodes/a/node.env", "A=1\n")];
+        let files = vec![
+            file("dnsmasq/dnsmasq.conf", "port=0\n"),
+            file("nodes/a/node.env", "A=1\n"),
+        ];
         let r = write_under(&state, &files).unwrap();
         assert_eq!(r.written.len(), 2);
         assert!(r.unchanged.is_empty() && r.removed.is_empty());
-        assert_eq!(fs::read_to_string(state.join("nodes/a/node.env")).unwrap(), "A=1\n");
+        assert_eq!(
+            fs::read_to_string(state.join("nodes/a/node.env")).unwrap(),
+            "A=1\n"
+        );
 
         // Age both files, then write again with one changed.
         let old = SystemTime::now() - Duration::from_secs(3600);
         for p in ["dnsmasq/dnsmasq.conf", "nodes/a/node.env"] {
-            fs::File::options().write(true).open(state.join(p)).unwrap().set_modified(old).unwrap();
+            fs::File::options()
+                .write(true)
+                .open(state.join(p))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
         }
-        let files = vec![file("dnsmasq/dnsmasq.conf", "port=0\n"), file("nodes/a/node.env", "A=2\n")];
+        let files = vec![
+            file("dnsmasq/dnsmasq.conf", "port=0\n"),
+            file("nodes/a/node.env", "A=2\n"),
+        ];
         let r = write_under(&state, &files).unwrap();
         assert_eq!(r.unchanged, [PathBuf::from("dnsmasq/dnsmasq.conf")]);
         assert_eq!(r.written, [PathBuf::from("nodes/a/node.env")]);
-        assert_eq!(mtime(&state.join("dnsmasq/dnsmasq.conf")), old, "an unchanged file is not rewritten");
+        assert_eq!(
+            mtime(&state.join("dnsmasq/dnsmasq.conf")),
+            old,
+            "an unchanged file is not rewritten"
+        );
         assert_ne!(mtime(&state.join("nodes/a/node.env")), old);
-        assert_eq!(fs::read_to_string(state.join("nodes/a/node.env")).unwrap(), "A=2\n");
+        assert_eq!(
+            fs::read_to_string(state.join("nodes/a/node.env")).unwrap(),
+            "A=2\n"
+        );
     }
 
     #[test]
@@ -254,10 +303,22 @@ mod tests {
         // A stray file inside a generated dir is stale too.
         fs::write(state.join("web/stray"), "old").unwrap();
 
-        let files = vec![file("web/boot.ipxe", "#!ipxe\n"), file("web/nodes/a/cloud-config.yaml", "#cloud-config\n")];
+        let files = vec![
+            file("web/boot.ipxe", "#!ipxe\n"),
+            file("web/nodes/a/cloud-config.yaml", "#cloud-config\n"),
+        ];
         let r = write_under(&state, &files).unwrap();
         let removed: Vec<_> = r.removed.iter().map(|p| p.display().to_string()).collect();
-        assert_eq!(removed, ["nodes/b", "nodes/b/lan.conf", "web/nodes/b", "web/nodes/b/cloud-config.yaml", "web/stray"]);
+        assert_eq!(
+            removed,
+            [
+                "nodes/b",
+                "nodes/b/lan.conf",
+                "web/nodes/b",
+                "web/nodes/b/cloud-config.yaml",
+                "web/stray"
+            ]
+        );
         assert_eq!(
             tree(tmp.path()),
             [
@@ -284,7 +345,11 @@ mod tests {
         for bad in ["../x", "/etc/x", "other/x", "web", "web/../../x"] {
             let e = write_under(&state, &[file(bad, "x")]).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad}");
-            assert!(e.to_string().contains("is not a path inside the generated directories"), "{e}");
+            assert!(
+                e.to_string()
+                    .contains("is not a path inside the generated directories"),
+                "{e}"
+            );
         }
         assert!(!state.exists(), "nothing is written when a path is refused");
         assert_eq!(tree(tmp.path()), Vec::<String>::new());
@@ -302,27 +367,53 @@ mod tests {
         // web/ is a link to a user directory, nodes/a/node.env a link to a user file.
         std::os::unix::fs::symlink(&outside, state.join("web")).unwrap();
         fs::create_dir_all(state.join("nodes/a")).unwrap();
-        std::os::unix::fs::symlink(outside.join("boot.ipxe"), state.join("nodes/a/node.env")).unwrap();
+        std::os::unix::fs::symlink(outside.join("boot.ipxe"), state.join("nodes/a/node.env"))
+            .unwrap();
 
-        let files = vec![file("web/boot.ipxe", "#!ipxe\n"), file("nodes/a/node.env", "A=1\n")];
+        let files = vec![
+            file("web/boot.ipxe", "#!ipxe\n"),
+            file("nodes/a/node.env", "A=1\n"),
+        ];
         write_under(&state, &files).unwrap();
-        assert_eq!(fs::read_to_string(outside.join("boot.ipxe")).unwrap(), "user file");
+        assert_eq!(
+            fs::read_to_string(outside.join("boot.ipxe")).unwrap(),
+            "user file"
+        );
         assert!(fs::symlink_metadata(state.join("web")).unwrap().is_dir());
-        assert_eq!(fs::read_to_string(state.join("web/boot.ipxe")).unwrap(), "#!ipxe\n");
-        assert!(fs::symlink_metadata(state.join("nodes/a/node.env")).unwrap().is_file());
+        assert_eq!(
+            fs::read_to_string(state.join("web/boot.ipxe")).unwrap(),
+            "#!ipxe\n"
+        );
+        assert!(fs::symlink_metadata(state.join("nodes/a/node.env"))
+            .unwrap()
+            .is_file());
     }
 
     #[test]
     fn hash_covers_paths_and_contents_under_the_prefix() {
-        let a = vec![file("nodes/a/lan.conf", "1"), file("nodes/b/lan.conf", "2"), file("nodes/ab/x", "3")];
+        let a = vec![
+            file("nodes/a/lan.conf", "1"),
+            file("nodes/b/lan.conf", "2"),
+            file("nodes/ab/x", "3"),
+        ];
         let h = hash_files(&a, Path::new("nodes/a"));
         assert_eq!(h.len(), 64);
         // Other nodes (including `ab`, which shares a string prefix) do not count.
-        let b = vec![file("nodes/a/lan.conf", "1"), file("nodes/b/lan.conf", "changed"), file("nodes/ab/x", "9")];
+        let b = vec![
+            file("nodes/a/lan.conf", "1"),
+            file("nodes/b/lan.conf", "changed"),
+            file("nodes/ab/x", "9"),
+        ];
         assert_eq!(hash_files(&b, Path::new("nodes/a")), h);
         // Contents and names do; order does not.
-        assert_ne!(hash_files(&[file("nodes/a/lan.conf", "1!")], Path::new("nodes/a")), h);
-        assert_ne!(hash_files(&[file("nodes/a/lan2.conf", "1")], Path::new("nodes/a")), h);
+        assert_ne!(
+            hash_files(&[file("nodes/a/lan.conf", "1!")], Path::new("nodes/a")),
+            h
+        );
+        assert_ne!(
+            hash_files(&[file("nodes/a/lan2.conf", "1")], Path::new("nodes/a")),
+            h
+        );
         let mut rev = a.clone();
         rev.reverse();
         assert_eq!(hash_files(&rev, Path::new("nodes/a")), h);

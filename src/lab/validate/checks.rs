@@ -15,16 +15,28 @@ struct Holder {
 }
 
 fn dhcp_range(services: &[(Service, ServiceSpans)]) -> Option<(Ipv4Addr, Ipv4Addr)> {
-    services.iter().find_map(|(s, _)| s.dhcp.as_ref().map(|d| d.range))
+    services
+        .iter()
+        .find_map(|(s, _)| s.dhcp.as_ref().map(|d| d.range))
 }
 
 impl Validator<'_> {
     /// Gives an address to every service and node that has none: the lowest free host address
     /// outside the DHCP range.
-    pub(super) fn allocate(&mut self, net: &Network, services: &mut [(Service, ServiceSpans)], nodes: &mut [PendingNode]) {
+    pub(super) fn allocate(
+        &mut self,
+        net: &Network,
+        services: &mut [(Service, ServiceSpans)],
+        nodes: &mut [PendingNode],
+    ) {
         let range = dhcp_range(services);
         let mut used: Vec<Ipv4Addr> = vec![net.gateway];
-        used.extend(services.iter().map(|(s, _)| s.ip).filter(|ip| !ip.is_unspecified()));
+        used.extend(
+            services
+                .iter()
+                .map(|(s, _)| s.ip)
+                .filter(|ip| !ip.is_unspecified()),
+        );
         used.extend(nodes.iter().filter(|n| n.ip_given).map(|n| n.node.ip));
         used.extend(nodes.iter().filter(|n| n.bmc_given).map(|n| n.node.bmc_ip));
         let mut next = u32::from(first_host(net.subnet));
@@ -32,7 +44,12 @@ impl Validator<'_> {
             loop {
                 let ip = Ipv4Addr::from(next);
                 if !is_host_of(net.subnet, ip) {
-                    v.err(Some(span), key, format!("no free address left in {} to give it", net.subnet), "set its ip explicitly, or use a larger subnet");
+                    v.err(
+                        Some(span),
+                        key,
+                        format!("no free address left in {} to give it", net.subnet),
+                        "set its ip explicitly, or use a larger subnet",
+                    );
                     return Ipv4Addr::UNSPECIFIED;
                 }
                 // Jump over the DHCP range at once: it can span most of a large subnet.
@@ -48,27 +65,54 @@ impl Validator<'_> {
             }
         };
         for (s, spans) in services.iter_mut().filter(|(s, _)| s.ip.is_unspecified()) {
-            s.ip = take(self, &format!("services.{}.ip", s.name), spans.table.clone());
+            s.ip = take(
+                self,
+                &format!("services.{}.ip", s.name),
+                spans.table.clone(),
+            );
         }
         for n in nodes.iter_mut() {
             if !n.bmc_given {
-                n.node.bmc_ip = take(self, &format!("{}.bmc_ip", n.key), n.bmc_span.clone().unwrap_or(0..0));
+                n.node.bmc_ip = take(
+                    self,
+                    &format!("{}.bmc_ip", n.key),
+                    n.bmc_span.clone().unwrap_or(0..0),
+                );
             }
             if !n.ip_given {
-                n.node.ip = take(self, &format!("{}.ip", n.key), n.ip_span.clone().unwrap_or(0..0));
+                n.node.ip = take(
+                    self,
+                    &format!("{}.ip", n.key),
+                    n.ip_span.clone().unwrap_or(0..0),
+                );
             }
         }
     }
 
-    pub(super) fn check_addresses(&mut self, net: &Network, services: &[(Service, ServiceSpans)], nodes: &[PendingNode]) {
+    pub(super) fn check_addresses(
+        &mut self,
+        net: &Network,
+        services: &[(Service, ServiceSpans)],
+        nodes: &[PendingNode],
+    ) {
         let range = dhcp_range(services);
         let mut seen: HashMap<Ipv4Addr, Holder> = HashMap::new();
         let mut statics = Vec::new();
         for (s, sp) in services {
-            statics.push((s.ip, format!("services.{}.ip", s.name), sp.ip.clone().or(Some(sp.table.clone())), true));
+            statics.push((
+                s.ip,
+                format!("services.{}.ip", s.name),
+                sp.ip.clone().or(Some(sp.table.clone())),
+                true,
+            ));
         }
         for n in nodes {
-            statics.push((n.node.bmc_ip, format!("{}.bmc_ip", n.key), n.bmc_span.clone(), true));
+            statics.push((
+                n.node.bmc_ip,
+                format!("{}.bmc_ip", n.key),
+                n.bmc_span.clone(),
+                true,
+            ));
             statics.push((n.node.ip, format!("{}.ip", n.key), n.ip_span.clone(), false));
         }
         for (ip, key, span, outside_range) in statics {
@@ -80,7 +124,12 @@ impl Validator<'_> {
                 continue;
             }
             if ip == net.gateway {
-                self.err(span, &key, format!("{ip} is the gateway address"), "the gateway belongs to the Docker bridge on the host: pick another address");
+                self.err(
+                    span,
+                    &key,
+                    format!("{ip} is the gateway address"),
+                    "the gateway belongs to the Docker bridge on the host: pick another address",
+                );
                 continue;
             }
             if let (true, Some((a, b))) = (outside_range, range) {
@@ -90,7 +139,12 @@ impl Validator<'_> {
             }
             if let Some(first) = seen.get(&ip) {
                 let msg = format!("{ip} is already used by {}", first.key);
-                self.err(span, &key, msg, "give every service, BMC and node reservation its own address");
+                self.err(
+                    span,
+                    &key,
+                    msg,
+                    "give every service, BMC and node reservation its own address",
+                );
             } else {
                 seen.insert(ip, Holder { key });
             }
@@ -101,7 +155,11 @@ impl Validator<'_> {
                 if !n.mac_given && *first == n.key {
                     continue; // two nodes of the same name derive the same MAC: check_names says so
                 }
-                let help = if n.mac_given { "give every node its own MAC" } else { "the derived MAC clashes: set `mac` explicitly" };
+                let help = if n.mac_given {
+                    "give every node its own MAC"
+                } else {
+                    "the derived MAC clashes: set `mac` explicitly"
+                };
                 let msg = format!("MAC {} is already used by {first}", n.node.mac);
                 self.err(n.mac_span.clone(), format!("{}.mac", n.key), msg, help);
             } else {
@@ -110,45 +168,89 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn check_ports(&mut self, services: &[(Service, ServiceSpans)], nodes: &[PendingNode]) {
+    pub(super) fn check_ports(
+        &mut self,
+        services: &[(Service, ServiceSpans)],
+        nodes: &[PendingNode],
+    ) {
         let mut seen: HashMap<(Proto, u16), String> = HashMap::new();
         let mut all = Vec::new();
         for (s, sp) in services {
             for (p, span) in s.ports.iter().zip(sp.ports.iter()) {
-                all.push((p.protocol, p.host, format!("services.{}.ports", s.name), Some(span.clone())));
+                all.push((
+                    p.protocol,
+                    p.host,
+                    format!("services.{}.ports", s.name),
+                    Some(span.clone()),
+                ));
             }
         }
         for n in nodes {
             if let Some(p) = n.node.vnc_port {
-                all.push((Proto::Tcp, p, format!("{}.vnc_port", n.key), n.vnc_span.clone()));
+                all.push((
+                    Proto::Tcp,
+                    p,
+                    format!("{}.vnc_port", n.key),
+                    n.vnc_span.clone(),
+                ));
             }
             if let Some(p) = n.node.ipmi_port {
-                all.push((Proto::Udp, p, format!("{}.ipmi_port", n.key), n.ipmi_span.clone()));
+                all.push((
+                    Proto::Udp,
+                    p,
+                    format!("{}.ipmi_port", n.key),
+                    n.ipmi_span.clone(),
+                ));
             }
         }
         for (proto, port, key, span) in all {
             if let Some(first) = seen.get(&(proto, port)) {
-                let msg = format!("host port {port}/{} is already published by {first}", proto.as_str());
-                self.err(span, &key, msg, "every published host port must be unique per protocol: pick another port");
+                let msg = format!(
+                    "host port {port}/{} is already published by {first}",
+                    proto.as_str()
+                );
+                self.err(
+                    span,
+                    &key,
+                    msg,
+                    "every published host port must be unique per protocol: pick another port",
+                );
             } else {
                 seen.insert((proto, port), key);
             }
         }
     }
 
-    pub(super) fn check_names(&mut self, raw: &RawConfig, services: &[(Service, ServiceSpans)], nodes: &[PendingNode]) {
+    pub(super) fn check_names(
+        &mut self,
+        raw: &RawConfig,
+        services: &[(Service, ServiceSpans)],
+        nodes: &[PendingNode],
+    ) {
         let mut seen: HashMap<&str, String> = HashMap::new();
         for (s, _) in services {
             seen.insert(&s.name, format!("services.{}", s.name));
         }
         for n in nodes {
             if let Some(first) = seen.get(n.node.name.as_str()) {
-                let span = raw.nodes.iter().find(|(g, _)| *g.get_ref() == n.node.group).map(|(g, _)| g.span());
+                let span = raw
+                    .nodes
+                    .iter()
+                    .find(|(g, _)| *g.get_ref() == n.node.group)
+                    .map(|(g, _)| g.span());
                 let msg = format!("the name `{}` is already taken by {first}", n.node.name);
-                self.err(span, &n.key, msg, "service and node names (after count expansion) must be unique: rename one");
+                self.err(
+                    span,
+                    &n.key,
+                    msg,
+                    "service and node names (after count expansion) must be unique: rename one",
+                );
             } else if n.node.group != n.node.name {
                 // Say where an expanded name comes from: `nodes.worker-1` is not in the file.
-                seen.insert(&n.node.name, format!("{} (count expansion of [nodes.{}])", n.key, n.node.group));
+                seen.insert(
+                    &n.node.name,
+                    format!("{} (count expansion of [nodes.{}])", n.key, n.node.group),
+                );
             } else {
                 seen.insert(&n.node.name, n.key.clone());
             }
@@ -166,24 +268,53 @@ impl Validator<'_> {
         let unknown_kind = lab.services.len() < raw.services.len();
         for kind in [ServiceKind::Dnsmasq, ServiceKind::Httpd] {
             if lab.first_of(kind).is_none() && !unknown_kind {
-                let what = if kind == ServiceKind::Dnsmasq { "DHCP and TFTP" } else { "boot scripts over HTTP" };
-                self.err(node_span.clone(), "nodes", format!("nodes need a {kind} service for {what}, and the lab has none"), format!("add a [services.NAME] table with kind = \"{kind}\""));
+                let what = if kind == ServiceKind::Dnsmasq {
+                    "DHCP and TFTP"
+                } else {
+                    "boot scripts over HTTP"
+                };
+                self.err(
+                    node_span.clone(),
+                    "nodes",
+                    format!("nodes need a {kind} service for {what}, and the lab has none"),
+                    format!("add a [services.NAME] table with kind = \"{kind}\""),
+                );
             }
         }
-        let Some(root) = lab.first_of(ServiceKind::Httpd).and_then(|s| s.root.clone()) else { return };
+        let Some(root) = lab
+            .first_of(ServiceKind::Httpd)
+            .and_then(|s| s.root.clone())
+        else {
+            return;
+        };
         for (name, p) in &raw.profiles {
-            let Some(profile) = lab.profiles.get(name.get_ref()) else { continue };
+            let Some(profile) = lab.profiles.get(name.get_ref()) else {
+                continue;
+            };
             // Point at the entry itself; the raw list lines up with the model's unless an entry
             // failed interpolation (already reported), then at the profile.
             let raw_p = p.get_ref();
             let aligned = raw_p.cloud_configs.len() == profile.cloud_configs.len();
-            let spans = raw_p.cloud_configs.iter().map(|c| Some(c.span()).filter(|_| aligned)).chain([raw_p.ipxe.as_ref().map(|c| c.span())]);
-            let templates = profile.cloud_configs.iter().map(|c| ("cloud_configs", c)).chain(profile.ipxe.iter().map(|c| ("ipxe", c)));
+            let spans = raw_p
+                .cloud_configs
+                .iter()
+                .map(|c| Some(c.span()).filter(|_| aligned))
+                .chain([raw_p.ipxe.as_ref().map(|c| c.span())]);
+            let templates = profile
+                .cloud_configs
+                .iter()
+                .map(|c| ("cloud_configs", c))
+                .chain(profile.ipxe.iter().map(|c| ("ipxe", c)));
             for ((field, rel), span) in templates.zip(spans) {
                 let path = root.join(rel);
                 if !path.is_file() {
                     let msg = format!("template `{rel}` does not exist ({})", path.display());
-                    self.err(span.or(Some(p.span())), format!("profiles.{}.{field}", name.get_ref()), msg, "paths are relative to the web root: create the file or fix the path");
+                    self.err(
+                        span.or(Some(p.span())),
+                        format!("profiles.{}.{field}", name.get_ref()),
+                        msg,
+                        "paths are relative to the web root: create the file or fix the path",
+                    );
                 }
             }
         }

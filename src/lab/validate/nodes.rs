@@ -17,7 +17,12 @@ fn pick<'r, T>(node: &'r Option<T>, dflt: &'r Option<T>) -> Option<&'r T> {
 }
 
 impl Validator<'_> {
-    pub(super) fn nodes(&mut self, raw: &RawConfig, _net: &Network, profiles: &BTreeMap<String, Profile>) -> Vec<PendingNode> {
+    pub(super) fn nodes(
+        &mut self,
+        raw: &RawConfig,
+        _net: &Network,
+        profiles: &BTreeMap<String, Profile>,
+    ) -> Vec<PendingNode> {
         let defaults = raw.node_defaults.get_ref();
         self.check_defaults(defaults);
         let mut out = Vec::new();
@@ -42,32 +47,69 @@ impl Validator<'_> {
         ];
         for (k, span) in PER_NODE_KEYS.iter().zip(spans) {
             if span.is_some() {
-                self.err(span, format!("node_defaults.{k}"), format!("`{k}` identifies one node and cannot be a default"), format!("set `{k}` in each [nodes.NAME] table"));
+                self.err(
+                    span,
+                    format!("node_defaults.{k}"),
+                    format!("`{k}` identifies one node and cannot be a default"),
+                    format!("set `{k}` in each [nodes.NAME] table"),
+                );
             }
         }
     }
 
-    fn group(&mut self, group: &str, table: &Spanned<RawNode>, d: &RawNode, profiles: &BTreeMap<String, Profile>, key: &str) -> Vec<PendingNode> {
+    fn group(
+        &mut self,
+        group: &str,
+        table: &Spanned<RawNode>,
+        d: &RawNode,
+        profiles: &BTreeMap<String, Profile>,
+        key: &str,
+    ) -> Vec<PendingNode> {
         let n = table.get_ref();
         let count = match &n.count {
             None => None,
             Some(c) if (1..=MAX_COUNT).contains(c.get_ref()) => Some(*c.get_ref() as u32),
             Some(c) => {
-                self.err(Some(c.span()), format!("{key}.count"), format!("count {} is out of range", c.get_ref()), format!("use a count from 1 to {MAX_COUNT}"));
+                self.err(
+                    Some(c.span()),
+                    format!("{key}.count"),
+                    format!("count {} is out of range", c.get_ref()),
+                    format!("use a count from 1 to {MAX_COUNT}"),
+                );
                 return Vec::new();
             }
         };
         // The last name is the longest; report it once, not once per node.
-        if let Some(last) = count.map(|c| format!("{group}-{c}")).filter(|l| l.len() > 63) {
-            self.err(Some(table.span()), key, format!("the node name `{last}` is longer than 63 characters"), "shorten the group name");
+        if let Some(last) = count
+            .map(|c| format!("{group}-{c}"))
+            .filter(|l| l.len() > 63)
+        {
+            self.err(
+                Some(table.span()),
+                key,
+                format!("the node name `{last}` is longer than 63 characters"),
+                "shorten the group name",
+            );
             return Vec::new();
         }
         let template = self.node_settings(group, n, d, profiles, key);
-        let mac = n.mac.as_ref().and_then(|m| self.mac(m, &format!("{key}.mac")));
+        let mac = n
+            .mac
+            .as_ref()
+            .and_then(|m| self.mac(m, &format!("{key}.mac")));
         let ip = n.ip.as_ref().and_then(|s| self.ip(s, &format!("{key}.ip")));
-        let bmc_ip = n.bmc_ip.as_ref().and_then(|s| self.ip(s, &format!("{key}.bmc_ip")));
-        let vnc = n.vnc_port.as_ref().and_then(|p| self.port_number(p, &format!("{key}.vnc_port")));
-        let ipmi = n.ipmi_port.as_ref().and_then(|p| self.port_number(p, &format!("{key}.ipmi_port")));
+        let bmc_ip = n
+            .bmc_ip
+            .as_ref()
+            .and_then(|s| self.ip(s, &format!("{key}.bmc_ip")));
+        let vnc = n
+            .vnc_port
+            .as_ref()
+            .and_then(|p| self.port_number(p, &format!("{key}.vnc_port")));
+        let ipmi = n
+            .ipmi_port
+            .as_ref()
+            .and_then(|p| self.port_number(p, &format!("{key}.ipmi_port")));
         let mut out = Vec::new();
         for i in 0..count.unwrap_or(1) {
             let name = match count {
@@ -89,8 +131,12 @@ impl Validator<'_> {
             };
             node.ip = ip.map_or(Ipv4Addr::UNSPECIFIED, |a| step_ip(a, i));
             node.bmc_ip = bmc_ip.map_or(Ipv4Addr::UNSPECIFIED, |a| step_ip(a, i));
-            node.vnc_port = vnc.and_then(|p| self.step_port(p, i, n.vnc_port.as_ref(), &format!("{node_key}.vnc_port")));
-            node.ipmi_port = ipmi.and_then(|p| self.step_port(p, i, n.ipmi_port.as_ref(), &format!("{node_key}.ipmi_port")));
+            node.vnc_port = vnc.and_then(|p| {
+                self.step_port(p, i, n.vnc_port.as_ref(), &format!("{node_key}.vnc_port"))
+            });
+            node.ipmi_port = ipmi.and_then(|p| {
+                self.step_port(p, i, n.ipmi_port.as_ref(), &format!("{node_key}.ipmi_port"))
+            });
             out.push(PendingNode {
                 node,
                 key: node_key,
@@ -110,37 +156,122 @@ impl Validator<'_> {
     /// The settings a node shares with its group, from the node table or `[node_defaults]`.
     /// A bad setting is reported and replaced by its default, so that the node's addresses,
     /// MAC and ports are still checked.
-    fn node_settings(&mut self, group: &str, n: &RawNode, d: &RawNode, profiles: &BTreeMap<String, Profile>, key: &str) -> Node {
+    fn node_settings(
+        &mut self,
+        group: &str,
+        n: &RawNode,
+        d: &RawNode,
+        profiles: &BTreeMap<String, Profile>,
+        key: &str,
+    ) -> Node {
         let cpus = match pick(&n.cpus, &d.cpus) {
             None => 1,
             Some(c) if (1..=64).contains(c.get_ref()) => *c.get_ref() as u32,
             Some(c) => {
-                self.err(Some(c.span()), format!("{key}.cpus"), format!("cpus = {} is out of range", c.get_ref()), "use 1 to 64");
+                self.err(
+                    Some(c.span()),
+                    format!("{key}.cpus"),
+                    format!("cpus = {} is out of range", c.get_ref()),
+                    "use 1 to 64",
+                );
                 1
             }
         };
-        let memory = self.size(pick(&n.memory, &d.memory), "2G", 64 << 20, &format!("{key}.memory")).unwrap_or(2 << 30);
-        let disk = self.size(pick(&n.disk, &d.disk), "8G", 1 << 20, &format!("{key}.disk")).unwrap_or(8 << 30);
-        let boot = self.choice(pick(&n.boot, &d.boot), &format!("{key}.boot"), &[("pxe", BootDevice::Pxe), ("disk", BootDevice::Disk)], BootDevice::Disk).unwrap_or(BootDevice::Disk);
-        let power = self.choice(pick(&n.power, &d.power), &format!("{key}.power"), &[("on", Power::On), ("off", Power::Off)], Power::On).unwrap_or(Power::On);
-        let accel = self.choice(pick(&n.accel, &d.accel), &format!("{key}.accel"), &[("auto", Accel::Auto), ("kvm", Accel::Kvm), ("tcg", Accel::Tcg)], Accel::Auto).unwrap_or(Accel::Auto);
+        let memory = self
+            .size(
+                pick(&n.memory, &d.memory),
+                "2G",
+                64 << 20,
+                &format!("{key}.memory"),
+            )
+            .unwrap_or(2 << 30);
+        let disk = self
+            .size(
+                pick(&n.disk, &d.disk),
+                "8G",
+                1 << 20,
+                &format!("{key}.disk"),
+            )
+            .unwrap_or(8 << 30);
+        let boot = self
+            .choice(
+                pick(&n.boot, &d.boot),
+                &format!("{key}.boot"),
+                &[("pxe", BootDevice::Pxe), ("disk", BootDevice::Disk)],
+                BootDevice::Disk,
+            )
+            .unwrap_or(BootDevice::Disk);
+        let power = self
+            .choice(
+                pick(&n.power, &d.power),
+                &format!("{key}.power"),
+                &[("on", Power::On), ("off", Power::Off)],
+                Power::On,
+            )
+            .unwrap_or(Power::On);
+        let accel = self
+            .choice(
+                pick(&n.accel, &d.accel),
+                &format!("{key}.accel"),
+                &[
+                    ("auto", Accel::Auto),
+                    ("kvm", Accel::Kvm),
+                    ("tcg", Accel::Tcg),
+                ],
+                Accel::Auto,
+            )
+            .unwrap_or(Accel::Auto);
         let profile = match pick(&n.profile, &d.profile) {
             None => None,
             Some(p) => self.text(p, &format!("{key}.profile")).filter(|name| {
                 if !profiles.contains_key(name) {
                     let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
-                    let help = if known.is_empty() { "define it in a [profiles.NAME] table".to_string() } else { format!("use one of: {}, or define [profiles.{name}]", known.join(", ")) };
-                    self.err(Some(p.span()), format!("{key}.profile"), format!("no profile named `{name}`"), help);
+                    let help = if known.is_empty() {
+                        "define it in a [profiles.NAME] table".to_string()
+                    } else {
+                        format!(
+                            "use one of: {}, or define [profiles.{name}]",
+                            known.join(", ")
+                        )
+                    };
+                    self.err(
+                        Some(p.span()),
+                        format!("{key}.profile"),
+                        format!("no profile named `{name}`"),
+                        help,
+                    );
                 }
                 profiles.contains_key(name)
             }),
         };
-        let bmc_user = pick(&n.bmc_user, &d.bmc_user).map_or(Some("admin".into()), |s| self.text(s, &format!("{key}.bmc_user"))).unwrap_or_else(|| "admin".into());
-        let bmc_password = pick(&n.bmc_password, &d.bmc_password).map_or(Some("admin".into()), |s| self.text(s, &format!("{key}.bmc_password"))).unwrap_or_else(|| "admin".into());
+        let bmc_user = pick(&n.bmc_user, &d.bmc_user)
+            .map_or(Some("admin".into()), |s| {
+                self.text(s, &format!("{key}.bmc_user"))
+            })
+            .unwrap_or_else(|| "admin".into());
+        let bmc_password = pick(&n.bmc_password, &d.bmc_password)
+            .map_or(Some("admin".into()), |s| {
+                self.text(s, &format!("{key}.bmc_password"))
+            })
+            .unwrap_or_else(|| "admin".into());
         // The BMC (ipmi_sim) reads user names of at most 15 bytes; passwords are kept to IPMI 1.5's 16.
-        for (field, value, span, max) in [("bmc_user", &bmc_user, pick(&n.bmc_user, &d.bmc_user), 15), ("bmc_password", &bmc_password, pick(&n.bmc_password, &d.bmc_password), 16)] {
-            if value.is_empty() || value.len() > max || !value.chars().all(|c| c.is_ascii_graphic()) {
-                self.err(span.map(Spanned::span), format!("{key}.{field}"), format!("{field} must be 1 to {max} printable ASCII characters without spaces"), format!("the node's BMC accepts at most {max} bytes here; pick a shorter one"));
+        for (field, value, span, max) in [
+            ("bmc_user", &bmc_user, pick(&n.bmc_user, &d.bmc_user), 15),
+            (
+                "bmc_password",
+                &bmc_password,
+                pick(&n.bmc_password, &d.bmc_password),
+                16,
+            ),
+        ] {
+            if value.is_empty() || value.len() > max || !value.chars().all(|c| c.is_ascii_graphic())
+            {
+                self.err(
+                    span.map(Spanned::span),
+                    format!("{key}.{field}"),
+                    format!("{field} must be 1 to {max} printable ASCII characters without spaces"),
+                    format!("the node's BMC accepts at most {max} bytes here; pick a shorter one"),
+                );
             }
         }
         Node {
@@ -164,29 +295,52 @@ impl Validator<'_> {
     }
 
     fn size(&mut self, s: Option<&Str>, default: &str, min: u64, key: &str) -> Option<u64> {
-        let Some(s) = s else { return parse_size(default) };
+        let Some(s) = s else {
+            return parse_size(default);
+        };
         let t = self.text(s, key)?;
         match parse_size(&t) {
             Some(b) if b >= min => Some(b),
             Some(_) => {
-                self.err(Some(s.span()), key, format!("`{t}` is too small"), format!("use at least {}M", min >> 20));
+                self.err(
+                    Some(s.span()),
+                    key,
+                    format!("`{t}` is too small"),
+                    format!("use at least {}M", min >> 20),
+                );
                 None
             }
             None => {
-                self.err(Some(s.span()), key, format!("`{t}` is not a size"), "write a number with a unit: 512M, 2G, 8G (K, M, G, T; powers of 1024)");
+                self.err(
+                    Some(s.span()),
+                    key,
+                    format!("`{t}` is not a size"),
+                    "write a number with a unit: 512M, 2G, 8G (K, M, G, T; powers of 1024)",
+                );
                 None
             }
         }
     }
 
-    fn choice<T: Copy>(&mut self, s: Option<&Str>, key: &str, options: &[(&str, T)], default: T) -> Option<T> {
+    fn choice<T: Copy>(
+        &mut self,
+        s: Option<&Str>,
+        key: &str,
+        options: &[(&str, T)],
+        default: T,
+    ) -> Option<T> {
         let Some(s) = s else { return Some(default) };
         let t = self.text(s, key)?;
         if let Some((_, v)) = options.iter().find(|(name, _)| *name == t) {
             return Some(*v);
         }
         let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-        self.err(Some(s.span()), key, format!("`{t}` is not a valid value"), format!("use one of: {}", names.join(", ")));
+        self.err(
+            Some(s.span()),
+            key,
+            format!("`{t}` is not a valid value"),
+            format!("use one of: {}", names.join(", ")),
+        );
         None
     }
 
@@ -195,16 +349,35 @@ impl Validator<'_> {
         let parts: Vec<&str> = t.split([':', '-']).collect();
         // Two hex digits each: from_str_radix alone would also take a sign, as in `+2`.
         let hex_pair = |p: &str| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit());
-        let bytes: Option<Vec<u8>> = parts.iter().map(|p| if hex_pair(p) { u8::from_str_radix(p, 16).ok() } else { None }).collect();
+        let bytes: Option<Vec<u8>> = parts
+            .iter()
+            .map(|p| {
+                if hex_pair(p) {
+                    u8::from_str_radix(p, 16).ok()
+                } else {
+                    None
+                }
+            })
+            .collect();
         let mac = match bytes {
             Some(b) if b.len() == 6 => Mac([b[0], b[1], b[2], b[3], b[4], b[5]]),
             _ => {
-                self.err(Some(s.span()), key, format!("`{t}` is not a MAC address"), "write six hex pairs, e.g. 00:aa:bb:cc:dd:ee");
+                self.err(
+                    Some(s.span()),
+                    key,
+                    format!("`{t}` is not a MAC address"),
+                    "write six hex pairs, e.g. 00:aa:bb:cc:dd:ee",
+                );
                 return None;
             }
         };
         if mac.0[0] & 1 == 1 || mac.0 == [0; 6] {
-            self.err(Some(s.span()), key, format!("{mac} is not a unicast MAC address"), "the lowest bit of the first byte must be 0 (e.g. 00:..., 02:..., 52:...)");
+            self.err(
+                Some(s.span()),
+                key,
+                format!("{mac} is not a unicast MAC address"),
+                "the lowest bit of the first byte must be 0 (e.g. 00:..., 02:..., 52:...)",
+            );
             return None;
         }
         Some(mac)
@@ -214,17 +387,33 @@ impl Validator<'_> {
         match u16::try_from(*p.get_ref()) {
             Ok(v) if v > 0 => Some(v),
             _ => {
-                self.err(Some(p.span()), key, format!("port {} is out of range", p.get_ref()), "use a port from 1 to 65535");
+                self.err(
+                    Some(p.span()),
+                    key,
+                    format!("port {} is out of range", p.get_ref()),
+                    "use a port from 1 to 65535",
+                );
                 None
             }
         }
     }
 
-    fn step_port(&mut self, base: u16, i: u32, span: Option<&Spanned<i64>>, key: &str) -> Option<u16> {
+    fn step_port(
+        &mut self,
+        base: u16,
+        i: u32,
+        span: Option<&Spanned<i64>>,
+        key: &str,
+    ) -> Option<u16> {
         match u16::try_from(u32::from(base) + i) {
             Ok(p) => Some(p),
             Err(_) => {
-                self.err(span.map(Spanned::span), key, format!("port {base} + {i} is past 65535"), "start the group at a lower port");
+                self.err(
+                    span.map(Spanned::span),
+                    key,
+                    format!("port {base} + {i} is past 65535"),
+                    "start the group at a lower port",
+                );
                 None
             }
         }
@@ -246,7 +435,9 @@ fn step_ip(a: Ipv4Addr, i: u32) -> Ipv4Addr {
 /// A stable, locally administered MAC for a node the file gives none: QEMU's 52:54:00 prefix and
 /// three bytes of an FNV-1a hash of the node name (collisions are caught by the uniqueness check).
 fn derived_mac(name: &str) -> Mac {
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     let b = h.to_be_bytes();
     Mac([0x52, 0x54, 0x00, b[5], b[6], b[7]])
 }
