@@ -15,9 +15,9 @@ use crate::ui::Progress;
 
 /// Attempts in a row that move the `.part` file no further before giving up.
 const MAX_TOTAL_ATTEMPTS: u32 = 100;
-const BUF: usize = 256 * 1024;
+const BUF: usize = 1024 * 1024;
 /// Chunks read but not hashed yet, at most.
-const CHUNKS_IN_FLIGHT: usize = 16;
+const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// A file to download.
 pub struct Job<'a> {

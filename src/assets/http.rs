@@ -106,6 +106,7 @@ fn agent(t: Timeouts, proxy: Option<Proxy>) -> Agent {
         .proxy(proxy)
         .timeout_connect(Some(t.connect))
         .timeout_per_read(Some(t.stall))
+        .input_buffer_size(1024 * 1024)
         .user_agent(format!("metal-lab/{}", env!("CARGO_PKG_VERSION")))
         .build()
         .new_agent()
