@@ -129,17 +129,15 @@ fn print_summary(reports: &[FileReport], check: bool) {
         };
         println!("  {:<width$}  {what}", format!("{}/{}", r.asset, r.file));
     }
+    let files = match reports.len() {
+        1 => "1 file".to_string(),
+        n => format!("{n} files"),
+    };
     if check {
-        println!(
-            "{} files: {} verified, {failed} missing or not verified",
-            reports.len(),
-            reports.len() - failed
-        );
+        let verified = reports.len() - failed;
+        println!("{files}: {verified} verified, {failed} missing or not verified");
     } else {
-        println!(
-            "{} files: {downloaded} downloaded ({}), {present} already present, {failed} failed",
-            reports.len(),
-            human_bytes(bytes)
-        );
+        let bytes = human_bytes(bytes);
+        println!("{files}: {downloaded} downloaded ({bytes}), {present} already present, {failed} failed");
     }
 }
