@@ -17,7 +17,14 @@ fn root() -> PathBuf {
 fn lab_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
     cmd.args(args).current_dir(dir);
-    for var in ["LAB_FILE", "K3S_TOKEN", "SSH_PUBKEY", "RANCHER_TOKEN", "RANCHER_CA_CHECKSUM", "NOPE"] {
+    for var in [
+        "LAB_FILE",
+        "K3S_TOKEN",
+        "SSH_PUBKEY",
+        "RANCHER_TOKEN",
+        "RANCHER_CA_CHECKSUM",
+        "NOPE",
+    ] {
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().copied());
@@ -38,7 +45,13 @@ fn stderr(o: &Output) -> String {
 
 /// Asserts the exit code, showing the output when it differs.
 fn assert_exit(o: &Output, code: i32, what: &str) {
-    assert_eq!(o.status.code(), Some(code), "{what}: exit code\n--- stdout:\n{}\n--- stderr:\n{}", stdout(o), stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{what}: exit code\n--- stdout:\n{}\n--- stderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
 }
 
 // --- validate ----------------------------------------------------------------------------------------
@@ -47,11 +60,21 @@ fn assert_exit(o: &Output, code: i32, what: &str) {
 fn example_labs() -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(root().join("labs"))
         .expect("labs/")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".toml").map(str::to_string))
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .into_string()
+                .ok()?
+                .strip_suffix(".toml")
+                .map(str::to_string)
+        })
         .collect();
     names.sort();
     for name in ["playground", "rancher", "rancheros"] {
-        assert!(names.iter().any(|n| n == name), "labs/{name}.toml is missing: {names:?}");
+        assert!(
+            names.iter().any(|n| n == name),
+            "labs/{name}.toml is missing: {names:?}"
+        );
     }
     names
 }
@@ -62,8 +85,16 @@ fn every_example_lab_validates() {
         let file = format!("labs/{name}.toml");
         let o = lab(&["validate", "-f", &file]);
         assert_exit(&o, 0, &file);
-        assert!(stdout(&o).contains(&format!("lab `{name}` is valid")), "{file}: {}", stdout(&o));
-        assert!(stderr(&o).is_empty(), "{file}: nothing on stderr, got: {}", stderr(&o));
+        assert!(
+            stdout(&o).contains(&format!("lab `{name}` is valid")),
+            "{file}: {}",
+            stdout(&o)
+        );
+        assert!(
+            stderr(&o).is_empty(),
+            "{file}: nothing on stderr, got: {}",
+            stderr(&o)
+        );
     }
 }
 
@@ -102,10 +133,19 @@ vnc_port = 5901
 vnc_port = 5901
 "#;
     fs::write(dir.path().join("broken.toml"), text).unwrap();
-    for args in [&["validate", "-f", "broken.toml"][..], &["config", "-f", "broken.toml"], &["config", "--json", "-f", "broken.toml"]] {
+    for args in [
+        &["validate", "-f", "broken.toml"][..],
+        &["config", "-f", "broken.toml"],
+        &["config", "--json", "-f", "broken.toml"],
+    ] {
         let o = lab_in(dir.path(), args, &[]);
         assert_exit(&o, 2, &args.join(" "));
-        assert!(stdout(&o).is_empty(), "{}: nothing on stdout, got: {}", args.join(" "), stdout(&o));
+        assert!(
+            stdout(&o).is_empty(),
+            "{}: nothing on stdout, got: {}",
+            args.join(" "),
+            stdout(&o)
+        );
         insta::assert_snapshot!("invalid_file_stderr", stderr(&o));
     }
 }
@@ -123,7 +163,11 @@ fn a_missing_variable_is_named_and_the_environment_is_used() {
     ");
     let o = lab_in(dir.path(), &["validate"], &[("NOPE", "fromenv")]);
     assert_exit(&o, 0, "variable set");
-    assert!(stdout(&o).contains("lab `fromenv` is valid"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("lab `fromenv` is valid"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -139,7 +183,10 @@ fn a_missing_file_exits_2_and_says_how_to_point_at_one() {
     let o = lab_in(empty.path(), &["validate"], &[]);
     assert_exit(&o, 2, "no lab.toml");
     let err = stderr(&o);
-    assert!(err.starts_with("error: lab.toml: cannot read the lab file"), "{err}");
+    assert!(
+        err.starts_with("error: lab.toml: cannot read the lab file"),
+        "{err}"
+    );
     assert!(err.contains("-f FILE / LAB_FILE"), "{err}");
 }
 
@@ -147,26 +194,55 @@ fn a_missing_file_exits_2_and_says_how_to_point_at_one() {
 
 #[test]
 fn dash_f_before_or_after_the_subcommand() {
-    for args in [&["-f", "labs/playground.toml", "validate"][..], &["validate", "-f", "labs/playground.toml"], &["validate", "--file=labs/playground.toml"]] {
+    for args in [
+        &["-f", "labs/playground.toml", "validate"][..],
+        &["validate", "-f", "labs/playground.toml"],
+        &["validate", "--file=labs/playground.toml"],
+    ] {
         let o = lab(args);
         assert_exit(&o, 0, &args.join(" "));
-        assert!(stdout(&o).contains("lab `playground` is valid"), "{}: {}", args.join(" "), stdout(&o));
+        assert!(
+            stdout(&o).contains("lab `playground` is valid"),
+            "{}: {}",
+            args.join(" "),
+            stdout(&o)
+        );
     }
 }
 
 #[test]
 fn lab_file_names_the_file() {
-    let o = lab_in(&root(), &["validate"], &[("LAB_FILE", "labs/playground.toml")]);
+    let o = lab_in(
+        &root(),
+        &["validate"],
+        &[("LAB_FILE", "labs/playground.toml")],
+    );
     assert_exit(&o, 0, "LAB_FILE");
-    assert!(stdout(&o).contains("lab `playground` is valid"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("lab `playground` is valid"),
+        "{}",
+        stdout(&o)
+    );
     // -f wins over LAB_FILE.
-    let o = lab_in(&root(), &["validate", "-f", "labs/rancher.toml"], &[("LAB_FILE", "labs/playground.toml")]);
+    let o = lab_in(
+        &root(),
+        &["validate", "-f", "labs/rancher.toml"],
+        &[("LAB_FILE", "labs/playground.toml")],
+    );
     assert_exit(&o, 0, "-f with LAB_FILE");
-    assert!(stdout(&o).contains("lab `rancher` is valid"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("lab `rancher` is valid"),
+        "{}",
+        stdout(&o)
+    );
     // A LAB_FILE that does not exist is reported like -f.
     let o = lab_in(&root(), &["config"], &[("LAB_FILE", "labs/gone.toml")]);
     assert_exit(&o, 2, "missing LAB_FILE");
-    assert!(stderr(&o).contains("labs/gone.toml: cannot read the lab file"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("labs/gone.toml: cannot read the lab file"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 // --- config -------------------------------------------------------------------------------------------
@@ -174,7 +250,8 @@ fn lab_file_names_the_file() {
 fn config_json() -> Value {
     let o = lab(&["config", "--json", "-f", "labs/rancheros.toml"]);
     assert_exit(&o, 0, "lab config --json");
-    serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("lab config --json is not JSON ({e}):\n{}", stdout(&o)))
+    serde_json::from_str(&stdout(&o))
+        .unwrap_or_else(|e| panic!("lab config --json is not JSON ({e}):\n{}", stdout(&o)))
 }
 
 #[test]
@@ -182,14 +259,48 @@ fn config_json_lists_every_node() {
     let cfg = config_json();
     let nodes = cfg["nodes"].as_array().expect("nodes is an array");
     let fields = ["name", "mac", "ip", "bmc_ip", "vnc_port", "ipmi_port"];
-    let got: Vec<Vec<String>> = nodes.iter().map(|n| fields.iter().map(|f| n[*f].to_string().trim_matches('"').to_string()).collect()).collect();
+    let got: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            fields
+                .iter()
+                .map(|f| n[*f].to_string().trim_matches('"').to_string())
+                .collect()
+        })
+        .collect();
     let want: Vec<Vec<&str>> = vec![
-        vec!["master", "00:aa:bb:cc:dd:ee", "192.168.25.100", "192.168.25.6", "5901", "623"],
-        vec!["worker-1", "00:aa:bb:cc:dd:ef", "192.168.25.101", "192.168.25.7", "5902", "624"],
-        vec!["worker-2", "00:aa:bb:cc:dd:f0", "192.168.25.102", "192.168.25.8", "5903", "625"],
+        vec![
+            "master",
+            "00:aa:bb:cc:dd:ee",
+            "192.168.25.100",
+            "192.168.25.6",
+            "5901",
+            "623",
+        ],
+        vec![
+            "worker-1",
+            "00:aa:bb:cc:dd:ef",
+            "192.168.25.101",
+            "192.168.25.7",
+            "5902",
+            "624",
+        ],
+        vec![
+            "worker-2",
+            "00:aa:bb:cc:dd:f0",
+            "192.168.25.102",
+            "192.168.25.8",
+            "5903",
+            "625",
+        ],
     ];
     assert_eq!(got, want);
-    assert!(nodes.iter().all(|n| n["vnc_port"].is_u64() && n["ipmi_port"].is_u64()), "ports are numbers: {nodes:#?}");
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["vnc_port"].is_u64() && n["ipmi_port"].is_u64()),
+        "ports are numbers: {nodes:#?}"
+    );
     let worker2 = &nodes[2];
     assert_eq!(worker2["group"], "worker");
     assert_eq!(worker2["profile"], "rancheros-node");
@@ -202,18 +313,43 @@ fn config_json_lists_every_service() {
     let services = cfg["services"].as_array().expect("services is an array");
     let got: Vec<(String, String, String, Value)> = services
         .iter()
-        .map(|s| (s["name"].as_str().unwrap().into(), s["kind"].as_str().unwrap().into(), s["ip"].as_str().unwrap().into(), s["ports"].clone()))
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().into(),
+                s["kind"].as_str().unwrap().into(),
+                s["ip"].as_str().unwrap().into(),
+                s["ports"].clone(),
+            )
+        })
         .collect();
     let no_ports = serde_json::json!([]);
     assert_eq!(
         got,
         vec![
-            ("dhcp".into(), "dnsmasq".into(), "192.168.25.2".into(), no_ports.clone()),
-            ("web".into(), "httpd".into(), "192.168.25.3".into(), no_ports),
-            ("ssh".into(), "sshd".into(), "192.168.25.4".into(), serde_json::json!([{ "host": 2222, "container": 22, "protocol": "tcp" }])),
+            (
+                "dhcp".into(),
+                "dnsmasq".into(),
+                "192.168.25.2".into(),
+                no_ports.clone()
+            ),
+            (
+                "web".into(),
+                "httpd".into(),
+                "192.168.25.3".into(),
+                no_ports
+            ),
+            (
+                "ssh".into(),
+                "sshd".into(),
+                "192.168.25.4".into(),
+                serde_json::json!([{ "host": 2222, "container": 22, "protocol": "tcp" }])
+            ),
         ]
     );
-    assert_eq!(cfg["services"][0]["dhcp"]["range"], serde_json::json!(["192.168.25.100", "192.168.25.200"]));
+    assert_eq!(
+        cfg["services"][0]["dhcp"]["range"],
+        serde_json::json!(["192.168.25.100", "192.168.25.200"])
+    );
     assert_eq!(cfg["network"]["subnet"], "192.168.25.0/24");
     assert_eq!(cfg["network"]["gateway"], "192.168.25.1");
 }
@@ -223,8 +359,12 @@ fn config_toml_reads_back_as_toml() {
     let o = lab(&["config", "-f", "labs/rancheros.toml"]);
     assert_exit(&o, 0, "lab config");
     let text = stdout(&o);
-    assert!(text.contains("[nodes.worker-2]"), "no [nodes.worker-2] table:\n{text}");
-    let cfg: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("lab config is not TOML ({e}):\n{text}"));
+    assert!(
+        text.contains("[nodes.worker-2]"),
+        "no [nodes.worker-2] table:\n{text}"
+    );
+    let cfg: toml::Table =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("lab config is not TOML ({e}):\n{text}"));
     let w2 = &cfg["nodes"]["worker-2"];
     assert_eq!(w2["mac"].as_str(), Some("00:aa:bb:cc:dd:f0"));
     assert_eq!(w2["ip"].as_str(), Some("192.168.25.102"));
@@ -233,7 +373,10 @@ fn config_toml_reads_back_as_toml() {
     assert_eq!(w2["ipmi_port"].as_integer(), Some(625));
     let nodes: Vec<&String> = cfg["nodes"].as_table().unwrap().keys().collect();
     assert_eq!(nodes, ["master", "worker-1", "worker-2"]);
-    assert_eq!(cfg["services"]["ssh"]["ports"].as_array().unwrap()[0].as_str(), Some("2222:22/tcp"));
+    assert_eq!(
+        cfg["services"]["ssh"]["ports"].as_array().unwrap()[0].as_str(),
+        Some("2222:22/tcp")
+    );
     assert_eq!(cfg["lab"]["name"].as_str(), Some("rancheros"));
 }
 
@@ -241,13 +384,27 @@ fn config_toml_reads_back_as_toml() {
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in [&["frobnicate"][..], &[], &["validate", "--bogus"], &["config", "--json=maybe"]] {
+    for args in [
+        &["frobnicate"][..],
+        &[],
+        &["validate", "--bogus"],
+        &["config", "--json=maybe"],
+    ] {
         let o = lab(args);
         assert_exit(&o, 2, &format!("lab {}", args.join(" ")));
-        assert!(stderr(&o).contains("Usage:") || stderr(&o).contains("error:"), "lab {}: {}", args.join(" "), stderr(&o));
+        assert!(
+            stderr(&o).contains("Usage:") || stderr(&o).contains("error:"),
+            "lab {}: {}",
+            args.join(" "),
+            stderr(&o)
+        );
     }
     let o = lab(&["frobnicate"]);
-    assert!(stderr(&o).contains("unrecognized subcommand 'frobnicate'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unrecognized subcommand 'frobnicate'"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -255,7 +412,11 @@ fn help_and_version_exit_0() {
     let o = lab(&["--help"]);
     assert_exit(&o, 0, "lab --help");
     for sub in ["validate", "config", "up", "down", "status"] {
-        assert!(stdout(&o).contains(sub), "--help lists {sub}:\n{}", stdout(&o));
+        assert!(
+            stdout(&o).contains(sub),
+            "--help lists {sub}:\n{}",
+            stdout(&o)
+        );
     }
     let o = lab(&["--version"]);
     assert_exit(&o, 0, "lab --version");

@@ -12,11 +12,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::RemoveImageOptionsBuilder;
-use metal_lab::engine::{ContainerState, DockerEngine, Engine, EngineError, LabelFilter, NetworkQuery};
+use metal_lab::engine::{
+    ContainerState, DockerEngine, Engine, EngineError, LabelFilter, NetworkQuery,
+};
 use metal_lab::lab::Proto;
 use metal_lab::plan::{
-    ContainerSpec, ImageSpec, Mount, MountKind, NetworkSpec, PortBinding, Role, VolumeSpec, LABEL_CONTEXT_HASH,
-    LABEL_LAB,
+    ContainerSpec, ImageSpec, Mount, MountKind, NetworkSpec, PortBinding, Role, VolumeSpec,
+    LABEL_CONTEXT_HASH, LABEL_LAB,
 };
 
 /// A connected engine, or `None` (after saying so) when `LAB_SKIP_LIVE=1` and none answers.
@@ -40,7 +42,10 @@ fn random() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
         Instant::now().elapsed().as_nanos()
-            ^ std::time::SystemTime::UNIX_EPOCH.elapsed().map(|d| d.as_nanos()).unwrap_or(0),
+            ^ std::time::SystemTime::UNIX_EPOCH
+                .elapsed()
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
     );
     h.finish()
 }
@@ -53,8 +58,15 @@ struct Test {
 
 impl Test {
     fn new(what: &str) -> Test {
-        let prefix = format!("lt-{}-{:06x}-{what}", std::process::id(), random() % 0xff_ffff);
-        Test { prefix, cleanup: Cleanup::default() }
+        let prefix = format!(
+            "lt-{}-{:06x}-{what}",
+            std::process::id(),
+            random() % 0xff_ffff
+        );
+        Test {
+            prefix,
+            cleanup: Cleanup::default(),
+        }
     }
 
     fn name(&self, what: &str) -> String {
@@ -126,7 +138,12 @@ fn host_ip(net: &NetworkSpec, host: u8) -> Ipv4Addr {
 }
 
 fn binding(host_port: u16, container_port: u16, protocol: Proto) -> PortBinding {
-    PortBinding { host_ip: "127.0.0.1".parse().expect("ip"), host_port, container_port, protocol }
+    PortBinding {
+        host_ip: "127.0.0.1".parse().expect("ip"),
+        host_port,
+        container_port,
+        protocol,
+    }
 }
 
 fn argv(words: &[&str]) -> Vec<String> {
@@ -137,8 +154,9 @@ fn argv(words: &[&str]) -> Vec<String> {
 fn free_ports(n: u16) -> u16 {
     loop {
         let base = 20000 + (random() % 40000) as u16;
-        let free = (base..base + n)
-            .all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p)).is_ok());
+        let free = (base..base + n).all(|p| {
+            TcpListener::bind(("127.0.0.1", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p)).is_ok()
+        });
         if free {
             return base;
         }
@@ -157,7 +175,9 @@ struct Cleanup {
 
 impl Cleanup {
     fn add(&self, list: &Mutex<Vec<String>>, name: &str) {
-        list.lock().unwrap_or_else(|p| p.into_inner()).push(name.to_string());
+        list.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(name.to_string());
     }
 
     fn take(list: &Mutex<Vec<String>>) -> Vec<String> {
@@ -167,12 +187,17 @@ impl Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let (containers, networks) = (Cleanup::take(&self.containers), Cleanup::take(&self.networks));
+        let (containers, networks) = (
+            Cleanup::take(&self.containers),
+            Cleanup::take(&self.networks),
+        );
         let (volumes, images) = (Cleanup::take(&self.volumes), Cleanup::take(&self.images));
         let work = move || {
             let rt = tokio::runtime::Runtime::new().expect("cleanup runtime");
             rt.block_on(async {
-                let Ok(engine) = DockerEngine::connect().await else { return };
+                let Ok(engine) = DockerEngine::connect().await else {
+                    return;
+                };
                 for c in &containers {
                     report(engine.remove_container(c).await, c);
                 }
@@ -184,7 +209,10 @@ impl Drop for Cleanup {
                 }
                 let options = RemoveImageOptionsBuilder::new().force(true).build();
                 for i in &images {
-                    let _ = engine.client().remove_image(i, Some(options.clone()), None).await;
+                    let _ = engine
+                        .client()
+                        .remove_image(i, Some(options.clone()), None)
+                        .await;
                 }
             });
         };
@@ -200,7 +228,9 @@ fn report(result: Result<(), EngineError>, what: &str) {
 
 #[tokio::test]
 async fn engine_ping_reports_engine_and_api_version() {
-    let Some(engine) = engine_or_skip("engine_ping_reports_engine_and_api_version").await else { return };
+    let Some(engine) = engine_or_skip("engine_ping_reports_engine_and_api_version").await else {
+        return;
+    };
     let version = engine.ping().await.expect("ping");
     assert!(!version.version.is_empty(), "{version:?}");
     assert!(version.api_version.starts_with("1."), "{version:?}");
@@ -208,25 +238,54 @@ async fn engine_ping_reports_engine_and_api_version() {
 
 #[tokio::test]
 async fn engine_network_create_find_conflicts_and_remove() {
-    let Some(engine) = engine_or_skip("engine_network_create_find_conflicts_and_remove").await else { return };
+    let Some(engine) = engine_or_skip("engine_network_create_find_conflicts_and_remove").await
+    else {
+        return;
+    };
     let t = Test::new("net");
     let (spec, id) = t.network(&engine, "a").await;
 
-    let by_name = engine.find_networks(&NetworkQuery::Name(spec.name.clone())).await.expect("find by name");
+    let by_name = engine
+        .find_networks(&NetworkQuery::Name(spec.name.clone()))
+        .await
+        .expect("find by name");
     assert_eq!(by_name.len(), 1);
-    assert_eq!((by_name[0].id.as_str(), by_name[0].subnets.clone()), (id.as_str(), vec![spec.subnet.to_string()]));
+    assert_eq!(
+        (by_name[0].id.as_str(), by_name[0].subnets.clone()),
+        (id.as_str(), vec![spec.subnet.to_string()])
+    );
     assert_eq!(by_name[0].labels, t.labels());
-    let by_labels = engine.find_networks(&NetworkQuery::Labels(t.filter())).await.expect("find by labels");
+    let by_labels = engine
+        .find_networks(&NetworkQuery::Labels(t.filter()))
+        .await
+        .expect("find by labels");
     assert_eq!(by_labels.len(), 1);
 
     // The same network again: reused, not duplicated (the engine itself would make a second one).
-    assert_eq!(engine.create_network(&spec).await.expect("create again"), id);
-    assert_eq!(engine.find_networks(&NetworkQuery::Name(spec.name.clone())).await.expect("find").len(), 1);
+    assert_eq!(
+        engine.create_network(&spec).await.expect("create again"),
+        id
+    );
+    assert_eq!(
+        engine
+            .find_networks(&NetworkQuery::Name(spec.name.clone()))
+            .await
+            .expect("find")
+            .len(),
+        1
+    );
 
     let x = spec.subnet.network().octets()[2];
-    let moved =
-        NetworkSpec { subnet: format!("10.214.{}.0/24", x.wrapping_add(1)).parse().expect("subnet"), ..spec.clone() };
-    let err = engine.create_network(&moved).await.expect_err("same name, other subnet");
+    let moved = NetworkSpec {
+        subnet: format!("10.214.{}.0/24", x.wrapping_add(1))
+            .parse()
+            .expect("subnet"),
+        ..spec.clone()
+    };
+    let err = engine
+        .create_network(&moved)
+        .await
+        .expect_err("same name, other subnet");
     assert_eq!(
         err,
         EngineError::NetworkNameTaken {
@@ -243,7 +302,10 @@ async fn engine_network_create_find_conflicts_and_remove() {
         labels: t.labels(),
     };
     t.cleanup.add(&t.cleanup.networks, &overlapping.name);
-    let err = engine.create_network(&overlapping).await.expect_err("overlap");
+    let err = engine
+        .create_network(&overlapping)
+        .await
+        .expect_err("overlap");
     assert_eq!(
         err,
         EngineError::SubnetOverlap {
@@ -256,15 +318,26 @@ async fn engine_network_create_find_conflicts_and_remove() {
     eprintln!("overlap error as the user sees it: {err}");
 
     engine.remove_network(&id).await.expect("remove");
-    engine.remove_network(&id).await.expect("remove again is fine");
-    assert!(engine.find_networks(&NetworkQuery::Labels(t.filter())).await.expect("find").is_empty());
+    engine
+        .remove_network(&id)
+        .await
+        .expect("remove again is fine");
+    assert!(engine
+        .find_networks(&NetworkQuery::Labels(t.filter()))
+        .await
+        .expect("find")
+        .is_empty());
 }
 
 /// Writes a build context with `dockerfile` and a file `hello.txt` beside it.
 fn context(dockerfile: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("Dockerfile"), dockerfile).expect("write Dockerfile");
-    std::fs::write(dir.path().join("hello.txt"), "hello from the build context\n").expect("write hello.txt");
+    std::fs::write(
+        dir.path().join("hello.txt"),
+        "hello from the build context\n",
+    )
+    .expect("write hello.txt");
     dir
 }
 
@@ -282,7 +355,10 @@ fn image_spec(t: &Test, what: &str, context: &Path, base: &str) -> ImageSpec {
 
 #[tokio::test]
 async fn engine_build_image_with_label_and_context_file() {
-    let Some(engine) = engine_or_skip("engine_build_image_with_label_and_context_file").await else { return };
+    let Some(engine) = engine_or_skip("engine_build_image_with_label_and_context_file").await
+    else {
+        return;
+    };
     let t = Test::new("build");
     let dir = context(
         "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nLABEL from.dockerfile=yes\n\
@@ -290,26 +366,64 @@ async fn engine_build_image_with_label_and_context_file() {
     );
     let spec = image_spec(&t, "tiny", dir.path(), "debian:bookworm-slim");
     let mut lines = Vec::new();
-    let id = engine.build_image(&spec, |line| lines.push(line.to_string())).await.expect("build");
-    assert!(lines.iter().any(|l| l.contains("context-file-ok")), "progress lines: {lines:#?}");
-    assert!(lines.iter().any(|l| l.starts_with("Step 1/")), "progress lines: {lines:#?}");
+    let id = engine
+        .build_image(&spec, |line| lines.push(line.to_string()))
+        .await
+        .expect("build");
+    assert!(
+        lines.iter().any(|l| l.contains("context-file-ok")),
+        "progress lines: {lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("Step 1/")),
+        "progress lines: {lines:#?}"
+    );
 
-    let image = engine.image_info(&spec.tag).await.expect("inspect").expect("image exists");
+    let image = engine
+        .image_info(&spec.tag)
+        .await
+        .expect("inspect")
+        .expect("image exists");
     assert_eq!(image.id, id);
     assert_eq!(image.labels.get(LABEL_LAB), Some(&t.prefix));
-    assert_eq!(image.labels.get(LABEL_CONTEXT_HASH), Some(&spec.context_hash));
-    assert_eq!(image.labels.get("from.dockerfile").map(String::as_str), Some("yes"));
-    assert_eq!(engine.image_info(&format!("{}/absent:latest", t.prefix)).await.expect("inspect"), None);
+    assert_eq!(
+        image.labels.get(LABEL_CONTEXT_HASH),
+        Some(&spec.context_hash)
+    );
+    assert_eq!(
+        image.labels.get("from.dockerfile").map(String::as_str),
+        Some("yes")
+    );
+    assert_eq!(
+        engine
+            .image_info(&format!("{}/absent:latest", t.prefix))
+            .await
+            .expect("inspect"),
+        None
+    );
 }
 
 #[tokio::test]
 async fn engine_failing_run_is_build_failed_with_its_output() {
-    let Some(engine) = engine_or_skip("engine_failing_run_is_build_failed_with_its_output").await else { return };
+    let Some(engine) = engine_or_skip("engine_failing_run_is_build_failed_with_its_output").await
+    else {
+        return;
+    };
     let t = Test::new("buildfail");
     let dir = context("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo about-to-fail && exit 3\n");
     let spec = image_spec(&t, "broken", dir.path(), "debian:bookworm-slim");
-    let err = engine.build_image(&spec, |_| {}).await.expect_err("RUN exits 3");
-    let EngineError::BuildFailed { tag, message, output } = &err else { panic!("expected BuildFailed, got {err}") };
+    let err = engine
+        .build_image(&spec, |_| {})
+        .await
+        .expect_err("RUN exits 3");
+    let EngineError::BuildFailed {
+        tag,
+        message,
+        output,
+    } = &err
+    else {
+        panic!("expected BuildFailed, got {err}")
+    };
     assert_eq!(tag, &spec.tag);
     assert!(message.contains("returned a non-zero code: 3"), "{message}");
     assert!(output.iter().any(|l| l == "about-to-fail"), "{output:#?}");
@@ -319,7 +433,8 @@ async fn engine_failing_run_is_build_failed_with_its_output() {
 
 #[tokio::test]
 async fn engine_missing_base_image_is_typed_and_never_reaches_for_a_registry() {
-    let Some(engine) = engine_or_skip("engine_missing_base_image_is_typed_and_never_reaches_for_a_registry").await
+    let Some(engine) =
+        engine_or_skip("engine_missing_base_image_is_typed_and_never_reaches_for_a_registry").await
     else {
         return;
     };
@@ -328,20 +443,34 @@ async fn engine_missing_base_image_is_typed_and_never_reaches_for_a_registry() {
     let base = format!("{}/no-such-base:1", t.prefix);
     let spec = image_spec(&t, "orphan", dir.path(), &base);
     let started = Instant::now();
-    let err =
-        engine.build_image(&spec, |line| panic!("no build should start, got {line}")).await.expect_err("missing base");
+    let err = engine
+        .build_image(&spec, |line| panic!("no build should start, got {line}"))
+        .await
+        .expect_err("missing base");
     assert_eq!(err, EngineError::base_image_missing(&base, &spec.tag));
     let text = err.to_string();
-    assert!(text.contains(&base) && text.contains(".ci/make-base-image"), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert!(
+        text.contains(&base) && text.contains(".ci/make-base-image"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn engine_container_is_created_as_specified_and_can_exec_log_and_be_removed_fast() {
-    let Some(engine) = engine_or_skip("container_is_created_as_specified").await else { return };
+    let Some(engine) = engine_or_skip("container_is_created_as_specified").await else {
+        return;
+    };
     let t = Test::new("ctr");
     let (net, _) = t.network(&engine, "net").await;
-    let volume = VolumeSpec { name: t.name("data"), labels: t.labels() };
+    let volume = VolumeSpec {
+        name: t.name("data"),
+        labels: t.labels(),
+    };
     t.cleanup.add(&t.cleanup.volumes, &volume.name);
     engine.create_volume(&volume).await.expect("volume");
     let host_dir = tempfile::tempdir().expect("tempdir");
@@ -363,13 +492,30 @@ async fn engine_container_is_created_as_specified_and_can_exec_log_and_be_remove
             target: "/mnt/ro".into(),
             read_only: true,
         },
-        Mount { kind: MountKind::Volume, source: volume.name.clone(), target: "/data".into(), read_only: false },
+        Mount {
+            kind: MountKind::Volume,
+            source: volume.name.clone(),
+            target: "/data".into(),
+            read_only: false,
+        },
     ];
-    spec.command = Some(argv(&["sh", "-c", "echo hello-out; echo hello-err >&2; exec sleep infinity"]));
+    spec.command = Some(argv(&[
+        "sh",
+        "-c",
+        "echo hello-out; echo hello-err >&2; exec sleep infinity",
+    ]));
 
     let id = engine.create_container(&spec).await.expect("create");
-    let err = engine.exec(&spec.name, &argv(&["true"])).await.expect_err("not started yet");
-    assert_eq!(err, EngineError::NotRunning { container: spec.name.clone() });
+    let err = engine
+        .exec(&spec.name, &argv(&["true"]))
+        .await
+        .expect_err("not started yet");
+    assert_eq!(
+        err,
+        EngineError::NotRunning {
+            container: spec.name.clone()
+        }
+    );
     engine.start_container(&spec.name).await.expect("start");
 
     check_inspect(&engine, &spec, &id).await;
@@ -377,44 +523,103 @@ async fn engine_container_is_created_as_specified_and_can_exec_log_and_be_remove
     check_exec_and_logs(&engine, &spec).await;
 
     // The volume is in use: removing it is refused, with context.
-    let err = engine.remove_volume(&volume.name).await.expect_err("volume in use");
-    assert!(matches!(err, EngineError::Api { status: Some(409), .. }), "{err}");
+    let err = engine
+        .remove_volume(&volume.name)
+        .await
+        .expect_err("volume in use");
+    assert!(
+        matches!(
+            err,
+            EngineError::Api {
+                status: Some(409),
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let started = Instant::now();
     engine.remove_container(&spec.name).await.expect("remove");
     let took = started.elapsed();
     eprintln!("removing a running container took {took:?}");
     assert!(took < Duration::from_secs(2), "remove took {took:?}");
-    assert!(engine.list_containers(&t.filter()).await.expect("list").is_empty());
-    engine.remove_container(&spec.name).await.expect("removing again is fine");
-    let err = engine.inspect_container_ip(&spec.name, &net.name).await.expect_err("gone");
-    assert!(matches!(err, EngineError::NotFound { kind: "container", .. }), "{err}");
+    assert!(engine
+        .list_containers(&t.filter())
+        .await
+        .expect("list")
+        .is_empty());
+    engine
+        .remove_container(&spec.name)
+        .await
+        .expect("removing again is fine");
+    let err = engine
+        .inspect_container_ip(&spec.name, &net.name)
+        .await
+        .expect_err("gone");
+    assert!(
+        matches!(
+            err,
+            EngineError::NotFound {
+                kind: "container",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 /// Everything in the spec, as the engine recorded it.
 async fn check_inspect(engine: &DockerEngine, spec: &ContainerSpec, id: &str) {
     use bollard::models::{MountType, RestartPolicyNameEnum};
-    let inspect = engine.client().inspect_container(&spec.name, None).await.expect("inspect");
+    let inspect = engine
+        .client()
+        .inspect_container(&spec.name, None)
+        .await
+        .expect("inspect");
     assert_eq!(inspect.id.as_deref(), Some(id));
     let state = inspect.state.expect("state");
     assert_eq!(state.running, Some(true));
     let config = inspect.config.expect("config");
     assert_eq!(config.hostname.as_deref(), Some("web"));
-    assert!(config.env.unwrap_or_default().contains(&"FOO=bar baz".to_string()));
-    assert_eq!(config.labels.unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(), spec.labels);
+    assert!(config
+        .env
+        .unwrap_or_default()
+        .contains(&"FOO=bar baz".to_string()));
+    assert_eq!(
+        config
+            .labels
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
+        spec.labels
+    );
     assert_eq!(config.cmd.as_ref(), spec.command.as_ref());
     assert_eq!(config.stop_timeout, Some(2));
 
     let host = inspect.host_config.expect("host config");
     assert_eq!(host.init, Some(true));
-    assert_eq!(host.restart_policy.and_then(|r| r.name), Some(RestartPolicyNameEnum::UNLESS_STOPPED));
+    assert_eq!(
+        host.restart_policy.and_then(|r| r.name),
+        Some(RestartPolicyNameEnum::UNLESS_STOPPED)
+    );
     assert_eq!(host.cap_add, Some(vec!["NET_ADMIN".to_string()]));
     let devices = host.devices.unwrap_or_default();
     let paths: Vec<_> = devices
         .iter()
-        .map(|d| (d.path_on_host.clone().unwrap_or_default(), d.path_in_container.clone().unwrap_or_default()))
+        .map(|d| {
+            (
+                d.path_on_host.clone().unwrap_or_default(),
+                d.path_in_container.clone().unwrap_or_default(),
+            )
+        })
         .collect();
-    assert_eq!(paths, spec.devices.iter().map(|d| (d.clone(), d.clone())).collect::<Vec<_>>());
+    assert_eq!(
+        paths,
+        spec.devices
+            .iter()
+            .map(|d| (d.clone(), d.clone()))
+            .collect::<Vec<_>>()
+    );
     let bindings = host.port_bindings.expect("port bindings");
     for p in &spec.ports {
         let key = format!("{}/{}", p.container_port, p.protocol.as_str());
@@ -435,12 +640,24 @@ async fn check_inspect(engine: &DockerEngine, spec: &ContainerSpec, id: &str) {
     );
     assert_eq!(
         (mounts[1].typ, mounts[1].source.as_deref(), ro(&mounts[1])),
-        (Some(MountType::VOLUME), Some(spec.mounts[1].source.as_str()), false)
+        (
+            Some(MountType::VOLUME),
+            Some(spec.mounts[1].source.as_str()),
+            false
+        )
     );
 
-    let networks = inspect.network_settings.and_then(|s| s.networks).unwrap_or_default();
-    let endpoint = networks.get(&spec.network).expect("attached to the lab network");
-    assert_eq!(endpoint.ip_address.as_deref(), Some(spec.ip.to_string().as_str()));
+    let networks = inspect
+        .network_settings
+        .and_then(|s| s.networks)
+        .unwrap_or_default();
+    let endpoint = networks
+        .get(&spec.network)
+        .expect("attached to the lab network");
+    assert_eq!(
+        endpoint.ip_address.as_deref(),
+        Some(spec.ip.to_string().as_str())
+    );
     assert_eq!(networks.len(), 1);
 }
 
@@ -448,32 +665,77 @@ async fn check_listing(engine: &DockerEngine, t: &Test, spec: &ContainerSpec) {
     let listed = engine.list_containers(&t.filter()).await.expect("list");
     assert_eq!(listed.len(), 1);
     let c = &listed[0];
-    assert_eq!((c.name.as_str(), c.state, c.running), (spec.name.as_str(), ContainerState::Running, true));
-    assert_eq!((c.network.as_deref(), c.ip), (Some(spec.network.as_str()), Some(spec.ip)));
+    assert_eq!(
+        (c.name.as_str(), c.state, c.running),
+        (spec.name.as_str(), ContainerState::Running, true)
+    );
+    assert_eq!(
+        (c.network.as_deref(), c.ip),
+        (Some(spec.network.as_str()), Some(spec.ip))
+    );
     let mut want = spec.ports.clone();
     want.sort_by_key(|p| p.host_port);
     assert_eq!(c.ports, want);
     assert_eq!(c.labels, spec.labels);
-    let ip = engine.inspect_container_ip(&spec.name, &spec.network).await.expect("ip");
+    let ip = engine
+        .inspect_container_ip(&spec.name, &spec.network)
+        .await
+        .expect("ip");
     assert_eq!(ip, Some(spec.ip));
-    assert_eq!(engine.inspect_container_ip(&spec.name, "no-such-network").await.expect("ip"), None);
+    assert_eq!(
+        engine
+            .inspect_container_ip(&spec.name, "no-such-network")
+            .await
+            .expect("ip"),
+        None
+    );
 }
 
 async fn check_exec_and_logs(engine: &DockerEngine, spec: &ContainerSpec) {
-    let env = engine.exec(&spec.name, &argv(&["printenv", "FOO"])).await.expect("exec");
+    let env = engine
+        .exec(&spec.name, &argv(&["printenv", "FOO"]))
+        .await
+        .expect("exec");
     assert_eq!((env.exit_code, env.output.as_str()), (0, "bar baz\n"));
-    let read = engine.exec(&spec.name, &argv(&["cat", "/mnt/ro/file"])).await.expect("exec");
-    assert_eq!((read.exit_code, read.output.as_str()), (0, "read-only content\n"));
-    let write = engine.exec(&spec.name, &argv(&["sh", "-c", "echo x > /mnt/ro/new"])).await.expect("exec");
-    assert_ne!(write.exit_code, 0, "the bind mount must be read-only: {write:?}");
+    let read = engine
+        .exec(&spec.name, &argv(&["cat", "/mnt/ro/file"]))
+        .await
+        .expect("exec");
+    assert_eq!(
+        (read.exit_code, read.output.as_str()),
+        (0, "read-only content\n")
+    );
+    let write = engine
+        .exec(&spec.name, &argv(&["sh", "-c", "echo x > /mnt/ro/new"]))
+        .await
+        .expect("exec");
+    assert_ne!(
+        write.exit_code, 0,
+        "the bind mount must be read-only: {write:?}"
+    );
     assert!(write.output.contains("Read-only file system"), "{write:?}");
-    let volume = engine.exec(&spec.name, &argv(&["sh", "-c", "echo y > /data/f && cat /data/f"])).await.expect("exec");
+    let volume = engine
+        .exec(
+            &spec.name,
+            &argv(&["sh", "-c", "echo y > /data/f && cat /data/f"]),
+        )
+        .await
+        .expect("exec");
     assert_eq!((volume.exit_code, volume.output.as_str()), (0, "y\n"));
-    let code = engine.exec(&spec.name, &argv(&["sh", "-c", "echo to-stderr >&2; exit 7"])).await.expect("exec");
+    let code = engine
+        .exec(
+            &spec.name,
+            &argv(&["sh", "-c", "echo to-stderr >&2; exit 7"]),
+        )
+        .await
+        .expect("exec");
     assert_eq!((code.exit_code, code.output.as_str()), (7, "to-stderr\n"));
 
     let logs = wait_for_logs(engine, &spec.name, "hello-err").await;
-    assert!(logs.contains("hello-out\n") && logs.contains("hello-err\n"), "{logs:?}");
+    assert!(
+        logs.contains("hello-out\n") && logs.contains("hello-err\n"),
+        "{logs:?}"
+    );
     let last = engine.logs(&spec.name, Some(1)).await.expect("logs");
     assert_eq!(last.lines().count(), 1, "{last:?}");
 }
@@ -493,7 +755,9 @@ async fn wait_for_logs(engine: &DockerEngine, container: &str, needle: &str) -> 
 
 #[tokio::test]
 async fn engine_busy_host_port_names_the_port_and_leaves_nothing_behind() {
-    let Some(engine) = engine_or_skip("engine_busy_host_port_names_the_port_and_leaves_nothing_behind").await else {
+    let Some(engine) =
+        engine_or_skip("engine_busy_host_port_names_the_port_and_leaves_nothing_behind").await
+    else {
         return;
     };
     let t = Test::new("port");
@@ -503,10 +767,19 @@ async fn engine_busy_host_port_names_the_port_and_leaves_nothing_behind() {
     // Held by another container: the engine says "port is already allocated".
     let first = t.container("first", &net, 10, port);
     engine.create_container(&first).await.expect("create first");
-    engine.start_container(&first.name).await.expect("start first");
+    engine
+        .start_container(&first.name)
+        .await
+        .expect("start first");
     let second = t.container("second", &net, 11, port);
-    engine.create_container(&second).await.expect("create second (the engine checks ports at start)");
-    let err = engine.start_container(&second.name).await.expect_err("port taken");
+    engine
+        .create_container(&second)
+        .await
+        .expect("create second (the engine checks ports at start)");
+    let err = engine
+        .start_container(&second.name)
+        .await
+        .expect_err("port taken");
     assert_port_error(&err, &second.name, port);
     eprintln!("port conflict as the user sees it: {err}");
 
@@ -514,23 +787,46 @@ async fn engine_busy_host_port_names_the_port_and_leaves_nothing_behind() {
     let _listener = TcpListener::bind(("127.0.0.1", port + 1)).expect("hold a port");
     let third = t.container("third", &net, 12, port + 1);
     engine.create_container(&third).await.expect("create third");
-    let err = engine.start_container(&third.name).await.expect_err("port held by a host process");
+    let err = engine
+        .start_container(&third.name)
+        .await
+        .expect_err("port held by a host process");
     assert_port_error(&err, &third.name, port + 1);
 
-    let left: Vec<String> =
-        engine.list_containers(&t.filter()).await.expect("list").into_iter().map(|c| c.name).collect();
-    assert_eq!(left, vec![first.name.clone()], "the containers that could not start were removed");
+    let left: Vec<String> = engine
+        .list_containers(&t.filter())
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(
+        left,
+        vec![first.name.clone()],
+        "the containers that could not start were removed"
+    );
 
     // A container whose image is missing fails at create, naming the image.
     let mut orphan = t.container("orphan", &net, 13, port + 2);
     orphan.image = format!("{}/absent:latest", t.prefix);
-    let err = engine.create_container(&orphan).await.expect_err("image missing");
-    assert!(matches!(&err, EngineError::ImageMissing { image, .. } if image == &orphan.image), "{err}");
+    let err = engine
+        .create_container(&orphan)
+        .await
+        .expect_err("image missing");
+    assert!(
+        matches!(&err, EngineError::ImageMissing { image, .. } if image == &orphan.image),
+        "{err}"
+    );
 }
 
 fn assert_port_error(err: &EngineError, container: &str, port: u16) {
     match err {
-        EngineError::PortAllocated { container: c, host_ip, host_port, .. } => {
+        EngineError::PortAllocated {
+            container: c,
+            host_ip,
+            host_port,
+            ..
+        } => {
             assert_eq!(
                 (c.as_str(), host_ip.as_deref(), *host_port),
                 (container, Some("127.0.0.1"), Some(port)),
@@ -539,17 +835,27 @@ fn assert_port_error(err: &EngineError, container: &str, port: u16) {
         }
         other => panic!("expected PortAllocated, got {other}"),
     }
-    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn engine_remove_is_fast_even_when_pid1_ignores_sigterm() {
-    let Some(engine) = engine_or_skip("engine_remove_is_fast_even_when_pid1_ignores_sigterm").await else { return };
+    let Some(engine) = engine_or_skip("engine_remove_is_fast_even_when_pid1_ignores_sigterm").await
+    else {
+        return;
+    };
     let t = Test::new("fastrm");
     let (net, _) = t.network(&engine, "net").await;
     let mut spec = t.container("stubborn", &net, 10, free_ports(1));
     spec.init = false;
-    spec.command = Some(argv(&["sh", "-c", "trap '' TERM; while :; do sleep 1; done"]));
+    spec.command = Some(argv(&[
+        "sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 1; done",
+    ]));
     engine.create_container(&spec).await.expect("create");
     engine.start_container(&spec.name).await.expect("start");
     let started = Instant::now();
@@ -561,16 +867,36 @@ async fn engine_remove_is_fast_even_when_pid1_ignores_sigterm() {
 
 #[tokio::test]
 async fn engine_volumes_are_created_listed_by_label_and_removed() {
-    let Some(engine) = engine_or_skip("engine_volumes_are_created_listed_by_label_and_removed").await else { return };
+    let Some(engine) =
+        engine_or_skip("engine_volumes_are_created_listed_by_label_and_removed").await
+    else {
+        return;
+    };
     let t = Test::new("vol");
-    let spec = VolumeSpec { name: t.name("v"), labels: t.labels() };
+    let spec = VolumeSpec {
+        name: t.name("v"),
+        labels: t.labels(),
+    };
     t.cleanup.add(&t.cleanup.volumes, &spec.name);
     engine.create_volume(&spec).await.expect("create");
-    engine.create_volume(&spec).await.expect("creating it again is fine");
+    engine
+        .create_volume(&spec)
+        .await
+        .expect("creating it again is fine");
     let listed = engine.list_volumes(&t.filter()).await.expect("list");
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].name.as_str(), &listed[0].labels), (spec.name.as_str(), &spec.labels));
+    assert_eq!(
+        (listed[0].name.as_str(), &listed[0].labels),
+        (spec.name.as_str(), &spec.labels)
+    );
     engine.remove_volume(&spec.name).await.expect("remove");
-    engine.remove_volume(&spec.name).await.expect("removing again is fine");
-    assert!(engine.list_volumes(&t.filter()).await.expect("list").is_empty());
+    engine
+        .remove_volume(&spec.name)
+        .await
+        .expect("removing again is fine");
+    assert!(engine
+        .list_volumes(&t.filter())
+        .await
+        .expect("list")
+        .is_empty());
 }

@@ -73,16 +73,34 @@ ipmi_port = {ipmi1}
 
 fn ipmitool(port: u16, args: &[&str]) -> String {
     let out = Command::new("ipmitool")
-        .args(["-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", &port.to_string(), "-U", "admin", "-P", "admin"])
+        .args([
+            "-I",
+            "lanplus",
+            "-C",
+            "3",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "admin",
+            "-P",
+            "admin",
+        ])
         .args(args)
         .output()
         .expect("ipmitool must be installed for the live tests (apt-get install ipmitool)");
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn read_banner(addr: SocketAddr, len: usize) -> String {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut buf = vec![0u8; len];
     let mut got = 0;
     while got < len {
@@ -96,7 +114,8 @@ fn read_banner(addr: SocketAddr, len: usize) -> String {
 
 fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     write!(s, "GET {path} HTTP/1.0\r\nHost: lab\r\n\r\n").expect("send");
     let mut body = String::new();
     let _ = s.read_to_string(&mut body);
@@ -105,7 +124,9 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 
 fn container_ids(engine: &DockerEngine, lab: &str) -> BTreeMap<String, String> {
     let rt = tokio::runtime::Runtime::new().expect("rt");
-    let list = rt.block_on(engine.list_containers(&LabelFilter::new().with(LABEL_LAB, lab))).expect("list");
+    let list = rt
+        .block_on(engine.list_containers(&LabelFilter::new().with(LABEL_LAB, lab)))
+        .expect("list");
     list.into_iter().map(|c| (c.name, c.id)).collect()
 }
 
@@ -121,7 +142,9 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn rancheros_topology_comes_up_converges_and_goes_away() {
-    let Some(engine) = engine_or_skip("rancheros_topology") else { return };
+    let Some(engine) = engine_or_skip("rancheros_topology") else {
+        return;
+    };
     let u = unique("up");
     let lab = TestLab::new(&u.name, &topology(&u, "256M"));
     let b = u.port_base;
@@ -136,28 +159,84 @@ fn rancheros_topology_comes_up_converges_and_goes_away() {
     let rt = tokio::runtime::Runtime::new().expect("rt");
     let ids = container_ids(&engine, &u.name);
     let names: Vec<&str> = ids.keys().map(String::as_str).collect();
-    let want: Vec<String> = ["dhcp", "master", "ssh", "web", "worker-1", "worker-2"].iter().map(|n| format!("{}-{n}", u.name)).collect();
+    let want: Vec<String> = ["dhcp", "master", "ssh", "web", "worker-1", "worker-2"]
+        .iter()
+        .map(|n| format!("{}-{n}", u.name))
+        .collect();
     assert_eq!(names, want.iter().map(String::as_str).collect::<Vec<_>>());
-    for (name, ip, ports) in [("master", 6, vec![(b + 1, "5901/tcp"), (b + 10, "623/udp")]), ("worker-2", 8, vec![(b + 3, "5901/tcp"), (b + 12, "623/udp")]), ("ssh", 4, vec![(b, "22/tcp")])] {
+    for (name, ip, ports) in [
+        ("master", 6, vec![(b + 1, "5901/tcp"), (b + 10, "623/udp")]),
+        (
+            "worker-2",
+            8,
+            vec![(b + 3, "5901/tcp"), (b + 12, "623/udp")],
+        ),
+        ("ssh", 4, vec![(b, "22/tcp")]),
+    ] {
         let full = format!("{}-{name}", u.name);
-        let info = rt.block_on(docker.inspect_container(&full, None::<bollard::query_parameters::InspectContainerOptions>)).expect("inspect");
-        let endpoint = info.network_settings.as_ref().and_then(|n| n.networks.as_ref()).and_then(|n| n.get(&format!("{}-net", u.name))).cloned().expect("on the lab network");
-        assert_eq!(endpoint.ip_address.as_deref(), Some(u.ip(ip).to_string().as_str()), "{full} address");
+        let info = rt
+            .block_on(docker.inspect_container(
+                &full,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            ))
+            .expect("inspect");
+        let endpoint = info
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .and_then(|n| n.get(&format!("{}-net", u.name)))
+            .cloned()
+            .expect("on the lab network");
+        assert_eq!(
+            endpoint.ip_address.as_deref(),
+            Some(u.ip(ip).to_string().as_str()),
+            "{full} address"
+        );
         let host = info.host_config.clone().expect("host config");
         let bindings = host.port_bindings.clone().unwrap_or_default();
         for (host_port, container_port) in ports {
-            let b = bindings.get(container_port).cloned().flatten().unwrap_or_default();
-            assert!(b.iter().any(|x| x.host_port.as_deref() == Some(host_port.to_string().as_str()) && x.host_ip.as_deref() == Some("127.0.0.1")), "{full} {container_port}: {b:?}");
+            let b = bindings
+                .get(container_port)
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
+            assert!(
+                b.iter().any(
+                    |x| x.host_port.as_deref() == Some(host_port.to_string().as_str())
+                        && x.host_ip.as_deref() == Some("127.0.0.1")
+                ),
+                "{full} {container_port}: {b:?}"
+            );
         }
         assert_eq!(host.init, Some(true), "{full} runs an init");
         assert_ne!(host.privileged, Some(true), "{full} must not be privileged");
-        let labels = info.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+        let labels = info
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
         assert_eq!(labels.get(LABEL_LAB), Some(&u.name));
-        assert_eq!(labels.get("io.metal-lab.name").map(String::as_str), Some(name));
+        assert_eq!(
+            labels.get("io.metal-lab.name").map(String::as_str),
+            Some(name)
+        );
         if name != "ssh" {
-            assert_eq!(host.cap_add.clone().unwrap_or_default(), ["NET_ADMIN"], "{full} caps");
-            let devices: Vec<String> = host.devices.clone().unwrap_or_default().into_iter().filter_map(|d| d.path_on_host).collect();
-            assert!(devices.contains(&"/dev/net/tun".to_string()), "{full}: {devices:?}");
+            assert_eq!(
+                host.cap_add.clone().unwrap_or_default(),
+                ["NET_ADMIN"],
+                "{full} caps"
+            );
+            let devices: Vec<String> = host
+                .devices
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|d| d.path_on_host)
+                .collect();
+            assert!(
+                devices.contains(&"/dev/net/tun".to_string()),
+                "{full}: {devices:?}"
+            );
         }
     }
 
@@ -166,72 +245,128 @@ fn rancheros_topology_comes_up_converges_and_goes_away() {
     let banner = read_banner(SocketAddr::from(([127, 0, 0, 1], b)), 8);
     assert!(banner.starts_with("SSH-2.0"), "ssh banner: {banner:?}");
     let boot = http_get(SocketAddr::from((u.ip(3), 80)), "/lab/boot.ipxe");
-    assert!(boot.starts_with("HTTP/1.1 200") && boot.contains("#!ipxe"), "boot script: {boot}");
+    assert!(
+        boot.starts_with("HTTP/1.1 200") && boot.contains("#!ipxe"),
+        "boot script: {boot}"
+    );
     let hello = http_get(SocketAddr::from((u.ip(3), 80)), "/hello.txt");
     assert!(hello.contains("hello from the lab web root"), "{hello}");
     for port in [b + 10, b + 11, b + 12] {
         let s = ipmitool(port, &["power", "status"]);
         assert!(s.contains("Chassis Power is on"), "ipmi port {port}: {s}");
     }
-    wait_for("VNC on the master", || read_banner(SocketAddr::from(([127, 0, 0, 1], b + 1)), 12).starts_with("RFB 003.008"));
+    wait_for("VNC on the master", || {
+        read_banner(SocketAddr::from(([127, 0, 0, 1], b + 1)), 12).starts_with("RFB 003.008")
+    });
     let off = ipmitool(b + 11, &["power", "off"]);
     assert!(off.contains("Down/Off"), "{off}");
-    wait_for("worker-1 off", || ipmitool(b + 11, &["power", "status"]).contains("is off"));
+    wait_for("worker-1 off", || {
+        ipmitool(b + 11, &["power", "status"]).contains("is off")
+    });
     let status = lab.lab(&["status", "--json"]);
     assert!(status.status.success());
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
     assert_eq!(json["lab"], u.name.as_str());
     assert_eq!(json["services"].as_array().map(Vec::len), Some(3));
     let nodes = json["nodes"].as_array().expect("nodes");
-    let w1 = nodes.iter().find(|n| n["name"] == "worker-1").expect("worker-1");
+    let w1 = nodes
+        .iter()
+        .find(|n| n["name"] == "worker-1")
+        .expect("worker-1");
     assert_eq!(w1["power"], "off");
     assert_eq!(w1["mac"], "02:aa:bb:cc:dd:ef");
     assert_eq!(w1["boot_ip"], u.ip(101).to_string().as_str());
     assert_eq!(w1["state"], "running");
     assert_eq!(w1["ports"][1]["host_port"], b + 11);
-    let master = nodes.iter().find(|n| n["name"] == "master").expect("master");
+    let master = nodes
+        .iter()
+        .find(|n| n["name"] == "master")
+        .expect("master");
     assert_eq!(master["power"], "on");
     let on = ipmitool(b + 11, &["power", "on"]);
     assert!(on.contains("Up/On"), "{on}");
     let table = stdout(&lab.lab(&["status"]));
-    assert!(table.contains(&format!("ssh -p {b} root@127.0.0.1")), "{table}");
-    assert!(table.contains(&format!("vnc://127.0.0.1:{}", b + 1)), "{table}");
-    assert!(table.contains(&format!("ipmitool -I lanplus -H 127.0.0.1 -p {} -U admin", b + 10)), "{table}");
+    assert!(
+        table.contains(&format!("ssh -p {b} root@127.0.0.1")),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("vnc://127.0.0.1:{}", b + 1)),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!(
+            "ipmitool -I lanplus -H 127.0.0.1 -p {} -U admin",
+            b + 10
+        )),
+        "{table}"
+    );
 
     // Boot phases come from what happened: the nodes (no profile) fetch their boot script.
     let waited = lab.lab(&["wait", "--phase", "pxe", "--timeout", "180"]);
     assert!(waited.status.success(), "{}", stderr(&waited));
-    let json: serde_json::Value = serde_json::from_slice(&lab.lab(&["status", "--json"]).stdout).expect("status json");
+    let json: serde_json::Value =
+        serde_json::from_slice(&lab.lab(&["status", "--json"]).stdout).expect("status json");
     for n in json["nodes"].as_array().expect("nodes") {
-        assert!(["pxe", "kernel"].contains(&n["phase"].as_str().unwrap_or_default()), "{n}");
-        assert!(n["phase_since"].as_str().is_some_and(|t| t.ends_with('Z')), "{n}");
+        assert!(
+            ["pxe", "kernel"].contains(&n["phase"].as_str().unwrap_or_default()),
+            "{n}"
+        );
+        assert!(
+            n["phase_since"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{n}"
+        );
     }
     let off = lab.lab(&["power", "worker-2", "off"]);
     assert!(stdout(&off).contains("Down/Off"), "{}", stdout(&off));
-    assert!(lab.lab(&["wait", "worker-2", "--phase", "off", "--timeout", "30"]).status.success());
+    assert!(lab
+        .lab(&["wait", "worker-2", "--phase", "off", "--timeout", "30"])
+        .status
+        .success());
     let timeout = lab.lab(&["wait", "worker-2", "--phase", "up", "--timeout", "1"]);
     assert_eq!(timeout.status.code(), Some(1));
-    assert!(stderr(&timeout).contains("worker-2: off"), "{}", stderr(&timeout));
+    assert!(
+        stderr(&timeout).contains("worker-2: off"),
+        "{}",
+        stderr(&timeout)
+    );
     assert!(lab.lab(&["power", "--all", "on"]).status.success());
 
     // A second up changes nothing and says so.
     let again = lab.lab(&["up"]);
     assert!(again.status.success());
-    assert!(stdout(&again).contains("nothing changed"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("nothing changed"),
+        "{}",
+        stdout(&again)
+    );
     assert_eq!(container_ids(&engine, &u.name), ids);
 
     // Editing one node recreates only that node.
     lab.write(&topology(&u, "320M"));
     assert!(lab.lab(&["up"]).status.success());
     let after = container_ids(&engine, &u.name);
-    let changed: Vec<&String> = after.iter().filter(|(n, id)| ids.get(*n) != Some(id)).map(|(n, _)| n).collect();
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|(n, id)| ids.get(*n) != Some(id))
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(changed, [&format!("{}-master", u.name)]);
 
     // A container killed by hand is brought back.
     let victim = format!("{}-web", u.name);
-    rt.block_on(docker.kill_container(&victim, None::<bollard::query_parameters::KillContainerOptions>)).expect("kill");
+    rt.block_on(docker.kill_container(
+        &victim,
+        None::<bollard::query_parameters::KillContainerOptions>,
+    ))
+    .expect("kill");
     assert!(lab.lab(&["up"]).status.success());
-    let web = rt.block_on(docker.inspect_container(&victim, None::<bollard::query_parameters::InspectContainerOptions>)).expect("inspect");
+    let web = rt
+        .block_on(docker.inspect_container(
+            &victim,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        ))
+        .expect("inspect");
     assert_eq!(web.state.and_then(|s| s.running), Some(true));
 
     // down removes everything, quickly, and a second down is a no-op.
@@ -244,7 +379,11 @@ fn rancheros_topology_comes_up_converges_and_goes_away() {
     assert!(again.status.success() && stdout(&again).contains("nothing to remove"));
     let gone = lab.lab(&["status", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&gone.stdout).expect("status json");
-    assert!(json["nodes"].as_array().expect("nodes").iter().all(|n| n["state"] == "absent"));
+    assert!(json["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .all(|n| n["state"] == "absent"));
 }
 
 fn small_lab(u: &Unique, ssh_port: u16) -> String {
@@ -271,53 +410,99 @@ ports = ["{ssh_port}:22"]
 
 #[test]
 fn two_labs_run_side_by_side_and_status_works_without_the_file() {
-    let Some(engine) = engine_or_skip("two_labs") else { return };
+    let Some(engine) = engine_or_skip("two_labs") else {
+        return;
+    };
     let (a, b) = (unique("sa"), unique("sb"));
     let la = TestLab::new(&a.name, &small_lab(&a, a.port_base));
     let lb = TestLab::new(&b.name, &small_lab(&b, b.port_base + 1));
     assert!(la.lab(&["up"]).status.success());
     assert!(lb.lab(&["up"]).status.success());
     for u in [&a, &b] {
-        let banner = read_banner(SocketAddr::from(([127, 0, 0, 1], if u.name == a.name { a.port_base } else { b.port_base + 1 })), 8);
+        let banner = read_banner(
+            SocketAddr::from((
+                [127, 0, 0, 1],
+                if u.name == a.name {
+                    a.port_base
+                } else {
+                    b.port_base + 1
+                },
+            )),
+            8,
+        );
         assert!(banner.starts_with("SSH-2.0"), "{}: {banner}", u.name);
     }
     std::fs::remove_file(la.file()).expect("remove file");
-    let out = lab_in(la.dir.path(), &la.file(), &["status", "--json", "--name", &a.name]);
+    let out = lab_in(
+        la.dir.path(),
+        &la.file(),
+        &["status", "--json", "--name", &a.name],
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let names: Vec<&str> = json["services"].as_array().expect("services").iter().filter_map(|s| s["name"].as_str()).collect();
+    let names: Vec<&str> = json["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
     assert_eq!(names.len(), 2, "{json}");
-    assert!(json["services"].as_array().unwrap().iter().all(|s| s["state"] == "running"));
+    assert!(json["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["state"] == "running"));
     let out = lab_in(la.dir.path(), &la.file(), &["down", "--name", &a.name]);
     assert!(out.status.success());
     assert_eq!(leftovers(&engine, &a.name).0, 0);
-    assert_eq!(leftovers(&engine, &b.name).0, 2, "the other lab is untouched");
+    assert_eq!(
+        leftovers(&engine, &b.name).0,
+        2,
+        "the other lab is untouched"
+    );
 }
 
 #[test]
 fn taken_host_port_fails_before_anything_is_created() {
-    let Some(engine) = engine_or_skip("taken_port") else { return };
+    let Some(engine) = engine_or_skip("taken_port") else {
+        return;
+    };
     let u = unique("tp");
     let _holder = TcpListener::bind(("127.0.0.1", u.port_base)).expect("hold the port");
     let lab = TestLab::new(&u.name, &small_lab(&u, u.port_base));
     let out = lab.lab(&["up"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains(&format!("host port {}/tcp on 127.0.0.1 for service `ssh`", u.port_base)), "{err}");
+    assert!(
+        err.contains(&format!(
+            "host port {}/tcp on 127.0.0.1 for service `ssh`",
+            u.port_base
+        )),
+        "{err}"
+    );
     assert!(err.contains("nothing was created"), "{err}");
     assert_eq!(leftovers(&engine, &u.name), (0, 0, 0));
 }
 
 #[test]
 fn overlapping_subnet_names_the_other_network() {
-    let Some(engine) = engine_or_skip("overlap") else { return };
+    let Some(engine) = engine_or_skip("overlap") else {
+        return;
+    };
     let a = unique("oa");
     let mut b = unique("ob");
     b.net = a.net;
     let la = TestLab::new(&a.name, &small_lab(&a, a.port_base));
     assert!(la.lab(&["up", "--no-wait"]).status.success());
-    let lb = TestLab::new(&b.name, &small_lab(&b, b.port_base + 1).replace(".0/24\"", ".0/25\""));
+    let lb = TestLab::new(
+        &b.name,
+        &small_lab(&b, b.port_base + 1).replace(".0/24\"", ".0/25\""),
+    );
     let out = lb.lab(&["up"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains(&format!("{}-net", a.name)), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{}-net", a.name)),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(leftovers(&engine, &b.name).0, 0);
 }

@@ -14,9 +14,13 @@ use metal_lab::render::{self, RenderError, RenderedFile};
 /// Validates a lab file's text, as if it were at `path` (relative to the package root, which
 /// is the current directory of integration tests).
 fn lab_at(path: &str, text: &str, env: &[(&str, &str)]) -> Lab {
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    lab::from_str(Path::new(path), text, &lookup).unwrap_or_else(|d| panic!("{path} is invalid:\n{d}"))
+    lab::from_str(Path::new(path), text, &lookup)
+        .unwrap_or_else(|d| panic!("{path} is invalid:\n{d}"))
 }
 
 fn example(name: &str) -> Lab {
@@ -32,11 +36,16 @@ fn rendered(lab: &Lab) -> Vec<RenderedFile> {
 fn get<'a>(files: &'a [RenderedFile], path: &str) -> &'a str {
     let found = files.iter().find(|f| f.path == Path::new(path));
     let paths: Vec<_> = files.iter().map(|f| f.path.display().to_string()).collect();
-    &found.unwrap_or_else(|| panic!("{path} was not rendered; rendered: {paths:#?}")).contents
+    &found
+        .unwrap_or_else(|| panic!("{path} was not rendered; rendered: {paths:#?}"))
+        .contents
 }
 
 fn paths(files: &[RenderedFile]) -> String {
-    files.iter().map(|f| format!("{}\n", f.path.display())).collect()
+    files
+        .iter()
+        .map(|f| format!("{}\n", f.path.display()))
+        .collect()
 }
 
 // --- the example labs -------------------------------------------------------------------------
@@ -49,7 +58,10 @@ fn rancheros_layout() {
 
 #[test]
 fn rancheros_dnsmasq_conf() {
-    insta::assert_snapshot!(get(&rendered(&example("rancheros")), "dnsmasq/dnsmasq.conf"));
+    insta::assert_snapshot!(get(
+        &rendered(&example("rancheros")),
+        "dnsmasq/dnsmasq.conf"
+    ));
 }
 
 #[test]
@@ -59,21 +71,39 @@ fn rancheros_boot_ipxe() {
 
 #[test]
 fn rancheros_master_ipxe() {
-    insta::assert_snapshot!(get(&rendered(&example("rancheros")), "web/nodes/00-aa-bb-cc-dd-ee.ipxe"));
+    insta::assert_snapshot!(get(
+        &rendered(&example("rancheros")),
+        "web/nodes/00-aa-bb-cc-dd-ee.ipxe"
+    ));
 }
 
 #[test]
 fn rancheros_master_cloud_configs() {
     let files = rendered(&example("rancheros"));
-    insta::assert_snapshot!("rancheros_master_bootstrap", get(&files, "web/nodes/master/cloud-config.bootstrap.yaml"));
-    insta::assert_snapshot!("rancheros_master_final", get(&files, "web/nodes/master/cloud-config.yaml"));
+    insta::assert_snapshot!(
+        "rancheros_master_bootstrap",
+        get(&files, "web/nodes/master/cloud-config.bootstrap.yaml")
+    );
+    insta::assert_snapshot!(
+        "rancheros_master_final",
+        get(&files, "web/nodes/master/cloud-config.yaml")
+    );
 }
 
 #[test]
 fn rancheros_worker_cloud_configs() {
     let files = rendered(&example("rancheros"));
-    insta::assert_snapshot!("rancheros_worker_bootstrap", get(&files, "web/nodes/worker-1/cloud-config.bootstrap.node.yaml"));
-    insta::assert_snapshot!("rancheros_worker_final", get(&files, "web/nodes/worker-1/cloud-config.node.yaml"));
+    insta::assert_snapshot!(
+        "rancheros_worker_bootstrap",
+        get(
+            &files,
+            "web/nodes/worker-1/cloud-config.bootstrap.node.yaml"
+        )
+    );
+    insta::assert_snapshot!(
+        "rancheros_worker_final",
+        get(&files, "web/nodes/worker-1/cloud-config.node.yaml")
+    );
 }
 
 #[test]
@@ -81,10 +111,17 @@ fn rancheros_cloud_configs_are_yaml() {
     // Every rendered cloud-config parses as YAML and starts with the #cloud-config marker.
     let files = rendered(&example("rancheros"));
     let mut seen = 0;
-    for f in files.iter().filter(|f| f.path.extension().is_some_and(|e| e == "yaml")) {
-        assert!(f.contents.starts_with("#cloud-config\n"), "{}", f.path.display());
-        let _: serde_json::Value =
-            yaml_value(&f.contents).unwrap_or_else(|e| panic!("{}: {e}\n{}", f.path.display(), f.contents));
+    for f in files
+        .iter()
+        .filter(|f| f.path.extension().is_some_and(|e| e == "yaml"))
+    {
+        assert!(
+            f.contents.starts_with("#cloud-config\n"),
+            "{}",
+            f.path.display()
+        );
+        let _: serde_json::Value = yaml_value(&f.contents)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", f.path.display(), f.contents));
         seen += 1;
     }
     assert_eq!(seen, 6, "two cloud-configs for each of the three nodes");
@@ -93,32 +130,65 @@ fn rancheros_cloud_configs_are_yaml() {
 #[test]
 fn rancheros_master_bmc_files() {
     let files = rendered(&example("rancheros"));
-    insta::assert_snapshot!("rancheros_master_lan_conf", get(&files, "nodes/master/lan.conf"));
-    insta::assert_snapshot!("rancheros_master_node_emu", get(&files, "nodes/master/node.emu"));
-    insta::assert_snapshot!("rancheros_master_node_env", get(&files, "nodes/master/node.env"));
+    insta::assert_snapshot!(
+        "rancheros_master_lan_conf",
+        get(&files, "nodes/master/lan.conf")
+    );
+    insta::assert_snapshot!(
+        "rancheros_master_node_emu",
+        get(&files, "nodes/master/node.emu")
+    );
+    insta::assert_snapshot!(
+        "rancheros_master_node_env",
+        get(&files, "nodes/master/node.env")
+    );
 }
 
 #[test]
 fn rancheros_with_environment() {
     // Join data and keys come from the environment through [vars], never from the templates.
     let text = fs::read_to_string("labs/rancheros.toml").unwrap();
-    let env = [("K3S_TOKEN", "s3cret: with colon"), ("SSH_PUBKEY", "ssh-ed25519 AAAAC3Nza lab@example")];
+    let env = [
+        ("K3S_TOKEN", "s3cret: with colon"),
+        ("SSH_PUBKEY", "ssh-ed25519 AAAAC3Nza lab@example"),
+    ];
     let files = rendered(&lab_at("labs/rancheros.toml", &text, &env));
     let master = get(&files, "web/nodes/master/cloud-config.yaml");
-    assert!(master.contains("ssh_authorized_keys:\n  - \"ssh-ed25519 AAAAC3Nza lab@example\"\n"), "{master}");
-    assert!(master.contains("- \"K3S_TOKEN=s3cret: with colon\"\n"), "{master}");
+    assert!(
+        master.contains("ssh_authorized_keys:\n  - \"ssh-ed25519 AAAAC3Nza lab@example\"\n"),
+        "{master}"
+    );
+    assert!(
+        master.contains("- \"K3S_TOKEN=s3cret: with colon\"\n"),
+        "{master}"
+    );
     let worker = get(&files, "web/nodes/worker-2/cloud-config.node.yaml");
-    assert!(worker.contains("- \"K3S_TOKEN=s3cret: with colon\"\n"), "{worker}");
-    assert!(worker.contains("- K3S_URL=https://192.168.25.100:6443\n"), "{worker}");
+    assert!(
+        worker.contains("- \"K3S_TOKEN=s3cret: with colon\"\n"),
+        "{worker}"
+    );
+    assert!(
+        worker.contains("- K3S_URL=https://192.168.25.100:6443\n"),
+        "{worker}"
+    );
 }
 
 #[test]
 fn rancher_agent_variant() {
     let text = fs::read_to_string("labs/rancher.toml").unwrap();
-    let env = [("RANCHER_TOKEN", "tok123"), ("RANCHER_CA_CHECKSUM", "abc123")];
+    let env = [
+        ("RANCHER_TOKEN", "tok123"),
+        ("RANCHER_CA_CHECKSUM", "abc123"),
+    ];
     let files = rendered(&lab_at("labs/rancher.toml", &text, &env));
-    insta::assert_snapshot!("rancher_master_final", get(&files, "web/nodes/master/cloud-config.yaml"));
-    insta::assert_snapshot!("rancher_worker_final", get(&files, "web/nodes/worker-1/cloud-config.node.yaml"));
+    insta::assert_snapshot!(
+        "rancher_master_final",
+        get(&files, "web/nodes/master/cloud-config.yaml")
+    );
+    insta::assert_snapshot!(
+        "rancher_worker_final",
+        get(&files, "web/nodes/worker-1/cloud-config.node.yaml")
+    );
 }
 
 #[test]
@@ -133,18 +203,31 @@ fn rancher_agent_without_token_says_what_to_do() {
 fn playground_node_without_profile() {
     let files = rendered(&example("playground"));
     insta::assert_snapshot!("playground_layout", paths(&files));
-    insta::assert_snapshot!("playground_no_profile_ipxe", get(&files, "web/nodes/00-aa-bb-cc-dd-ee.ipxe"));
+    insta::assert_snapshot!(
+        "playground_no_profile_ipxe",
+        get(&files, "web/nodes/00-aa-bb-cc-dd-ee.ipxe")
+    );
 }
 
 #[test]
 fn dnsmasq_conf_without_range_with_dns() {
     let mut lab = example("rancheros");
     lab.network.dns = vec!["8.8.8.8".parse().unwrap(), "1.1.1.1".parse().unwrap()];
-    lab.services.iter_mut().find(|s| s.kind == ServiceKind::Dnsmasq).unwrap().dhcp = None;
+    lab.services
+        .iter_mut()
+        .find(|s| s.kind == ServiceKind::Dnsmasq)
+        .unwrap()
+        .dhcp = None;
     let files = rendered(&lab);
     let conf = get(&files, "dnsmasq/dnsmasq.conf");
-    assert!(conf.contains("\ndhcp-range=192.168.25.0,static,255.255.255.0\n"), "{conf}");
-    assert!(conf.contains("\ndhcp-option=option:dns-server,8.8.8.8,1.1.1.1\n"), "{conf}");
+    assert!(
+        conf.contains("\ndhcp-range=192.168.25.0,static,255.255.255.0\n"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("\ndhcp-option=option:dns-server,8.8.8.8,1.1.1.1\n"),
+        "{conf}"
+    );
 }
 
 #[test]
@@ -157,9 +240,17 @@ fn rendering_is_deterministic() {
 fn hashes_follow_each_containers_inputs() {
     let text = fs::read_to_string("labs/rancheros.toml").unwrap();
     let a = rendered(&lab_at("labs/rancheros.toml", &text, &[]));
-    let b = rendered(&lab_at("labs/rancheros.toml", &text.replace("memory = \"2G\"", "memory = \"3G\""), &[]));
+    let b = rendered(&lab_at(
+        "labs/rancheros.toml",
+        &text.replace("memory = \"2G\"", "memory = \"3G\""),
+        &[],
+    ));
     let h = |files: &[RenderedFile], p: &str| render::hash_files(files, Path::new(p));
-    assert_ne!(h(&a, "nodes/master"), h(&b, "nodes/master"), "node.env has the memory");
+    assert_ne!(
+        h(&a, "nodes/master"),
+        h(&b, "nodes/master"),
+        "node.env has the memory"
+    );
     assert_eq!(h(&a, "dnsmasq"), h(&b, "dnsmasq"));
     assert_eq!(h(&a, "web"), h(&b, "web"));
 }
@@ -180,12 +271,18 @@ fn write_into_the_state_dir() {
     let first = render::write(&lab, &files).unwrap();
     assert_eq!(first.written.len(), files.len());
     let state = tmp.path().join(".lab/rancheros");
-    assert_eq!(fs::read_to_string(state.join("dnsmasq/dnsmasq.conf")).unwrap(), get(&files, "dnsmasq/dnsmasq.conf"));
+    assert_eq!(
+        fs::read_to_string(state.join("dnsmasq/dnsmasq.conf")).unwrap(),
+        get(&files, "dnsmasq/dnsmasq.conf")
+    );
     let again = render::write(&lab, &files).unwrap();
     assert!(again.written.is_empty() && again.removed.is_empty());
     assert_eq!(again.unchanged.len(), files.len());
     // Nothing beside the lab file but the state dir.
-    let mut top: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut top: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     top.sort();
     assert_eq!(top, [".lab", "lab.toml"]);
 }
@@ -246,7 +343,8 @@ impl TmpLab {
     /// The error message of rendering, with the temporary directory written as `<tmp>`.
     fn error(&self) -> String {
         let e: RenderError = render::render(&self.lab).expect_err("rendering should fail");
-        e.to_string().replace(&self.dir.path().display().to_string(), "<tmp>")
+        e.to_string()
+            .replace(&self.dir.path().display().to_string(), "<tmp>")
     }
 }
 
@@ -273,7 +371,10 @@ fn custom_ipxe_template() {
 fn error_undefined_variable_in_cloud_config() {
     let t = tmp_lab(
         "kernel = \"vmlinuz\"\ncloud_configs = [\"templates/cc.yaml.j2\"]",
-        &[("templates/cc.yaml.j2", "#cloud-config\nhostname: {{ node.name }}\ntoken: {{ vars.k3s_token }}\n")],
+        &[(
+            "templates/cc.yaml.j2",
+            "#cloud-config\nhostname: {{ node.name }}\ntoken: {{ vars.k3s_token }}\n",
+        )],
     );
     insta::assert_snapshot!(t.error(), @r"
     <tmp>/webroot/templates/cc.yaml.j2:3: undefined value: `vars.k3s_token` is undefined
@@ -286,7 +387,13 @@ fn error_undefined_variable_in_cloud_config() {
 fn error_undefined_variable_in_included_template() {
     let t = tmp_lab(
         "kernel = \"vmlinuz\"\ncloud_configs = [\"cc.yaml.j2\"]",
-        &[("cc.yaml.j2", "#cloud-config\n{% include 'parts/ssh.j2' %}\n"), ("parts/ssh.j2", "\n\nkey: {{ sshkey }}\n")],
+        &[
+            (
+                "cc.yaml.j2",
+                "#cloud-config\n{% include 'parts/ssh.j2' %}\n",
+            ),
+            ("parts/ssh.j2", "\n\nkey: {{ sshkey }}\n"),
+        ],
     );
     insta::assert_snapshot!(t.error(), @r"
     <tmp>/webroot/parts/ssh.j2:3: undefined value: `sshkey` is undefined
@@ -297,7 +404,10 @@ fn error_undefined_variable_in_included_template() {
 
 #[test]
 fn error_undefined_variable_in_cmdline() {
-    let t = tmp_lab("kernel = \"vmlinuz\"\ncmdline = \"console=ttyS0 x={{ vars.nope }}\"", &[]);
+    let t = tmp_lab(
+        "kernel = \"vmlinuz\"\ncmdline = \"console=ttyS0 x={{ vars.nope }}\"",
+        &[],
+    );
     insta::assert_snapshot!(t.error(), @r"
     <tmp>/lab.toml: profiles.p.cmdline: undefined value: `vars.nope` is undefined
       while rendering the kernel command line of node `n1` (profile `p`)
@@ -321,7 +431,10 @@ fn error_template_syntax() {
 #[test]
 fn error_missing_template_file() {
     // Validation checks that the files exist; one removed afterwards is caught while rendering.
-    let t = tmp_lab("kernel = \"vmlinuz\"\ncloud_configs = [\"templates/cc.yaml.j2\"]", &[("templates/cc.yaml.j2", "#cloud-config\n")]);
+    let t = tmp_lab(
+        "kernel = \"vmlinuz\"\ncloud_configs = [\"templates/cc.yaml.j2\"]",
+        &[("templates/cc.yaml.j2", "#cloud-config\n")],
+    );
     fs::remove_file(t.dir.path().join("webroot/templates/cc.yaml.j2")).unwrap();
     insta::assert_snapshot!(t.error(), @r"
     <tmp>/webroot/templates/cc.yaml.j2: template file does not exist
@@ -332,7 +445,9 @@ fn error_missing_template_file() {
 
 #[test]
 fn error_fail_in_worker_template_without_server() {
-    let text = fs::read_to_string("labs/rancheros.toml").unwrap().replace("k3s_server = \"master\"", "k3s_server = \"control\"");
+    let text = fs::read_to_string("labs/rancheros.toml")
+        .unwrap()
+        .replace("k3s_server = \"master\"", "k3s_server = \"control\"");
     let e = render::render(&lab_at("labs/rancheros.toml", &text, &[])).expect_err("no k3s server");
     insta::assert_snapshot!(e.to_string(), @r"
     webroot/templates/rancheros/cloud-config.node.yaml.j2:14: no node has the group or name `control` to run the k3s server: set vars.k3s_server to the server's group

@@ -26,7 +26,11 @@ impl Fixture {
         for d in ["webroot/templates", "tftproot", "keys", "data"] {
             fs::create_dir_all(root.join(d)).expect("fixture dir");
         }
-        fs::write(root.join("webroot/templates/hello.yaml.j2"), "#cloud-config\n").expect("template");
+        fs::write(
+            root.join("webroot/templates/hello.yaml.j2"),
+            "#cloud-config\n",
+        )
+        .expect("template");
         fs::write(root.join("keys/id.pub"), "ssh-ed25519 AAAA test\n").expect("key");
         Fixture { _dir: dir, root }
     }
@@ -49,7 +53,8 @@ impl Fixture {
         fs::write(&file, text).expect("write lab file");
         lab::from_str(&file, text, &|n| self.env(n)).map_err(|d| {
             assert!(!d.0.is_empty(), "validation failed without saying why");
-            d.to_string().replace(&self.root.display().to_string(), "[TMP]")
+            d.to_string()
+                .replace(&self.root.display().to_string(), "[TMP]")
         })
     }
 }
@@ -63,7 +68,9 @@ fn errors(text: &str) -> String {
 }
 
 fn valid(text: &str) -> Lab {
-    Fixture::new().load(text).unwrap_or_else(|e| panic!("expected a valid lab, got:\n{e}\n--- file:\n{text}"))
+    Fixture::new()
+        .load(text)
+        .unwrap_or_else(|e| panic!("expected a valid lab, got:\n{e}\n--- file:\n{text}"))
 }
 
 /// A valid lab: DHCP range .100-.200 of 10.20.0.0/24 (gateway .1), dnsmasq at .2, httpd at .3,
@@ -184,7 +191,10 @@ fn ip(s: &str) -> Ipv4Addr {
 }
 
 fn mac(s: &str) -> Mac {
-    let b: Vec<u8> = s.split(':').map(|p| u8::from_str_radix(p, 16).unwrap()).collect();
+    let b: Vec<u8> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16).unwrap())
+        .collect();
     Mac([b[0], b[1], b[2], b[3], b[4], b[5]])
 }
 
@@ -194,7 +204,11 @@ fn mac(s: &str) -> Mac {
 fn base_lab_is_valid() {
     let lab = valid(BASE);
     assert_eq!(lab.name, "t");
-    assert_eq!(lab.network.gateway, ip("10.20.0.1"), "the gateway defaults to the first host");
+    assert_eq!(
+        lab.network.gateway,
+        ip("10.20.0.1"),
+        "the gateway defaults to the first host"
+    );
     assert_eq!(lab.services.len(), 2);
     assert_eq!(lab.nodes.len(), 1);
 }
@@ -222,7 +236,10 @@ fn example_labs_are_valid() {
     }
     checked.sort();
     for name in ["playground", "rancher", "rancheros"] {
-        assert!(checked.iter().any(|c| c == name), "labs/{name}.toml was not checked: {checked:?}");
+        assert!(
+            checked.iter().any(|c| c == name),
+            "labs/{name}.toml was not checked: {checked:?}"
+        );
     }
 }
 
@@ -230,7 +247,9 @@ fn example_labs_are_valid() {
 
 #[test]
 fn toml_syntax_error() {
-    insta::assert_snapshot!(errors("[lab]\nname = \"t\n\n[network]\nsubnet = \"10.20.0.0/24\"\n"));
+    insta::assert_snapshot!(errors(
+        "[lab]\nname = \"t\n\n[network]\nsubnet = \"10.20.0.0/24\"\n"
+    ));
 }
 
 #[test]
@@ -240,12 +259,16 @@ fn toml_syntax_error_duplicate_key() {
 
 #[test]
 fn unknown_key_in_a_service() {
-    insta::assert_snapshot!(errors(&with("\n[services.ssh]\nkind = \"sshd\"\ncolour = \"red\"\n")));
+    insta::assert_snapshot!(errors(&with(
+        "\n[services.ssh]\nkind = \"sshd\"\ncolour = \"red\"\n"
+    )));
 }
 
 #[test]
 fn unknown_key_in_a_node() {
-    insta::assert_snapshot!(errors(&with("\n[nodes.n2]\nmac_address = \"02:00:00:00:00:02\"\n")));
+    insta::assert_snapshot!(errors(&with(
+        "\n[nodes.n2]\nmac_address = \"02:00:00:00:00:02\"\n"
+    )));
 }
 
 #[test]
@@ -332,7 +355,10 @@ bmc_ip = "10.20.0.11"
 
 #[test]
 fn gateway_outside_the_subnet() {
-    insta::assert_snapshot!(errors(&BASE.replace("subnet = \"10.20.0.0/24\"", "subnet = \"10.20.0.0/24\"\ngateway = \"10.20.0.255\"")));
+    insta::assert_snapshot!(errors(&BASE.replace(
+        "subnet = \"10.20.0.0/24\"",
+        "subnet = \"10.20.0.0/24\"\ngateway = \"10.20.0.255\""
+    )));
 }
 
 #[test]
@@ -368,18 +394,47 @@ bmc_ip = "10.20.0.200"
 
 #[test]
 fn node_reservations_may_lie_inside_the_dhcp_range() {
-    let lab = valid(&with("\n[nodes.n2]\nip = \"10.20.0.150\"\nbmc_ip = \"10.20.0.11\"\n"));
+    let lab = valid(&with(
+        "\n[nodes.n2]\nip = \"10.20.0.150\"\nbmc_ip = \"10.20.0.11\"\n",
+    ));
     assert_eq!(node(&lab, "n2").ip, ip("10.20.0.150"));
 }
 
 #[test]
 fn dhcp_range_problems() {
-    insta::assert_snapshot!("dhcp_range_outside_subnet", errors(&BASE.replace(r#"["10.20.0.100", "10.20.0.200"]"#, r#"["10.20.0.100", "10.20.1.200"]"#)));
-    insta::assert_snapshot!("dhcp_range_reversed", errors(&BASE.replace(r#"["10.20.0.100", "10.20.0.200"]"#, r#"["10.20.0.200", "10.20.0.100"]"#)));
-    insta::assert_snapshot!("dhcp_range_one_address", errors(&BASE.replace(r#"["10.20.0.100", "10.20.0.200"]"#, r#"["10.20.0.100"]"#)));
-    insta::assert_snapshot!("dhcp_range_contains_gateway", errors(&BASE.replace(r#"["10.20.0.100", "10.20.0.200"]"#, r#"["10.20.0.1", "10.20.0.9"]"#)));
-    insta::assert_snapshot!("dhcp_range_missing", errors(&BASE.replace("dhcp_range = [\"10.20.0.100\", \"10.20.0.200\"]\n", "")));
-    insta::assert_snapshot!("dhcp_lease_time_invalid", errors(&BASE.replace("dhcp_range", "lease_time = \"2 hours\"\ndhcp_range")));
+    insta::assert_snapshot!(
+        "dhcp_range_outside_subnet",
+        errors(&BASE.replace(
+            r#"["10.20.0.100", "10.20.0.200"]"#,
+            r#"["10.20.0.100", "10.20.1.200"]"#
+        ))
+    );
+    insta::assert_snapshot!(
+        "dhcp_range_reversed",
+        errors(&BASE.replace(
+            r#"["10.20.0.100", "10.20.0.200"]"#,
+            r#"["10.20.0.200", "10.20.0.100"]"#
+        ))
+    );
+    insta::assert_snapshot!(
+        "dhcp_range_one_address",
+        errors(&BASE.replace(r#"["10.20.0.100", "10.20.0.200"]"#, r#"["10.20.0.100"]"#))
+    );
+    insta::assert_snapshot!(
+        "dhcp_range_contains_gateway",
+        errors(&BASE.replace(
+            r#"["10.20.0.100", "10.20.0.200"]"#,
+            r#"["10.20.0.1", "10.20.0.9"]"#
+        ))
+    );
+    insta::assert_snapshot!(
+        "dhcp_range_missing",
+        errors(&BASE.replace("dhcp_range = [\"10.20.0.100\", \"10.20.0.200\"]\n", ""))
+    );
+    insta::assert_snapshot!(
+        "dhcp_lease_time_invalid",
+        errors(&BASE.replace("dhcp_range", "lease_time = \"2 hours\"\ndhcp_range"))
+    );
 }
 
 #[test]
@@ -396,8 +451,14 @@ fn subnet_with_host_bits() {
 
 #[test]
 fn subnet_invalid_or_too_small() {
-    insta::assert_snapshot!("subnet_invalid", errors(&BASE.replace("10.20.0.0/24", "10.20.0.0")));
-    insta::assert_snapshot!("subnet_too_small", errors(&BASE.replace("10.20.0.0/24", "10.20.0.0/30")));
+    insta::assert_snapshot!(
+        "subnet_invalid",
+        errors(&BASE.replace("10.20.0.0/24", "10.20.0.0"))
+    );
+    insta::assert_snapshot!(
+        "subnet_too_small",
+        errors(&BASE.replace("10.20.0.0/24", "10.20.0.0/30"))
+    );
 }
 
 // --- MACs ------------------------------------------------------------------------------------------
@@ -443,7 +504,9 @@ fn macs_are_unique_after_count_expansion() {
 #[test]
 fn expanded_macs_stay_unicast() {
     // Stepping 00:ff:ff:ff:ff:ff by one gives 01:00:00:00:00:00, a multicast address.
-    insta::assert_snapshot!(errors(&with("\n[nodes.worker]\ncount = 2\nmac = \"00:ff:ff:ff:ff:ff\"\n")));
+    insta::assert_snapshot!(errors(&with(
+        "\n[nodes.worker]\ncount = 2\nmac = \"00:ff:ff:ff:ff:ff\"\n"
+    )));
 }
 
 #[test]
@@ -617,14 +680,24 @@ fn httpd_root_defaults_to_webroot() {
     // Without `root`, httpd serves `webroot` beside the file: missing here, so the message says so.
     let text = BASE.replace("root = \"webroot\"\n", "");
     let fx = Fixture::new();
-    assert_eq!(fx.load(&text).unwrap().service("web").unwrap().root.as_deref(), Some(fx.root.join("webroot").as_path()));
+    assert_eq!(
+        fx.load(&text)
+            .unwrap()
+            .service("web")
+            .unwrap()
+            .root
+            .as_deref(),
+        Some(fx.root.join("webroot").as_path())
+    );
     fs::remove_dir_all(fx.root.join("webroot")).unwrap();
     insta::assert_snapshot!(fx.load(&text).unwrap_err());
 }
 
 #[test]
 fn a_file_is_not_a_directory() {
-    insta::assert_snapshot!(errors(&BASE.replace("root = \"webroot\"", "root = \"keys/id.pub\"")));
+    insta::assert_snapshot!(errors(
+        &BASE.replace("root = \"webroot\"", "root = \"keys/id.pub\"")
+    ));
 }
 
 #[test]
@@ -660,13 +733,27 @@ volumes = ["./data:/data:ro", "cache:/cache"]
         ))
         .unwrap();
     assert_eq!(lab.dir, fx.root);
-    assert_eq!(lab.service("web").unwrap().root, Some(fx.root.join("webroot")));
-    assert_eq!(lab.service("ssh").unwrap().authorized_keys, Some(fx.root.join("keys/id.pub")));
+    assert_eq!(
+        lab.service("web").unwrap().root,
+        Some(fx.root.join("webroot"))
+    );
+    assert_eq!(
+        lab.service("ssh").unwrap().authorized_keys,
+        Some(fx.root.join("keys/id.pub"))
+    );
     assert_eq!(
         lab.service("box").unwrap().volumes,
         vec![
-            VolumeMount::Bind { source: fx.root.join("data"), target: "/data".into(), read_only: true },
-            VolumeMount::Volume { name: "cache".into(), target: "/cache".into(), read_only: false },
+            VolumeMount::Bind {
+                source: fx.root.join("data"),
+                target: "/data".into(),
+                read_only: true
+            },
+            VolumeMount::Volume {
+                name: "cache".into(),
+                target: "/cache".into(),
+                read_only: false
+            },
         ]
     );
 }
@@ -675,8 +762,15 @@ volumes = ["./data:/data:ro", "cache:/cache"]
 fn authorized_keys_in_the_home_directory() {
     // The README's example: `authorized_keys = "~/.ssh/id_ed25519.pub"`; HOME is the fixture.
     let fx = Fixture::new();
-    let lab = fx.load(&with("\n[services.ssh]\nkind = \"sshd\"\nauthorized_keys = \"~/keys/id.pub\"\n")).unwrap();
-    assert_eq!(lab.service("ssh").unwrap().authorized_keys, Some(fx.root.join("keys/id.pub")));
+    let lab = fx
+        .load(&with(
+            "\n[services.ssh]\nkind = \"sshd\"\nauthorized_keys = \"~/keys/id.pub\"\n",
+        ))
+        .unwrap();
+    assert_eq!(
+        lab.service("ssh").unwrap().authorized_keys,
+        Some(fx.root.join("keys/id.pub"))
+    );
 }
 
 #[test]
@@ -774,9 +868,24 @@ cpus = 1
 "#,
     ));
     let n1 = node(&lab, "n1");
-    assert_eq!((n1.cpus, n1.memory_mb, n1.bmc_user.as_str(), n1.bmc_password.as_str()), (4, 4096, "root", "calvin"));
-    assert_eq!(format!("{:?} {:?} {:?}", n1.boot, n1.power, n1.accel), "Pxe Off Tcg");
-    assert_eq!(node(&lab, "n2").cpus, 1, "a node's own setting wins over the default");
+    assert_eq!(
+        (
+            n1.cpus,
+            n1.memory_mb,
+            n1.bmc_user.as_str(),
+            n1.bmc_password.as_str()
+        ),
+        (4, 4096, "root", "calvin")
+    );
+    assert_eq!(
+        format!("{:?} {:?} {:?}", n1.boot, n1.power, n1.accel),
+        "Pxe Off Tcg"
+    );
+    assert_eq!(
+        node(&lab, "n2").cpus,
+        1,
+        "a node's own setting wins over the default"
+    );
 }
 
 #[test]
@@ -793,7 +902,9 @@ fn missing_variable_names_it() {
 
 #[test]
 fn variable_syntax_errors() {
-    insta::assert_snapshot!(errors(&with("\n[vars]\na = \"${UNCLOSED\"\nb = \"${not a name}\"\nc = \"${}\"\n")));
+    insta::assert_snapshot!(errors(&with(
+        "\n[vars]\na = \"${UNCLOSED\"\nb = \"${not a name}\"\nc = \"${}\"\n"
+    )));
 }
 
 #[test]
@@ -809,13 +920,21 @@ dollar = "$${TOKEN} costs $5"
 mixed = "a-${TOKEN}-${NOPE:-}-b"
 "#,
     ));
-    let vars: Vec<(&str, &str)> = lab.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let vars: Vec<(&str, &str)> = lab
+        .vars
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     insta::assert_debug_snapshot!(vars);
 }
 
 #[test]
 fn variables_reach_every_string() {
-    let lab = valid(&BASE.replace("name = \"t\"", "name = \"${LAB_NAME:-envlab}\"").replace("10.20.0.3", "${WEB_IP:-10.20.0.3}"));
+    let lab = valid(
+        &BASE
+            .replace("name = \"t\"", "name = \"${LAB_NAME:-envlab}\"")
+            .replace("10.20.0.3", "${WEB_IP:-10.20.0.3}"),
+    );
     assert_eq!(lab.name, "envlab");
     assert_eq!(lab.service("web").unwrap().ip, ip("10.20.0.3"));
     insta::assert_snapshot!(errors(&BASE.replace("10.20.0.3", "${WEB_IP}")));
@@ -862,14 +981,26 @@ fn command_forms() {
     let lab = valid(&with(
         "\n[services.a]\nkind = \"container\"\nimage = \"alpine\"\ncommand = [\"sh\", \"-c\", \"echo ${TOKEN}\"]\n\n[services.b]\nkind = \"container\"\nimage = \"alpine\"\ncommand = \" sleep  ${NOPE:-60} \"\n",
     ));
-    assert_eq!(lab.service("a").unwrap().command, Some(vec!["sh".into(), "-c".into(), "echo s3cret".into()]));
-    assert_eq!(lab.service("b").unwrap().command, Some(vec!["sleep".into(), "60".into()]));
-    insta::assert_snapshot!(errors(&with("\n[services.a]\nkind = \"container\"\nimage = \"alpine\"\ncommand = 5\n")));
+    assert_eq!(
+        lab.service("a").unwrap().command,
+        Some(vec!["sh".into(), "-c".into(), "echo s3cret".into()])
+    );
+    assert_eq!(
+        lab.service("b").unwrap().command,
+        Some(vec!["sleep".into(), "60".into()])
+    );
+    insta::assert_snapshot!(errors(&with(
+        "\n[services.a]\nkind = \"container\"\nimage = \"alpine\"\ncommand = 5\n"
+    )));
 }
 
 #[test]
 fn a_missing_variable_in_publish_hides_nothing() {
-    insta::assert_snapshot!(errors(&BASE.replace("name = \"t\"", "name = \"t\"\npublish = \"${PUBLISH}\"").replace("10.20.0.10", "10.20.0.2")));
+    insta::assert_snapshot!(errors(
+        &BASE
+            .replace("name = \"t\"", "name = \"t\"\npublish = \"${PUBLISH}\"")
+            .replace("10.20.0.10", "10.20.0.2")
+    ));
 }
 
 #[test]
@@ -907,10 +1038,31 @@ fn service_defaults() {
     assert_eq!(ssh.password.as_deref(), Some("labpassword"));
     let rancher = lab.service("rancher").unwrap();
     assert_eq!(rancher.image.as_deref(), Some("rancher/rancher:v2.8.5"));
-    assert_eq!(rancher.ports.iter().map(|p| p.host).collect::<Vec<_>>(), vec![80, 443]);
-    assert_eq!(rancher.volumes, vec![VolumeMount::Volume { name: "rancher-data".into(), target: "/var/lib/rancher".into(), read_only: false }]);
-    assert_eq!(lab.service("box").unwrap().command, Some(vec!["sleep".to_string(), "infinity".to_string()]));
-    assert_eq!(lab.service("dhcp").unwrap().dhcp.as_ref().unwrap().lease_time, "2h");
+    assert_eq!(
+        rancher.ports.iter().map(|p| p.host).collect::<Vec<_>>(),
+        vec![80, 443]
+    );
+    assert_eq!(
+        rancher.volumes,
+        vec![VolumeMount::Volume {
+            name: "rancher-data".into(),
+            target: "/var/lib/rancher".into(),
+            read_only: false
+        }]
+    );
+    assert_eq!(
+        lab.service("box").unwrap().command,
+        Some(vec!["sleep".to_string(), "infinity".to_string()])
+    );
+    assert_eq!(
+        lab.service("dhcp")
+            .unwrap()
+            .dhcp
+            .as_ref()
+            .unwrap()
+            .lease_time,
+        "2h"
+    );
 }
 
 // --- expansion and allocation ------------------------------------------------------------------------
@@ -933,21 +1085,57 @@ memory = "1G"
         .nodes
         .iter()
         .filter(|n| n.group == "worker")
-        .map(|n| (n.name.as_str(), n.mac.to_string(), n.ip.to_string(), n.bmc_ip.to_string(), n.vnc_port, n.ipmi_port, n.memory_mb))
+        .map(|n| {
+            (
+                n.name.as_str(),
+                n.mac.to_string(),
+                n.ip.to_string(),
+                n.bmc_ip.to_string(),
+                n.vnc_port,
+                n.ipmi_port,
+                n.memory_mb,
+            )
+        })
         .collect();
     assert_eq!(
         got,
         vec![
-            ("worker-1", "00:aa:bb:cc:dd:fe".into(), "10.20.0.101".into(), "10.20.0.20".into(), Some(5902), Some(624), 1024),
-            ("worker-2", "00:aa:bb:cc:dd:ff".into(), "10.20.0.102".into(), "10.20.0.21".into(), Some(5903), Some(625), 1024),
-            ("worker-3", "00:aa:bb:cc:de:00".into(), "10.20.0.103".into(), "10.20.0.22".into(), Some(5904), Some(626), 1024),
+            (
+                "worker-1",
+                "00:aa:bb:cc:dd:fe".into(),
+                "10.20.0.101".into(),
+                "10.20.0.20".into(),
+                Some(5902),
+                Some(624),
+                1024
+            ),
+            (
+                "worker-2",
+                "00:aa:bb:cc:dd:ff".into(),
+                "10.20.0.102".into(),
+                "10.20.0.21".into(),
+                Some(5903),
+                Some(625),
+                1024
+            ),
+            (
+                "worker-3",
+                "00:aa:bb:cc:de:00".into(),
+                "10.20.0.103".into(),
+                "10.20.0.22".into(),
+                Some(5904),
+                Some(626),
+                1024
+            ),
         ]
     );
 }
 
 #[test]
 fn count_expansion_past_the_subnet() {
-    insta::assert_snapshot!(errors(&with("\n[nodes.worker]\ncount = 3\nip = \"10.20.0.253\"\nbmc_ip = \"10.20.0.20\"\n")));
+    insta::assert_snapshot!(errors(&with(
+        "\n[nodes.worker]\ncount = 3\nip = \"10.20.0.253\"\nbmc_ip = \"10.20.0.20\"\n"
+    )));
 }
 
 #[test]
@@ -970,9 +1158,25 @@ image = "alpine"
 ip = "10.20.0.150"
 "#,
     ));
-    let got: Vec<_> = lab.services.iter().map(|s| (s.name.as_str(), s.ip.to_string())).collect();
-    assert_eq!(got, vec![("dhcp", "10.20.0.2".into()), ("web", "10.20.0.3".into()), ("ssh", "10.20.0.5".into()), ("box", "10.20.0.4".into())]);
-    let got: Vec<_> = lab.nodes.iter().map(|n| (n.name.as_str(), n.bmc_ip.to_string(), n.ip.to_string())).collect();
+    let got: Vec<_> = lab
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.ip.to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("dhcp", "10.20.0.2".into()),
+            ("web", "10.20.0.3".into()),
+            ("ssh", "10.20.0.5".into()),
+            ("box", "10.20.0.4".into())
+        ]
+    );
+    let got: Vec<_> = lab
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.bmc_ip.to_string(), n.ip.to_string()))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -984,7 +1188,11 @@ ip = "10.20.0.150"
     // A node without `mac` gets a stable, locally administered one.
     let a = node(&lab, "a").mac;
     assert_eq!(a.0[..3], [0x52, 0x54, 0x00]);
-    assert_eq!(a, node(&valid(&with("\n[nodes.a]\n")), "a").mac, "derived MACs are stable");
+    assert_eq!(
+        a,
+        node(&valid(&with("\n[nodes.a]\n")), "a").mac,
+        "derived MACs are stable"
+    );
 }
 
 #[test]
@@ -1007,7 +1215,11 @@ root = "webroot"
 "#;
     let start = std::time::Instant::now();
     let lab = valid(text);
-    assert!(start.elapsed() < std::time::Duration::from_secs(5), "allocation took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "allocation took {:?}",
+        start.elapsed()
+    );
     assert_eq!(lab.service("dhcp").unwrap().ip, ip("10.255.255.251"));
     assert_eq!(lab.service("web").unwrap().ip, ip("10.255.255.252"));
 }
@@ -1062,7 +1274,9 @@ fn a_lab_without_nodes_needs_no_boot_services() {
 
 #[test]
 fn profile_not_found() {
-    insta::assert_snapshot!(errors(&with("\n[profiles.os]\nkernel = \"os/vmlinuz\"\n\n[nodes.n2]\nprofile = \"linux\"\n")));
+    insta::assert_snapshot!(errors(&with(
+        "\n[profiles.os]\nkernel = \"os/vmlinuz\"\n\n[nodes.n2]\nprofile = \"linux\"\n"
+    )));
 }
 
 #[test]
@@ -1072,7 +1286,9 @@ fn profile_not_found_without_profiles() {
 
 #[test]
 fn profile_that_boots_nothing() {
-    insta::assert_snapshot!(errors(&with("\n[profiles.os]\ncmdline = \"console=ttyS0\"\n")));
+    insta::assert_snapshot!(errors(&with(
+        "\n[profiles.os]\ncmdline = \"console=ttyS0\"\n"
+    )));
 }
 
 // --- all at once -----------------------------------------------------------------------------------
@@ -1115,7 +1331,11 @@ fn must_not_panic(fx: &Fixture, what: &str, text: &str) -> Result<(), String> {
     match catch_unwind(AssertUnwindSafe(|| fx.load(text))) {
         Ok(_) => Ok(()),
         Err(p) => {
-            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
             Err(format!("{what}: panicked: {msg}\n--- input:\n{text}\n---"))
         }
     }
@@ -1183,13 +1403,29 @@ fn malformed_inputs_do_not_panic() {
     ];
     // Every key the file format has (FULL sets each once), set to values of every type.
     let values = [
-        "\"\"", "\"x\"", "\"ü🦀\"", "0", "-1", "9223372036854775807", "-9223372036854775808", "1.5", "nan", "true",
-        "[]", "[\"a\"]", "[1, 2]", "{}", "{ a = 1 }", "1979-05-27T07:32:00Z",
+        "\"\"",
+        "\"x\"",
+        "\"ü🦀\"",
+        "0",
+        "-1",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "1.5",
+        "nan",
+        "true",
+        "[]",
+        "[\"a\"]",
+        "[1, 2]",
+        "{}",
+        "{ a = 1 }",
+        "1979-05-27T07:32:00Z",
     ];
     let mut all: Vec<(&str, String)> = cases;
     let lines: Vec<&str> = FULL.lines().collect();
     for (i, line) in lines.iter().enumerate() {
-        let Some((key, _)) = line.split_once(" = ") else { continue };
+        let Some((key, _)) = line.split_once(" = ") else {
+            continue;
+        };
         for value in values {
             let mut changed = lines.clone();
             let new = format!("{key} = {value}");
@@ -1198,8 +1434,17 @@ fn malformed_inputs_do_not_panic() {
         }
     }
     let fx = Fixture::new();
-    let failures: Vec<String> = all.iter().filter_map(|(what, text)| must_not_panic(&fx, what, text).err()).collect();
-    assert!(failures.is_empty(), "{} of {} inputs panicked:\n{}", failures.len(), all.len(), failures.join("\n"));
+    let failures: Vec<String> = all
+        .iter()
+        .filter_map(|(what, text)| must_not_panic(&fx, what, text).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} inputs panicked:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -1217,20 +1462,36 @@ fn mutations_of_an_example_do_not_panic() {
         dup.insert(i, lines[i]);
         inputs.push((format!("line {} duplicated", i + 1), dup.join("\n")));
         let mut half = lines.clone();
-        let cut = lines[i].char_indices().nth(lines[i].chars().count() / 2).map_or(0, |(b, _)| b);
+        let cut = lines[i]
+            .char_indices()
+            .nth(lines[i].chars().count() / 2)
+            .map_or(0, |(b, _)| b);
         half[i] = &lines[i][..cut];
         inputs.push((format!("line {} cut in half", i + 1), half.join("\n")));
-        inputs.push((format!("file cut after line {}", i + 1), lines[..=i].join("\n")));
-        inputs.push((format!("file cut in line {}", i + 1), format!("{}\n{}", lines[..i].join("\n"), &lines[i][..cut])));
+        inputs.push((
+            format!("file cut after line {}", i + 1),
+            lines[..=i].join("\n"),
+        ));
+        inputs.push((
+            format!("file cut in line {}", i + 1),
+            format!("{}\n{}", lines[..i].join("\n"), &lines[i][..cut]),
+        ));
     }
     // Swap each value with the value of the next line that has one.
-    let values: Vec<(usize, &str)> = lines.iter().enumerate().filter_map(|(i, l)| l.split_once(" = ").map(|(_, v)| (i, v))).collect();
+    let values: Vec<(usize, &str)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| l.split_once(" = ").map(|(_, v)| (i, v)))
+        .collect();
     for w in values.windows(2) {
         let (i, _) = w[0];
         let (_, v) = w[1];
         let mut swapped: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
         swapped[i] = format!("{} = {v}", lines[i].split_once(" = ").unwrap().0);
-        inputs.push((format!("line {} takes the next value", i + 1), swapped.join("\n")));
+        inputs.push((
+            format!("line {} takes the next value", i + 1),
+            swapped.join("\n"),
+        ));
     }
     let fx = Fixture::new();
     // The example's relative paths point at ../webroot and ../tftproot: mirror them in the fixture.
@@ -1252,5 +1513,11 @@ fn mutations_of_an_example_do_not_panic() {
         })
         .collect();
     assert!(inputs.len() > 300, "only {} mutations", inputs.len());
-    assert!(failures.is_empty(), "{} of {} mutations panicked:\n{}", failures.len(), inputs.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} mutations panicked:\n{}",
+        failures.len(),
+        inputs.len(),
+        failures.join("\n")
+    );
 }

@@ -36,18 +36,27 @@ pub struct Unique {
 pub fn unique(tag: &str) -> Unique {
     let pid = std::process::id();
     let seq = SEQ.fetch_add(1, Ordering::SeqCst);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let mix = pid.wrapping_mul(2654435761) ^ nanos ^ (seq << 20);
     let net = [200 + (mix % 50) as u8, ((mix >> 8) % 250) as u8 + 1];
     let port_base = free_port_block(20000 + ((mix >> 3) % 400) as u16 * 100, 20);
-    Unique { name: format!("lt{tag}{}{seq}", pid % 10000), net, port_base }
+    Unique {
+        name: format!("lt{tag}{}{seq}", pid % 10000),
+        net,
+        port_base,
+    }
 }
 
 /// The first block of `n` consecutive ports (TCP and UDP) that are free on 127.0.0.1.
 fn free_port_block(start: u16, n: u16) -> u16 {
     let mut base = start;
     loop {
-        let free = (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p)).is_ok());
+        let free = (base..base + n).all(|p| {
+            TcpListener::bind(("127.0.0.1", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p)).is_ok()
+        });
         if free {
             return base;
         }
@@ -77,9 +86,16 @@ impl TestLab {
     pub fn new(name: &str, toml: &str) -> TestLab {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("webroot")).expect("webroot");
-        std::fs::write(dir.path().join("webroot/hello.txt"), "hello from the lab web root\n").expect("write");
+        std::fs::write(
+            dir.path().join("webroot/hello.txt"),
+            "hello from the lab web root\n",
+        )
+        .expect("write");
         std::fs::write(dir.path().join("lab.toml"), toml).expect("write lab.toml");
-        TestLab { dir, name: name.to_string() }
+        TestLab {
+            dir,
+            name: name.to_string(),
+        }
     }
 
     pub fn file(&self) -> PathBuf {
@@ -117,7 +133,9 @@ pub fn lab_in(dir: &Path, file: &Path, args: &[&str]) -> Output {
 
 impl Drop for TestLab {
     fn drop(&mut self) {
-        let _ = Command::new(env!("CARGO_BIN_EXE_lab")).args(["down", "--volumes", "--name", &self.name]).output();
+        let _ = Command::new(env!("CARGO_BIN_EXE_lab"))
+            .args(["down", "--volumes", "--name", &self.name])
+            .output();
     }
 }
 
@@ -135,8 +153,16 @@ pub fn leftovers(engine: &DockerEngine, lab: &str) -> (usize, usize, usize) {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let f = LabelFilter::new().with(metal_lab::plan::LABEL_LAB, lab);
     rt.block_on(async {
-        let c = engine.list_containers(&f).await.expect("list containers").len();
-        let n = engine.find_networks(&NetworkQuery::Labels(f.clone())).await.expect("list networks").len();
+        let c = engine
+            .list_containers(&f)
+            .await
+            .expect("list containers")
+            .len();
+        let n = engine
+            .find_networks(&NetworkQuery::Labels(f.clone()))
+            .await
+            .expect("list networks")
+            .len();
         let v = engine.list_volumes(&f).await.expect("list volumes").len();
         (c, n, v)
     })
