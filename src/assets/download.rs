@@ -219,15 +219,15 @@ fn attempt(client: &Client, job: &Job, part: &Path, ui: &Progress) -> Result<Att
     // other on loopback): chunks go to a hashing thread and come back to be reused. It first
     // hashes the `start` bytes already in the `.part` file.
     let (done, hash) = std::thread::scope(|s| {
-        let (to_hash, chunks) = mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+        let (to_hash, chunks) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
         let (recycle, free) = mpsc::channel::<Vec<u8>>();
         let hashing = s.spawn(move || -> std::io::Result<String> {
             let mut hasher = Sha256::new();
             if start > 0 {
                 hash_into(part, Some(start), &mut hasher)?;
             }
-            for chunk in chunks {
-                hasher.update(&chunk);
+            for (chunk, len) in chunks {
+                hasher.update(&chunk[..len]);
                 let _ = recycle.send(chunk);
             }
             Ok(hex::encode(hasher.finalize()))
@@ -265,6 +265,7 @@ fn attempt(client: &Client, job: &Job, part: &Path, ui: &Progress) -> Result<Att
             return Err(Failure::Transient(err, done > offset));
         }
     };
+    let hash = hash.map_err(Failure::Fatal)?;
     if let Some(size) = size {
         if done != size {
             let e = FetchError::Broken {
@@ -275,9 +276,11 @@ fn attempt(client: &Client, job: &Job, part: &Path, ui: &Progress) -> Result<Att
             return Err(Failure::Transient(e, done > offset));
         }
     }
-    let hash = hash.map_err(Failure::Fatal)?;
     Ok(Attempt { hash, size: done })
 }
+
+/// A buffer and how many of its bytes are data.
+type Chunk = (Vec<u8>, usize);
 
 enum CopyError {
     /// Reading the body failed after this many bytes (offset in the file).
@@ -285,34 +288,51 @@ enum CopyError {
     Write(std::io::Error),
 }
 
-/// Body -> file, every chunk also sent to the hashing thread; returns the file's new length.
+/// Body -> file, in chunks of `BUF` bytes (the last may be shorter), each also sent to the
+/// hashing thread with its length; returns the file's new length. Buffers come back from the
+/// hashing thread full length, so they are never cleared again.
 fn copy(
     body: &mut impl Read,
     file: &mut File,
-    to_hash: &mpsc::SyncSender<Vec<u8>>,
+    to_hash: &mpsc::SyncSender<Chunk>,
     free: &mpsc::Receiver<Vec<u8>>,
     start: u64,
     progress: impl Fn(u64),
 ) -> Result<u64, CopyError> {
     let mut done = start;
     loop {
-        let mut buf = free.try_recv().unwrap_or_default();
-        buf.resize(BUF, 0);
-        let n = match body.read(&mut buf) {
-            Ok(0) => return Ok(done),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CopyError::Read(e, done)),
-        };
-        buf.truncate(n);
-        file.write_all(&buf).map_err(CopyError::Write)?;
-        done += n as u64;
-        if to_hash.send(buf).is_err() {
+        let mut buf = free.try_recv().unwrap_or_else(|_| vec![0u8; BUF]);
+        let mut filled = 0;
+        let mut failed = None;
+        while filled < buf.len() {
+            match body.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    filled += n;
+                    progress(done + filled as u64);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        // What arrived is kept even when the read failed: the next attempt resumes after it.
+        file.write_all(&buf[..filled]).map_err(CopyError::Write)?;
+        done += filled as u64;
+        if let Some(e) = failed {
+            return Err(CopyError::Read(e, done));
+        }
+        let last = filled < buf.len();
+        if to_hash.send((buf, filled)).is_err() {
             // The hashing thread stopped (it failed reading the `.part` file): its error is
-            // reported after the join; stop copying.
+            // reported after the join.
             return Ok(done);
         }
-        progress(done);
+        if last {
+            return Ok(done);
+        }
     }
 }
 
