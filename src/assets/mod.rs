@@ -281,48 +281,52 @@ fn verify_on_disk(path: &Path, expected: &Expected) -> Result<Option<String>, Fe
 /// Verifies what is on disk, without any network: every file must be present and match its
 /// pinned hash or the local copy of the checksums file.
 pub fn check(assets: &[&Asset], ui: &Progress) -> Vec<FileReport> {
-    let mut out = Vec::new();
+    let mut files = Vec::new();
     for asset in assets {
         let known = local_hashes(asset);
         for file in &asset.files {
-            let path = asset.path(file);
-            let k = key(&asset.name, file);
-            ui.start(&k, "verifying");
-            let result = if !path.is_file() {
-                Err(FetchError::Missing { path: path.clone() })
-            } else {
-                match known.get(file) {
-                    None => Err(FetchError::Unverifiable {
-                        checksums: asset.checksums.clone().unwrap_or_default(),
-                        dest: asset.dest.clone(),
-                    }),
-                    Some(exp) => match verify_on_disk(&path, exp) {
-                        Ok(None) => Ok(Outcome::Present),
-                        Ok(Some(actual)) => Err(FetchError::Mismatch {
-                            what: path.display().to_string(),
-                            expected: exp.sha256.clone(),
-                            actual,
-                            from: exp.from.clone(),
-                            deleted: false,
-                        }),
-                        Err(e) => Err(e),
-                    },
-                }
-            };
-            match &result {
-                Ok(_) => ui.finish(&k, true, "present, sha256 verified"),
-                Err(e) => ui.finish(&k, false, &e.to_string()),
-            }
-            out.push(FileReport {
-                asset: asset.name.clone(),
-                file: file.clone(),
-                url: url_of(asset, file, None),
-                path,
-                result,
-            });
+            files.push((*asset, file.clone(), known.get(file).cloned()));
         }
     }
-    out
+    // Several files are hashed at once: one core hashes one file at SHA-256's rate.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    parallel(&files, cores, |(asset, file, expected)| {
+        let path = asset.path(file);
+        let k = key(&asset.name, file);
+        ui.start(&k, "verifying");
+        let result = if !path.is_file() {
+            Err(FetchError::Missing { path: path.clone() })
+        } else {
+            match expected {
+                None => Err(FetchError::Unverifiable {
+                    checksums: asset.checksums.clone().unwrap_or_default(),
+                    dest: asset.dest.clone(),
+                }),
+                Some(exp) => match verify_on_disk(&path, exp) {
+                    Ok(None) => Ok(Outcome::Present),
+                    Ok(Some(actual)) => Err(FetchError::Mismatch {
+                        what: path.display().to_string(),
+                        expected: exp.sha256.clone(),
+                        actual,
+                        from: exp.from.clone(),
+                        deleted: false,
+                    }),
+                    Err(e) => Err(e),
+                },
+            }
+        };
+        match &result {
+            Ok(_) => ui.finish(&k, true, "present, sha256 verified"),
+            Err(e) => ui.finish(&k, false, &e.to_string()),
+        }
+        FileReport {
+            asset: asset.name.clone(),
+            file: file.clone(),
+            url: url_of(asset, file, None),
+            path,
+            result,
+        }
+    })
 }
 
 /// A file that needs the network: to learn its hash, to be downloaded, or both.
