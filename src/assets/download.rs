@@ -73,6 +73,8 @@ pub fn download(
         fs::create_dir_all(dir).map_err(|e| FetchError::io(dir, e))?;
     }
     let resumed_from = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    // Set when an attempt had to empty the `.part` file: then nothing was resumed after all.
+    let mut restarted = false;
     ui.start_bytes(&job.key, &format!("downloading {}", job.url), None);
     if resumed_from > 0 {
         ui.update(
@@ -83,7 +85,7 @@ pub fn download(
     let (mut fruitless, mut total) = (0u32, 0u32);
     let attempt = loop {
         total += 1;
-        match attempt(client, job, &part, ui) {
+        match attempt(client, job, &part, ui, &mut restarted) {
             Ok(a) => break a,
             Err(Failure::Fatal(e)) => return Err(e),
             Err(Failure::Transient(e, progressed)) => {
@@ -113,7 +115,7 @@ pub fn download(
     fs::rename(&part, &job.dest).map_err(|e| FetchError::io(&job.dest, e))?;
     Ok(Downloaded {
         size: attempt.size,
-        resumed_from,
+        resumed_from: if restarted { 0 } else { resumed_from },
         retries: total - 1,
         elapsed: start.elapsed(),
     })
@@ -126,7 +128,13 @@ fn backoff(base: Duration, failures: u32) -> Duration {
 }
 
 /// One request: from the end of the `.part` file when it has data, else from the start.
-fn attempt(client: &Client, job: &Job, part: &Path, ui: &Progress) -> Result<Attempt, Failure> {
+fn attempt(
+    client: &Client,
+    job: &Job,
+    part: &Path,
+    ui: &Progress,
+    restarted: &mut bool,
+) -> Result<Attempt, Failure> {
     let url = job.url.as_str();
     let offset = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
     let mut req = client.agent(url).get(url);
@@ -157,6 +165,7 @@ fn attempt(client: &Client, job: &Job, part: &Path, ui: &Progress) -> Result<Att
             _ => {
                 // A range we did not ask for: start over rather than splice the wrong bytes in.
                 truncate(part)?;
+                *restarted = true;
                 let e = FetchError::BadRange {
                     url: url.to_string(),
                     offset,
@@ -166,6 +175,7 @@ fn attempt(client: &Client, job: &Job, part: &Path, ui: &Progress) -> Result<Att
         },
         200 | 206 => {
             if offset > 0 {
+                *restarted = true;
                 ui.update(
                     &job.key,
                     &format!(
@@ -184,6 +194,7 @@ fn attempt(client: &Client, job: &Job, part: &Path, ui: &Progress) -> Result<Att
                 return Ok(Attempt { hash, size: offset });
             }
             truncate(part)?;
+            *restarted = true;
             return Err(Failure::Transient(
                 FetchError::BadRange {
                     url: url.to_string(),
