@@ -122,21 +122,35 @@ fn serve(
     log: &Mutex<Vec<Req>>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let mut range = None;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("range") {
-                range = Some(v.trim().to_string());
+    let mut out = conn;
+    let (path, range) = loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let mut range = None;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.trim().eq_ignore_ascii_case("range") {
+                    range = Some(v.trim().to_string());
+                }
             }
         }
-    }
+        // As a proxy: open the tunnel (logged as `CONNECT host:port`), then serve what comes
+        // through it as if it had been asked directly.
+        if line.starts_with("CONNECT ") {
+            log.lock().unwrap().push(Req {
+                path: format!("CONNECT {path}"),
+                range: None,
+            });
+            out.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+            continue;
+        }
+        break (path, range);
+    };
     log.lock().unwrap().push(Req {
         path: path.clone(),
         range: range.clone(),
@@ -148,7 +162,6 @@ fn serve(
             Some(r) => (r.body.clone(), r.once.pop_front().unwrap_or(r.always)),
         }
     };
-    let mut out = conn;
     let from = range
         .as_deref()
         .and_then(|r| r.strip_prefix("bytes="))
@@ -691,6 +704,47 @@ fn mirror_serves_every_file_and_the_checksums() {
     let out = d2.run(&["fetch-assets"], &[("LAB_ASSET_MIRROR", &s.url("mirror"))]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(std::fs::read(d2.dest("vmlinuz")).unwrap(), k);
+}
+
+#[test]
+fn proxy_from_the_environment() {
+    let (s, k, _) = release();
+    // A host nobody can resolve: only the proxy (our server, tunnelling) can reach it.
+    let d = Dir::new(&asset_table("http://assets.invalid/rel", "checksums.txt"));
+    let proxy = format!("http://127.0.0.1:{}", s.port);
+    let out = d.run(&["fetch-assets"], &[("HTTP_PROXY", &proxy)]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read(d.dest("vmlinuz")).unwrap(), k);
+    let tunnels = s
+        .requests()
+        .iter()
+        .filter(|r| r.path == "CONNECT assets.invalid:80")
+        .count();
+    assert_eq!(tunnels, 3, "checksums and both files through the proxy");
+
+    // no_proxy names the host: lab connects directly, which cannot work here.
+    let d = Dir::new(&asset_table("http://assets.invalid/rel", "checksums.txt"));
+    let out = d.run(
+        &["fetch-assets"],
+        &[("HTTP_PROXY", &proxy), ("no_proxy", "example.org,.invalid")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("asset `os`, file `checksums.txt`: cannot fetch http://assets.invalid/rel/checksums.txt: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("asset `os`, file `vmlinuz`: not fetched: its SHA-256 comes from http://assets.invalid/rel/checksums.txt, which could not be fetched"),
+        "{stderr}"
+    );
+    assert_eq!(
+        tunnels,
+        s.requests()
+            .iter()
+            .filter(|r| r.path.starts_with("CONNECT"))
+            .count()
+    );
 }
 
 #[test]

@@ -129,10 +129,25 @@ fn scheme_host(url: &str) -> (String, String) {
 /// a bad URL, an unknown host or a TLS failure are not.
 pub(super) fn transient(e: &ureq::Error) -> bool {
     use ureq::Error as E;
-    matches!(
-        e,
-        E::Io(_) | E::Timeout(_) | E::ConnectionFailed | E::BodyStalled | E::Protocol(_)
-    )
+    match e {
+        E::Io(_) if unknown_host(e) => false,
+        E::Io(_) | E::Timeout(_) | E::ConnectionFailed | E::BodyStalled | E::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+/// The resolver said the name does not exist (not a temporary DNS failure, which is retried).
+/// The system resolver's errors reach ureq as plain I/O errors, so this goes by their text.
+pub(super) fn unknown_host(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::HostNotFound => true,
+        ureq::Error::Io(io) => {
+            let text = io.to_string();
+            text.contains("failed to lookup address information")
+                && !text.contains("Temporary failure")
+        }
+        _ => false,
+    }
 }
 
 /// An I/O error from a body reader: whether it is a stall (per-read timeout).

@@ -152,12 +152,10 @@ impl FetchError {
     }
 
     fn network(url: &str, e: &ureq::Error) -> FetchError {
-        let message = match e {
-            ureq::Error::HostNotFound => {
-                "host not found (no network or DNS? an air-gapped lab can use --mirror URL)"
-                    .to_string()
-            }
-            other => other.to_string(),
+        let message = if http::unknown_host(e) {
+            "host not found (no network or DNS? an air-gapped lab can use --mirror URL)".to_string()
+        } else {
+            e.to_string()
         };
         FetchError::Network {
             url: url.to_string(),
