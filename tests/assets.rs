@@ -823,6 +823,18 @@ fn every_file_needs_a_way_to_be_verified() {
 }
 
 #[test]
+fn two_assets_may_not_store_the_same_file() {
+    let e = invalid(
+        "[assets.a]\nbase_url = \"https://example.org/a\"\nfiles = [\"vmlinuz\"]\nchecksums = \"sums\"\ndest = \"w\"\n\n[assets.b]\nbase_url = \"https://example.org/b\"\nfiles = [\"initrd\", \"vmlinuz\"]\nchecksums = \"sums\"\ndest = \"./w\"\n",
+    );
+    let e = e.replace(
+        &std::env::current_dir().unwrap().display().to_string(),
+        "CWD",
+    );
+    insta::assert_snapshot!("same_file_twice", e);
+}
+
+#[test]
 fn unknown_keys_in_an_asset() {
     let e = invalid("[assets.os]\nbase_url = \"https://example.org/os\"\nfiles = [\"vmlinuz\"]\nchecksums = \"sums\"\ndest = \"w\"\nmd5 = \"x\"\n");
     assert!(e.contains("unknown field `md5`"), "{e}");

@@ -11,7 +11,7 @@ use crate::lab::Asset;
 impl Validator<'_> {
     pub(super) fn assets(&mut self, raw: &RawConfig) -> BTreeMap<String, Asset> {
         let mut out = BTreeMap::new();
-        // (dest, file) -> the asset that stores it, so two assets do not write the same file.
+        // Stored file (checksums included) -> its asset, so two assets do not write one file.
         let mut stored: HashMap<PathBuf, String> = HashMap::new();
         for (name, a) in &raw.assets {
             let key = format!("assets.{}", name.get_ref());
@@ -19,11 +19,13 @@ impl Validator<'_> {
             let Some(asset) = self.asset(name.get_ref(), a.get_ref(), &key, a.span()) else {
                 continue;
             };
-            for (file, span) in asset
-                .files
-                .iter()
-                .zip(a.get_ref().files.iter().map(|f| f.span()))
-            {
+            let raw = a.get_ref();
+            let names = raw.files.iter().chain(raw.checksums.iter());
+            for file in asset.files.iter().chain(asset.checksums.iter()) {
+                let span = names
+                    .clone()
+                    .find(|f| f.get_ref() == file)
+                    .map(|f| f.span());
                 let path = asset.path(file);
                 if let Some(other) = stored.insert(path.clone(), asset.name.clone()) {
                     let msg = format!(
@@ -31,8 +33,8 @@ impl Validator<'_> {
                         path.display()
                     );
                     self.err(
-                        Some(span),
-                        format!("{key}.files"),
+                        span,
+                        &key,
                         msg,
                         "give the assets different `dest` directories",
                     );
