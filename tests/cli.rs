@@ -422,3 +422,21 @@ fn help_and_version_exit_0() {
     assert_exit(&o, 0, "lab --version");
     assert!(stdout(&o).starts_with("lab "), "{}", stdout(&o));
 }
+
+/// Names that are not in the lab are usage errors, found before any engine is asked.
+#[test]
+fn unknown_service_or_node_names_are_invalid_usage() {
+    for args in [
+        ["-f", "labs/playground.toml", "logs", "nope"],
+        ["-f", "labs/playground.toml", "up", "nope"],
+    ] {
+        let out = lab(&args);
+        assert_exit(&out, 2, &args.join(" "));
+        let err = stderr(&out);
+        assert!(
+            err.contains("lab `playground` has no service or node named `nope`"),
+            "{err}"
+        );
+        assert!(err.contains("use one of: dhcp, web, ssh, server"), "{err}");
+    }
+}

@@ -14,22 +14,10 @@ pub async fn run(
     tail: Option<usize>,
 ) -> anyhow::Result<()> {
     let lab = super::load(file)?;
-    let engine = DockerEngine::connect().await?;
     let names: Vec<String> = match name {
-        Some(n) if lab.service(&n).is_some() || lab.node(&n).is_some() => vec![n],
         Some(n) => {
-            let all: Vec<&str> = lab
-                .services
-                .iter()
-                .map(|s| s.name.as_str())
-                .chain(lab.nodes.iter().map(|n| n.name.as_str()))
-                .collect();
-            return Err(crate::lab::Diagnostics(vec![crate::lab::Diag::file_level(
-                &lab.file,
-                format!("lab `{}` has no service or node `{n}`", lab.name),
-                Some(format!("use one of: {}", all.join(", "))),
-            )])
-            .into());
+            super::check_names(&lab, std::slice::from_ref(&n))?;
+            vec![n]
         }
         None => lab
             .services
@@ -38,6 +26,7 @@ pub async fn run(
             .chain(lab.nodes.iter().map(|n| n.name.clone()))
             .collect(),
     };
+    let engine = DockerEngine::connect().await?;
     if follow {
         if names.len() != 1 {
             anyhow::bail!("`lab logs -f` follows one container: name a service or node");

@@ -21,3 +21,24 @@ pub const EXIT_INVALID: u8 = 2;
 pub fn load(file: &Path) -> anyhow::Result<Lab> {
     Ok(lab::load(file)?)
 }
+
+/// Fails (exit code 2) unless every name is a service or node of the lab, listing the ones it has.
+pub fn check_names(lab: &Lab, names: &[String]) -> anyhow::Result<()> {
+    for n in names {
+        if lab.service(n).is_none() && lab.node(n).is_none() {
+            let all: Vec<&str> = lab
+                .services
+                .iter()
+                .map(|s| s.name.as_str())
+                .chain(lab.nodes.iter().map(|n| n.name.as_str()))
+                .collect();
+            return Err(crate::lab::Diagnostics(vec![crate::lab::Diag::file_level(
+                &lab.file,
+                format!("lab `{}` has no service or node named `{n}`", lab.name),
+                Some(format!("use one of: {}", all.join(", "))),
+            )])
+            .into());
+        }
+    }
+    Ok(())
+}

@@ -26,7 +26,7 @@ pub struct Options {
 
 pub async fn run(file: &Path, opts: Options) -> anyhow::Result<()> {
     let lab = super::load(file)?;
-    check_names(&lab, &opts.names)?;
+    super::check_names(&lab, &opts.names)?;
     let files = render::render(&lab)
         .with_context(|| format!("generating the configs of lab `{}`", lab.name))?;
     let desired = desired(&lab, &files);
@@ -52,26 +52,6 @@ pub fn desired(lab: &Lab, files: &[RenderedFile]) -> Desired {
             host,
         },
     )
-}
-
-fn check_names(lab: &Lab, names: &[String]) -> anyhow::Result<()> {
-    for n in names {
-        if lab.service(n).is_none() && lab.node(n).is_none() {
-            let all: Vec<&str> = lab
-                .services
-                .iter()
-                .map(|s| s.name.as_str())
-                .chain(lab.nodes.iter().map(|n| n.name.as_str()))
-                .collect();
-            return Err(crate::lab::Diagnostics(vec![crate::lab::Diag::file_level(
-                &lab.file,
-                format!("lab `{}` has no service or node named `{n}`", lab.name),
-                Some(format!("use one of: {}", all.join(", "))),
-            )])
-            .into());
-        }
-    }
-    Ok(())
 }
 
 /// The lab's containers as the engine reports them.
