@@ -573,7 +573,7 @@ ipmi_port = 623
             .iter()
             .map(|p| (p.host_port, p.container_port, p.protocol))
             .collect();
-        assert_eq!(ports, [(5902, 5901, Proto::Tcp), (624, 623, Proto::Udp)]);
+        assert_eq!(ports, [(5902, 5901, Proto::Tcp), (624, 624, Proto::Udp)]);
         assert!(n2
             .mounts
             .iter()

@@ -165,13 +165,18 @@ fn rancheros_topology_comes_up_converges_and_goes_away() {
         .collect();
     assert_eq!(names, want.iter().map(String::as_str).collect::<Vec<_>>());
     for (name, ip, ports) in [
-        ("master", 6, vec![(b + 1, "5901/tcp"), (b + 10, "623/udp")]),
+        // IPMI is published on the same port inside: the BMC listens there too, for SOL.
+        (
+            "master",
+            6,
+            vec![(b + 1, "5901/tcp".to_string()), (b + 10, format!("{}/udp", b + 10))],
+        ),
         (
             "worker-2",
             8,
-            vec![(b + 3, "5901/tcp"), (b + 12, "623/udp")],
+            vec![(b + 3, "5901/tcp".to_string()), (b + 12, format!("{}/udp", b + 12))],
         ),
-        ("ssh", 4, vec![(b, "22/tcp")]),
+        ("ssh", 4, vec![(b, "22/tcp".to_string())]),
     ] {
         let full = format!("{}-{name}", u.name);
         let info = rt
@@ -196,7 +201,7 @@ fn rancheros_topology_comes_up_converges_and_goes_away() {
         let bindings = host.port_bindings.clone().unwrap_or_default();
         for (host_port, container_port) in ports {
             let b = bindings
-                .get(container_port)
+                .get(&container_port)
                 .cloned()
                 .flatten()
                 .unwrap_or_default();

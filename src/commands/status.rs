@@ -285,7 +285,7 @@ fn endpoints(labels: &crate::engine::Labels, ports: &[PortBinding]) -> Vec<Strin
             match (kind, p.container_port, p.protocol) {
                 ("sshd", 22, Proto::Tcp) => format!("ssh -p {} root@{h}", p.host_port),
                 ("node", 5901, Proto::Tcp) => format!("vnc://{h}:{}", p.host_port),
-                ("node", 623, Proto::Udp) => format!(
+                ("node", _, Proto::Udp) => format!(
                     "ipmitool -I lanplus -H {h} -p {} -U {user} -P <password>",
                     p.host_port
                 ),

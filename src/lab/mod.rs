@@ -247,7 +247,10 @@ pub struct Node {
 }
 
 impl Node {
-    /// Published ports of the node container: VNC on 5901/tcp and IPMI on 623/udp inside.
+    /// Published ports of the node container: VNC on 5901/tcp inside, and IPMI on the same
+    /// port inside as on the host. The BMC answers on 623 (the lab network's port) and on the
+    /// published port, because an SOL session must run on the port the client used, and the
+    /// BMC names its own port when it activates one (see images/node/lab-bmc.c).
     pub fn ports(&self) -> Vec<PortMap> {
         let mut ports = Vec::new();
         if let Some(host) = self.vnc_port {
@@ -260,7 +263,7 @@ impl Node {
         if let Some(host) = self.ipmi_port {
             ports.push(PortMap {
                 host,
-                container: IPMI_PORT,
+                container: host,
                 protocol: Proto::Udp,
             });
         }
@@ -270,8 +273,17 @@ impl Node {
 
 /// Port QEMU's VNC server listens on inside a node container (`-vnc :1`).
 pub const VNC_PORT: u16 = 5901;
-/// Port the BMC answers IPMI on inside a node container.
+/// Port the BMC answers IPMI on at its address on the lab network.
 pub const IPMI_PORT: u16 = 623;
+
+impl Node {
+    /// UDP ports the BMC listens on inside the node container: 623, and the published port.
+    pub fn bmc_ports(&self) -> Vec<u16> {
+        let mut ports = vec![IPMI_PORT];
+        ports.extend(self.ipmi_port.filter(|p| *p != IPMI_PORT));
+        ports
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Profile {

@@ -319,6 +319,7 @@ impl<'a> Renderer<'a> {
                 });
             }
         }
+        ctx.insert("bmc_ports", ser(&node.bmc_ports()));
         for (template, out) in NODE_FILES {
             let target = format!("the BMC config {out} of node `{}`", node.name);
             let contents = self.builtin(template, &ctx, &target)?;

@@ -1,0 +1,387 @@
+/*
+ * lab-bmc: lab's module for OpenIPMI's ipmi_sim, loaded by `loadlib` in the node's lan.conf.
+ * It makes ipmi_sim answer as a real BMC does where it falls short:
+ *
+ * 1. The LAN channel's sockets are ours. ipmi_sim answers sessionless requests (Get Channel
+ *    Cipher Suites, Get Channel Authentication Capabilities, Get System GUID) only in IPMI 1.5
+ *    framing and drops them in RMCP+ framing without a word, so `ipmitool -I lanplus` without
+ *    `-C` retries its cipher-suite discovery for about 10 s before it gives up and guesses. We
+ *    hand such requests to ipmi_sim in 1.5 framing and put its answer back into RMCP+ framing.
+ * 2. We listen on every port the BMC is reached on (623 on the lab network and the host port it
+ *    is published on) and tell ipmi_sim which one a request came in on, so that SOL activation
+ *    names the port the client used (ipmitool refuses an SOL session on another port).
+ * 3. System boot options (`ipmitool chassis bootdev pxe|disk [options=persistent]`): ipmi_sim
+ *    drops the persistent flag and keeps no state. We keep the boot flags in a file that the
+ *    node's power-on script (lab-vm) reads, and clears after one boot unless persistent.
+ *
+ * Options (second argument of loadlib): "ports=623,6230 bootdev=/run/lab/bootdev".
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <OpenIPMI/ipmi_err.h>
+#include <OpenIPMI/ipmi_mc.h>
+#include <OpenIPMI/ipmi_msgbits.h>
+#include <OpenIPMI/lanserv.h>
+#include <OpenIPMI/mcserv.h>
+#include <OpenIPMI/serv.h>
+
+#define MAX_PORTS 4
+#define RMCP_HDR 4
+#define AUTHTYPE_NONE 0
+#define AUTHTYPE_RMCPP 6
+#define PARAM_NOT_SUPPORTED_CC 0x80
+
+struct lab_port {
+    int fd;
+    uint16_t port;
+};
+
+/* The address lanserv keeps for a session and hands back to send_out. */
+struct lab_addr {
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    int fd;
+    int rmcpp_sessionless; /* answer in RMCP+ framing what ipmi_sim answers in 1.5 framing */
+};
+
+static struct lab_port ports[MAX_PORTS];
+static unsigned int num_ports;
+static lanserv_data_t *lan;
+static char *bootdev_file;
+
+static void say(const char *what, const char *detail)
+{
+    printf("lab: bmc: %s%s\n", what, detail);
+    fflush(stdout);
+}
+
+static void fail(const char *what, const char *detail)
+{
+    fprintf(stderr, "lab: error: bmc: %s%s\n", what, detail);
+    exit(1);
+}
+
+/* ---- 1 and 2: the LAN sockets ---- */
+
+static void send_out(lanserv_data_t *l, struct iovec *data, int vecs, void *addr, int addr_len)
+{
+    struct lab_addr *a = addr;
+    unsigned char buf[1024], out[1024];
+    size_t len = 0, plen;
+    int i;
+
+    (void) l;
+    if (addr_len != (int) sizeof(*a))
+        return;
+    for (i = 0; i < vecs; i++) {
+        if (len + data[i].iov_len > sizeof(buf))
+            return;
+        memcpy(buf + len, data[i].iov_base, data[i].iov_len);
+        len += data[i].iov_len;
+    }
+    /* 1.5 sessionless answer: RMCP header, authtype 0, seq (4), sid (4), length (1), message. */
+    if (a->rmcpp_sessionless && len >= 14 && buf[4] == AUTHTYPE_NONE
+        && (plen = buf[13]) + 14 <= len) {
+        memcpy(out, buf, RMCP_HDR);
+        out[4] = AUTHTYPE_RMCPP;
+        out[5] = 0;                       /* payload type IPMI, not encrypted or authenticated */
+        memset(out + 6, 0, 8);            /* session id 0, sequence 0 */
+        out[14] = plen & 0xff;
+        out[15] = 0;
+        memcpy(out + 16, buf + 14, plen);
+        sendto(a->fd, out, 16 + plen, 0, (struct sockaddr *) &a->addr, a->addr_len);
+        return;
+    }
+    sendto(a->fd, buf, len, 0, (struct sockaddr *) &a->addr, a->addr_len);
+}
+
+/* An RMCP+ IPMI request outside a session: authtype 6, payload type 0 (IPMI, clear), sid 0. */
+static int rmcpp_sessionless(const unsigned char *p, size_t len, size_t *plen)
+{
+    uint32_t sid;
+
+    if (len < 16 || p[4] != AUTHTYPE_RMCPP || p[5] != 0)
+        return 0;
+    sid = p[6] | (p[7] << 8) | (p[8] << 16) | ((uint32_t) p[9] << 24);
+    *plen = p[14] | (p[15] << 8);
+    return sid == 0 && *plen <= 255 && 16 + *plen <= len;
+}
+
+static void lan_ready(int fd, void *cb_data)
+{
+    struct lab_port *port = cb_data;
+    unsigned char buf[1024], v15[300];
+    struct lab_addr a;
+    ssize_t len;
+    size_t plen;
+
+    memset(&a, 0, sizeof(a));
+    a.addr_len = sizeof(a.addr);
+    a.fd = fd;
+    len = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *) &a.addr, &a.addr_len);
+    if (len < 5 || buf[0] != 6) /* RMCP version 1.0 */
+        return;
+    lan->port = port->port;
+    if (buf[3] == 6) {
+        handle_asf(lan, buf, len, &a, sizeof(a));
+    } else if (buf[3] == 7 && rmcpp_sessionless(buf, len, &plen)) {
+        memcpy(v15, buf, RMCP_HDR);
+        v15[4] = AUTHTYPE_NONE;
+        memset(v15 + 5, 0, 8);            /* sequence 0, session id 0 */
+        v15[13] = plen;
+        memcpy(v15 + 14, buf + 16, plen);
+        a.rmcpp_sessionless = 1;
+        ipmi_handle_lan_msg(lan, v15, 14 + plen, &a, sizeof(a));
+    } else if (buf[3] == 7) {
+        ipmi_handle_lan_msg(lan, buf, len, &a, sizeof(a));
+    }
+}
+
+static void open_port(sys_data_t *sys, struct lab_port *p)
+{
+    struct sockaddr_in sin;
+    ipmi_io_t *io;
+    char detail[64];
+    int one = 1;
+
+    p->fd = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+    if (p->fd < 0)
+        fail("cannot open a UDP socket: ", strerror(errno));
+    setsockopt(p->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(p->port);
+    sin.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (bind(p->fd, (struct sockaddr *) &sin, sizeof(sin)) < 0) {
+        snprintf(detail, sizeof(detail), "%u/udp: %s", p->port, strerror(errno));
+        fail("cannot listen on ", detail);
+    }
+    if (sys->add_io_hnd(sys, p->fd, lan_ready, p, &io))
+        fail("cannot watch the LAN socket", "");
+}
+
+/* ---- 3: system boot options ---- */
+
+struct boot_flags {
+    unsigned char valid, persistent, efi, device;
+    unsigned char in_progress, clear_mask, ack;
+};
+
+static const char *const device_names[16] = {
+    [0] = "none", [1] = "pxe", [2] = "disk", [3] = "safe", [4] = "diag",
+    [5] = "cdrom", [6] = "bios", [0xf] = "floppy",
+};
+
+static struct boot_flags boot;
+
+/* The file holds "<device> once|persistent" while an override is valid, "none" otherwise. */
+static void load_boot(void)
+{
+    char dev[16] = "", mode[16] = "";
+    FILE *f = fopen(bootdev_file, "r");
+    unsigned int i;
+
+    boot.valid = 0;
+    if (!f)
+        return;
+    if (fscanf(f, "%15s %15s", dev, mode) >= 1) {
+        for (i = 1; i < 16; i++) {
+            if (device_names[i] && strcmp(dev, device_names[i]) == 0) {
+                boot.valid = 1;
+                boot.device = i;
+                boot.persistent = strcmp(mode, "persistent") == 0;
+            }
+        }
+    }
+    fclose(f);
+}
+
+static int save_boot(void)
+{
+    char tmp[4096];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", bootdev_file);
+    f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    if (boot.valid && boot.device)
+        fprintf(f, "%s %s\n", device_names[boot.device], boot.persistent ? "persistent" : "once");
+    else
+        fprintf(f, "none\n");
+    if (fclose(f) != 0 || rename(tmp, bootdev_file) != 0)
+        return -1;
+    return 0;
+}
+
+static void set_boot_options(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
+                             unsigned int *rdata_len, void *cb_data)
+{
+    unsigned char *d = msg->data;
+    unsigned int need[6] = { 2, 2, 3, 2, 3, 6 };
+    unsigned char param;
+    unsigned char dev;
+
+    (void) mc;
+    (void) cb_data;
+    *rdata_len = 1;
+    rdata[0] = 0;
+    if (msg->len < 1) {
+        rdata[0] = IPMI_REQUEST_DATA_LENGTH_INVALID_CC;
+        return;
+    }
+    param = d[0] & 0x7f;
+    if (param > 5) {
+        rdata[0] = PARAM_NOT_SUPPORTED_CC;
+        return;
+    }
+    if (msg->len < need[param]) {
+        rdata[0] = IPMI_REQUEST_DATA_LENGTH_INVALID_CC;
+        return;
+    }
+    load_boot();
+    switch (param) {
+    case 0: /* set in progress */
+        boot.in_progress = d[1] & 3;
+        return;
+    case 1: /* service partition selector */
+    case 2: /* service partition scan */
+        return;
+    case 3: /* which events clear the valid bit */
+        boot.clear_mask = d[1] & 0x1f;
+        return;
+    case 4: /* boot info acknowledge: d[1] is the write mask */
+        boot.ack = (boot.ack & ~d[1]) | (d[2] & d[1]);
+        return;
+    case 5: /* boot flags */
+        dev = (d[2] >> 2) & 0xf;
+        if (!device_names[dev]) {
+            rdata[0] = IPMI_INVALID_DATA_FIELD_CC;
+            return;
+        }
+        boot.valid = (d[1] >> 7) & 1;
+        boot.persistent = (d[1] >> 6) & 1;
+        boot.efi = (d[1] >> 5) & 1;
+        boot.device = dev;
+        if (save_boot() != 0) {
+            rdata[0] = IPMI_UNKNOWN_ERR_CC;
+            return;
+        }
+        if (boot.valid && boot.device)
+            say(boot.persistent ? "boot device (persistent): " : "boot device (next boot): ",
+                device_names[boot.device]);
+        else
+            say("boot device: ", "none (the node's own boot order)");
+        return;
+    }
+}
+
+static void get_boot_options(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
+                             unsigned int *rdata_len, void *cb_data)
+{
+    unsigned char param;
+
+    (void) mc;
+    (void) cb_data;
+    if (msg->len < 3) {
+        rdata[0] = IPMI_REQUEST_DATA_LENGTH_INVALID_CC;
+        *rdata_len = 1;
+        return;
+    }
+    param = msg->data[0] & 0x7f;
+    load_boot();
+    rdata[0] = 0;
+    rdata[1] = 1; /* parameter version */
+    rdata[2] = param;
+    switch (param) {
+    case 0: rdata[3] = boot.in_progress; *rdata_len = 4; return;
+    case 1: case 2: rdata[3] = 0; *rdata_len = 4; return;
+    case 3: rdata[3] = boot.clear_mask; *rdata_len = 4; return;
+    case 4: rdata[3] = 0; rdata[4] = boot.ack; *rdata_len = 5; return;
+    case 5:
+        rdata[3] = (boot.valid << 7) | (boot.persistent << 6) | (boot.efi << 5);
+        rdata[4] = boot.valid ? boot.device << 2 : 0;
+        rdata[5] = rdata[6] = rdata[7] = 0;
+        *rdata_len = 8;
+        return;
+    default:
+        rdata[0] = PARAM_NOT_SUPPORTED_CC;
+        *rdata_len = 1;
+        return;
+    }
+}
+
+/* ---- module entry points ---- */
+
+static void parse_options(const char *initstr)
+{
+    char *opts = strdup(initstr ? initstr : ""), *save = NULL, *tok, *p, *end;
+    unsigned long v;
+
+    if (!opts)
+        fail("out of memory", "");
+    for (tok = strtok_r(opts, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        if (strncmp(tok, "ports=", 6) == 0) {
+            for (p = tok + 6; *p; p = *end ? end + 1 : end) {
+                v = strtoul(p, &end, 10);
+                if (end == p || v == 0 || v > 65535 || (*end && *end != ',') || num_ports == MAX_PORTS)
+                    fail("bad ports option: ", tok);
+                ports[num_ports++].port = v;
+            }
+        } else if (strncmp(tok, "bootdev=", 8) == 0 && tok[8] == '/') {
+            bootdev_file = strdup(tok + 8);
+        } else {
+            fail("unknown option: ", tok);
+        }
+    }
+    free(opts);
+    if (num_ports == 0 || !bootdev_file)
+        fail("loadlib options need ports=PORT[,PORT] and bootdev=/FILE, got: ", initstr ? initstr : "");
+}
+
+int ipmi_sim_module_init(sys_data_t *sys, const char *initstr)
+{
+    (void) sys;
+    parse_options(initstr);
+    if (ipmi_emu_register_cmd_handler(IPMI_CHASSIS_NETFN, IPMI_SET_SYSTEM_BOOT_OPTIONS_CMD,
+                                      set_boot_options, NULL)
+        || ipmi_emu_register_cmd_handler(IPMI_CHASSIS_NETFN, IPMI_GET_SYSTEM_BOOT_OPTIONS_CMD,
+                                         get_boot_options, NULL))
+        fail("cannot register the boot options commands", "");
+    return 0;
+}
+
+void ipmi_sim_module_post_init(sys_data_t *sys)
+{
+    unsigned int i;
+    char detail[64];
+
+    for (i = 0; i < 16 && !lan; i++) {
+        channel_t *chan = sys->chan_set[i];
+        if (chan && chan->medium_type == IPMI_CHANNEL_MEDIUM_8023_LAN && chan->chan_info)
+            lan = chan->chan_info;
+    }
+    if (!lan)
+        fail("lan.conf has no LAN channel (startlan ... endlan)", "");
+    if (lan->lan_addr_set)
+        fail("the LAN channel must have no addr line: lab-bmc opens its ports itself", "");
+    lan->send_out = send_out;
+    for (i = 0; i < num_ports; i++)
+        open_port(sys, &ports[i]);
+    for (i = 0; i < num_ports; i++) {
+        snprintf(detail, sizeof(detail), "%s%u/udp", i ? ", " : "", ports[i].port);
+        if (i == 0)
+            printf("lab: bmc: IPMI over LAN on ");
+        printf("%s", detail);
+    }
+    printf("\n");
+    fflush(stdout);
+}
