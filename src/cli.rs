@@ -84,6 +84,17 @@ pub enum Command {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// A node's serial console: its history, then live (Ctrl-] to leave). A node that stopped
+    /// still shows its console log.
+    Console {
+        node: String,
+        /// Lines of history to show first (0: the whole log).
+        #[arg(long, default_value_t = 50)]
+        lines: usize,
+        /// Show the history and exit.
+        #[arg(long)]
+        no_follow: bool,
+    },
     /// Show a service's or node container's logs (all of them without NAME).
     Logs {
         name: Option<String>,

@@ -61,6 +61,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             &phase,
             Duration::from_secs(timeout),
         )),
+        Command::Console {
+            node,
+            lines,
+            no_follow,
+        } => runtime()?.block_on(commands::console::run(
+            &file,
+            commands::console::Options {
+                node,
+                lines,
+                no_follow,
+            },
+        )),
         Command::Logs { name, follow, tail } => {
             runtime()?.block_on(commands::logs::run(&file, name, follow, tail))
         }

@@ -169,12 +169,18 @@ fn rancheros_topology_comes_up_converges_and_goes_away() {
         (
             "master",
             6,
-            vec![(b + 1, "5901/tcp".to_string()), (b + 10, format!("{}/udp", b + 10))],
+            vec![
+                (b + 1, "5901/tcp".to_string()),
+                (b + 10, format!("{}/udp", b + 10)),
+            ],
         ),
         (
             "worker-2",
             8,
-            vec![(b + 3, "5901/tcp".to_string()), (b + 12, format!("{}/udp", b + 12))],
+            vec![
+                (b + 3, "5901/tcp".to_string()),
+                (b + 12, format!("{}/udp", b + 12)),
+            ],
         ),
         ("ssh", 4, vec![(b, "22/tcp".to_string())]),
     ] {

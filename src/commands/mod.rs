@@ -1,6 +1,7 @@
 //! Subcommands: each loads the lab, plans, applies and reports, and nothing more.
 
 pub mod config;
+pub mod console;
 pub mod down;
 pub mod fetch_assets;
 pub mod logs;

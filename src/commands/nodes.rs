@@ -70,7 +70,7 @@ fn usage(msg: &str) -> anyhow::Error {
     .into()
 }
 
-fn known_node(lab: &Lab, name: &str) -> anyhow::Result<()> {
+pub(crate) fn known_node(lab: &Lab, name: &str) -> anyhow::Result<()> {
     if lab.node(name).is_some() {
         return Ok(());
     }

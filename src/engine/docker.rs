@@ -511,7 +511,7 @@ impl Engine for DockerEngine {
     }
 
     async fn exec(&self, container: &str, argv: &[String]) -> Result<ExecOutput, EngineError> {
-        let id = self.create_exec(container, argv).await?;
+        let id = self.create_exec(container, argv, false).await?;
         let what = format!("{} in container {container}", argv.join(" "));
         let started = self
             .docker
@@ -530,6 +530,86 @@ impl Engine for DockerEngine {
         }
         let exit_code = self.exec_exit_code(&id, &what).await?;
         Ok(ExecOutput { exit_code, output })
+    }
+
+    async fn exec_attached<F>(
+        &self,
+        container: &str,
+        argv: &[String],
+        mut input: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        mut each: F,
+    ) -> Result<i64, EngineError>
+    where
+        F: FnMut(&[u8]) + Send,
+    {
+        use tokio::io::AsyncWriteExt;
+        let id = self.create_exec(container, argv, true).await?;
+        let what = format!("{} in container {container}", argv.join(" "));
+        let started = self
+            .docker
+            .start_exec(&id, None)
+            .await
+            .map_err(|e| self.error(e, "running", &what))?;
+        let StartExecResults::Attached {
+            output: mut stream,
+            input: mut stdin,
+        } = started
+        else {
+            return Err(EngineError::api(
+                "attaching to",
+                &what,
+                None,
+                "the engine ran it detached",
+            ));
+        };
+        // Feeds stdin until `input` closes, then closes it (the command sees end of file).
+        let feeder = tokio::spawn(async move {
+            while let Some(bytes) = input.recv().await {
+                if stdin.write_all(&bytes).await.is_err() || stdin.flush().await.is_err() {
+                    return;
+                }
+            }
+            let _ = stdin.shutdown().await;
+        });
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.error(e, "reading the output of", &what))?;
+            each(&chunk.into_bytes());
+        }
+        feeder.abort();
+        self.exec_exit_code(&id, &what).await
+    }
+
+    async fn read_file(&self, container: &str, path: &str) -> Result<Vec<u8>, EngineError> {
+        let options = DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        let mut stream = self
+            .docker
+            .download_from_container(container, Some(options));
+        let mut archive = Vec::new();
+        let what = format!("{path} in container {container}");
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => archive.extend_from_slice(&bytes),
+                Err(e) => {
+                    return Err(match self.error(e, "reading", &what) {
+                        EngineError::Api {
+                            status: Some(404), ..
+                        } => EngineError::NotFound {
+                            kind: "path",
+                            name: what,
+                        },
+                        other => other,
+                    })
+                }
+            }
+        }
+        super::export::first_file(&archive)
+            .map_err(|e| EngineError::api("unpacking", &what, None, e.to_string()))?
+            .ok_or(EngineError::NotFound {
+                kind: "file",
+                name: what,
+            })
     }
 }
 
@@ -588,8 +668,14 @@ impl DockerEngine {
         Ok(archive)
     }
 
-    async fn create_exec(&self, container: &str, argv: &[String]) -> Result<String, EngineError> {
+    async fn create_exec(
+        &self,
+        container: &str,
+        argv: &[String],
+        stdin: bool,
+    ) -> Result<String, EngineError> {
         let options = CreateExecOptions {
+            attach_stdin: Some(stdin),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             cmd: Some(argv.to_vec()),

@@ -41,6 +41,21 @@ pub fn unpack_files(archive: &[u8], dest: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// The contents of the first regular file in `archive` (the engine's archive of one file), or
+/// `None` if it holds none (the path was a directory).
+pub fn first_file(archive: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    let mut tar = tar::Archive::new(archive);
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        if entry.header().entry_type().is_file() {
+            let mut data = Vec::with_capacity(entry.size() as usize);
+            entry.read_to_end(&mut data)?;
+            return Ok(Some(data));
+        }
+    }
+    Ok(None)
+}
+
 /// `path` below `root`, refusing anything that would leave the destination.
 fn relative(path: &Path, root: &Path) -> io::Result<PathBuf> {
     let rel = path.strip_prefix(root).unwrap_or(path);
@@ -123,6 +138,23 @@ mod tests {
         header.set_size(data.len() as u64);
         builder.append_data(&mut header, name, data).unwrap();
         builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn first_file_reads_a_single_file_archive_and_skips_directories() {
+        assert_eq!(
+            first_file(&file_tar("console.log", b"boot\n")).unwrap(),
+            Some(b"boot\n".to_vec())
+        );
+        let dir_only = {
+            let mut builder = tar::Builder::new(Vec::new());
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_size(0);
+            builder.append_data(&mut header, "lab/", &[][..]).unwrap();
+            builder.into_inner().unwrap()
+        };
+        assert_eq!(first_file(&dir_only).unwrap(), None);
     }
 
     #[test]

@@ -49,6 +49,8 @@ struct State {
     images: BTreeMap<String, ImageInfo>,
     logs: BTreeMap<String, String>,
     exec_outputs: BTreeMap<String, ExecOutput>,
+    /// What [`Engine::read_file`] finds, by (container, path).
+    container_files: BTreeMap<(String, String), Vec<u8>>,
     /// What [`Engine::copy_from_image`] finds, by (image tag, path): (relative path, contents).
     image_files: BTreeMap<(String, String), Vec<(String, Vec<u8>)>>,
 }
@@ -168,6 +170,32 @@ impl FakeEngine {
         self.lock()
             .exec_outputs
             .insert(container.to_string(), output);
+    }
+
+    /// The output set for `container` by [`FakeEngine::set_exec_output`]; exec needs it running.
+    fn canned_exec(
+        &self,
+        op: &str,
+        container: &str,
+        argv: &[String],
+    ) -> Result<ExecOutput, EngineError> {
+        let state = self.begin(op, &format!("{container} {}", argv.join(" ")))?;
+        let key = state
+            .container_key(container)
+            .ok_or_else(|| not_found("container", container))?;
+        if state.containers[&key].state != ContainerState::Running {
+            return Err(EngineError::NotRunning {
+                container: container.to_string(),
+            });
+        }
+        Ok(state.exec_outputs.get(&key).cloned().unwrap_or_default())
+    }
+
+    /// What [`Engine::read_file`] returns for `path` in `container`.
+    pub fn set_container_file(&self, container: &str, path: &str, contents: &[u8]) {
+        self.lock()
+            .container_files
+            .insert((container.to_string(), path.to_string()), contents.to_vec());
     }
 
     /// Files that [`Engine::copy_from_image`] finds at `path` (a directory) in image `tag`:
@@ -530,16 +558,36 @@ impl Engine for FakeEngine {
     }
 
     async fn exec(&self, container: &str, argv: &[String]) -> Result<ExecOutput, EngineError> {
-        let state = self.begin("exec", &format!("{container} {}", argv.join(" ")))?;
+        self.canned_exec("exec", container, argv)
+    }
+
+    /// Takes all of `input`, then hands the container's canned exec output to `each`.
+    async fn exec_attached<F>(
+        &self,
+        container: &str,
+        argv: &[String],
+        mut input: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        mut each: F,
+    ) -> Result<i64, EngineError>
+    where
+        F: FnMut(&[u8]) + Send,
+    {
+        let output = self.canned_exec("exec_attached", container, argv)?;
+        while input.recv().await.is_some() {}
+        each(output.output.as_bytes());
+        Ok(output.exit_code)
+    }
+
+    async fn read_file(&self, container: &str, path: &str) -> Result<Vec<u8>, EngineError> {
+        let state = self.begin("read_file", &format!("{container} {path}"))?;
         let key = state
             .container_key(container)
             .ok_or_else(|| not_found("container", container))?;
-        if state.containers[&key].state != ContainerState::Running {
-            return Err(EngineError::NotRunning {
-                container: container.to_string(),
-            });
-        }
-        Ok(state.exec_outputs.get(&key).cloned().unwrap_or_default())
+        state
+            .container_files
+            .get(&(key, path.to_string()))
+            .cloned()
+            .ok_or_else(|| not_found("path", &format!("{path} in container {container}")))
     }
 }
 

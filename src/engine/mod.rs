@@ -480,6 +480,28 @@ pub trait Engine: Send + Sync {
         container: &str,
         argv: &[String],
     ) -> impl Future<Output = Result<ExecOutput, EngineError>> + Send;
+
+    /// Runs `argv` in a running container, attached: what arrives on `input` goes to its stdin,
+    /// which is closed when `input` closes; its output goes to `each` as it comes. Returns its
+    /// exit code once it has exited (a non-zero exit is not an error).
+    fn exec_attached<F>(
+        &self,
+        container: &str,
+        argv: &[String],
+        input: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        each: F,
+    ) -> impl Future<Output = Result<i64, EngineError>> + Send
+    where
+        F: FnMut(&[u8]) + Send;
+
+    /// The contents of the file `path` in a container, running or stopped (a node's console
+    /// log outlives its VM and its container's process). A missing file is
+    /// [`EngineError::NotFound`].
+    fn read_file(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, EngineError>> + Send;
 }
 
 /// Decides whether `spec` may be created among `existing` networks: `Ok(Some(id))` if an
