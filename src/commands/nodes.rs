@@ -176,20 +176,73 @@ pub async fn wait(
                 lines.join("\n")
             );
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
-/// The last lines of a node's serial console, which the node image logs to a file.
+/// The last lines of a node's serial console, which the node image logs to a file: as plain
+/// text (no terminal escapes, no blank lines), for an error message.
 async fn console_tail<E: Engine>(engine: &E, container: &str) -> String {
-    let argv: Vec<String> = ["tail", "-n", "10", "/var/lib/lab/console.log"]
+    let argv: Vec<String> = ["tail", "-n", "40", super::console::CONSOLE_LOG]
         .map(String::from)
         .to_vec();
     match engine.exec(container, &argv).await {
         Ok(out) if out.exit_code == 0 => {
-            let text: Vec<String> = out.output.lines().map(|l| format!("    | {l}")).collect();
+            let lines: Vec<String> = out
+                .output
+                .lines()
+                .map(plain_text)
+                .filter(|l| !l.trim().is_empty())
+                .collect();
+            let text: Vec<String> = lines[lines.len().saturating_sub(10)..]
+                .iter()
+                .map(|l| format!("    | {l}"))
+                .collect();
             format!("    last console lines:\n{}", text.join("\n"))
         }
         _ => "    (no console log)".to_string(),
+    }
+}
+
+/// `line` without terminal escape sequences (colours, cursor moves) and control characters.
+fn plain_text(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI: ESC [ parameters... final byte in @..~; other escapes: ESC and one char.
+                if chars.next_if_eq(&'[').is_some() {
+                    while let Some(p) = chars.next() {
+                        if ('@'..='~').contains(&p) {
+                            break;
+                        }
+                    }
+                } else {
+                    chars.next();
+                }
+            }
+            '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_text;
+
+    #[test]
+    fn console_lines_lose_terminal_escapes_and_control_characters() {
+        assert_eq!(
+            plain_text("\u{1b}[0;1miPXE 1.0.0\u{1b}[0m -- Open Source \u{1b}[0;36mhttp\r"),
+            "iPXE 1.0.0 -- Open Source http"
+        );
+        assert_eq!(plain_text("worker-2:/# \u{1b}[6n"), "worker-2:/# ");
+        assert_eq!(plain_text("a\tb\u{7}\u{1b}cX"), "a\tbX");
+        assert_eq!(plain_text("ünïcode stays"), "ünïcode stays");
+        assert_eq!(plain_text("\u{1b}["), "");
     }
 }
