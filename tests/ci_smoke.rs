@@ -248,6 +248,40 @@ fn ci_smoke_run_boots_drives_and_removes_the_smoke_lab() {
         stderr(&out)
     );
 
+    // No way in without the password: a wrong one, cipher suite 0 (RAKP-none), IPMI 1.5 "none".
+    let wrong = |args: &[&str]| {
+        let out = Command::new("ipmitool")
+            .args([
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &bmc.to_string(),
+                "-U",
+                "admin",
+                "-P",
+                "wrong",
+            ])
+            .args(args)
+            .args(["power", "status"])
+            .output()
+            .expect("ipmitool");
+        (
+            out.status.success(),
+            format!("{}{}", stdout(&out), stderr(&out)),
+        )
+    };
+    for args in [
+        &["-I", "lanplus"][..],
+        &["-I", "lanplus", "-C", "0"],
+        &["-I", "lan", "-A", "NONE"],
+    ] {
+        let (ok, said) = wrong(args);
+        assert!(
+            !ok && !said.contains("Chassis Power"),
+            "{args:?} with a wrong password: {said}"
+        );
+    }
+
     // Power off -> `off`.
     assert!(ipmitool(bmc, &["power", "off"]).status.success());
     let out = t.lab(&["wait", "worker-1", "--phase", "off", "--timeout", "60"]);

@@ -10,6 +10,9 @@
  * 2. We listen on every port the BMC is reached on (623 on the lab network and the host port it
  *    is published on) and tell ipmi_sim which one a request came in on, so that SOL activation
  *    names the port the client used (ipmitool refuses an SOL session on another port).
+ *    Sessions without a password are refused: IPMI 1.5 authentication type "none" is off in
+ *    lan.conf, and an RMCP+ Open Session Request proposing RAKP-none ("cipher suite 0", which
+ *    ipmi_sim would grant at any privilege) gets "no cipher suite match".
  * 3. System boot options (`ipmitool chassis bootdev pxe|disk [options=persistent]`): ipmi_sim
  *    drops the persistent flag and keeps no state. We keep the boot flags in a file that the
  *    node's power-on script (lab-vm) reads, and clears after one boot unless persistent.
@@ -115,6 +118,32 @@ static int rmcpp_sessionless(const unsigned char *p, size_t len, size_t *plen)
     return sid == 0 && *plen <= 255 && 16 + *plen <= len;
 }
 
+/* An RMCP+ Open Session Request (payload type 0x10) that proposes authentication algorithm
+ * RAKP-none: answered here with status 0x11 (no cipher suite match), never given to ipmi_sim. */
+static int refuse_rakp_none(struct lab_addr *a, const unsigned char *p, size_t len)
+{
+    const unsigned char *d = p + 16;
+    unsigned char out[24];
+
+    if (len < 16 + 32 || p[4] != AUTHTYPE_RMCPP || (p[5] & 0x3f) != 0x10)
+        return 0;
+    if (d[8] != 0 || d[11] != 8 || (d[12] & 0x3f) != 0)
+        return 0;
+    memcpy(out, p, RMCP_HDR);
+    out[4] = AUTHTYPE_RMCPP;
+    out[5] = 0x11;                        /* Open Session Response */
+    memset(out + 6, 0, 8);                /* session id 0, sequence 0 */
+    out[14] = 8;
+    out[15] = 0;
+    out[16] = d[0];                       /* message tag */
+    out[17] = 0x11;                       /* no cipher suite match with proposed algorithms */
+    out[18] = 0;
+    out[19] = 0;
+    memcpy(out + 20, d + 4, 4);           /* the console's session id */
+    sendto(a->fd, out, sizeof(out), 0, (struct sockaddr *) &a->addr, a->addr_len);
+    return 1;
+}
+
 static void lan_ready(int fd, void *cb_data)
 {
     struct lab_port *port = cb_data;
@@ -132,6 +161,8 @@ static void lan_ready(int fd, void *cb_data)
     lan->port = port->port;
     if (buf[3] == 6) {
         handle_asf(lan, buf, len, &a, sizeof(a));
+    } else if (buf[3] == 7 && refuse_rakp_none(&a, buf, len)) {
+        say("refused a session without authentication (RAKP-none, cipher suite 0)", "");
     } else if (buf[3] == 7 && rmcpp_sessionless(buf, len, &plen)) {
         memcpy(v15, buf, RMCP_HDR);
         v15[4] = AUTHTYPE_NONE;
