@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod images;
+pub mod ipmi;
 pub mod lab;
 pub mod phase;
 pub mod plan;

@@ -287,6 +287,16 @@ fn ci_smoke_run_boots_drives_and_removes_the_smoke_lab() {
     let out = t.lab(&["wait", "worker-1", "--phase", "off", "--timeout", "60"]);
     assert!(out.status.success(), "worker-1 to off: {}", stderr(&out));
     assert_eq!(node_phase(&phases(&t), "worker-1").0, "off");
+    // lab's own IPMI 1.5 client (what `status` asks with) sees the same, and needs the password.
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let at = std::net::SocketAddr::from((u.ip(7), 623));
+    assert_eq!(
+        rt.block_on(metal_lab::ipmi::power_is_on(at, "admin", "admin")),
+        Ok(false)
+    );
+    assert!(rt
+        .block_on(metal_lab::ipmi::power_is_on(at, "admin", "wrong"))
+        .is_err());
 
     // A one-time PXE boot, then power on -> `up` again; the override is used up.
     let out = ipmitool(bmc, &["chassis", "bootdev", "pxe"]);

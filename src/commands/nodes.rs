@@ -138,6 +138,7 @@ pub async fn wait(
     let files = crate::render::render(&lab)?;
     let desired = super::up::desired(&lab, &files);
     let boot = status::boot_files(&lab);
+    let creds = status::bmc_credentials(&lab);
     let engine = DockerEngine::connect().await?;
     let wanted = |e: &Entry| nodes.is_empty() || nodes.contains(&e.name);
     let reached = |e: &Entry| match e.phase {
@@ -147,7 +148,7 @@ pub async fn wait(
     };
     let start = Instant::now();
     loop {
-        let report = status::report(&engine, &lab.name, &desired.containers, &boot).await?;
+        let report = status::report(&engine, &lab.name, &desired.containers, &boot, &creds).await?;
         let selected: Vec<&Entry> = report.nodes.iter().filter(|e| wanted(e)).collect();
         if selected.iter().all(|e| reached(e)) {
             println!(

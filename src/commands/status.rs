@@ -57,8 +57,8 @@ pub struct Entry {
 
 pub async fn run(file: &Path, json: bool, name: Option<String>) -> anyhow::Result<()> {
     // With a file, list what it defines (absent ones too); with --name, what the labels say.
-    let (lab_name, planned, boot, missing) = match name {
-        Some(n) => (n, Vec::new(), BTreeMap::new(), Vec::new()),
+    let (lab_name, planned, boot, creds, missing) = match name {
+        Some(n) => (n, Vec::new(), BTreeMap::new(), BTreeMap::new(), Vec::new()),
         None => {
             let lab = super::load(file)?;
             let files = crate::render::render(&lab)?;
@@ -68,12 +68,13 @@ pub async fn run(file: &Path, json: bool, name: Option<String>) -> anyhow::Resul
                 lab.name.clone(),
                 desired.containers,
                 boot_files(&lab),
+                bmc_credentials(&lab),
                 missing,
             )
         }
     };
     let engine = DockerEngine::connect().await?;
-    let mut report = report(&engine, &lab_name, &planned, &boot).await?;
+    let mut report = report(&engine, &lab_name, &planned, &boot, &creds).await?;
     for m in &missing {
         for n in report
             .nodes
@@ -94,6 +95,14 @@ pub async fn run(file: &Path, json: bool, name: Option<String>) -> anyhow::Resul
         print!("{}", table(&report));
     }
     Ok(())
+}
+
+/// Node name -> its BMC's user and password (from the lab file), to ask the BMC directly.
+pub fn bmc_credentials(lab: &Lab) -> BTreeMap<String, (String, String)> {
+    lab.nodes
+        .iter()
+        .map(|n| (n.name.clone(), (n.bmc_user.clone(), n.bmc_password.clone())))
+        .collect()
 }
 
 /// `boot_files`: node name -> URL paths of its kernel and initrd (from the lab file, if any).
@@ -119,6 +128,7 @@ pub async fn report<E: Engine>(
     lab: &str,
     planned: &[ContainerSpec],
     boot_files: &BTreeMap<String, Vec<String>>,
+    bmc_credentials: &BTreeMap<String, (String, String)>,
 ) -> anyhow::Result<Report> {
     let observed = super::up::current(engine, lab).await?;
     let mut entries: Vec<(Role, Entry)> = planned
@@ -138,7 +148,7 @@ pub async fn report<E: Engine>(
     }
     let powers = join_all(entries.iter().map(|(role, e)| async move {
         match (role, e.state.as_str()) {
-            (Role::Node, "running") => Some(crate::ready::bmc_power(engine, &e.container).await),
+            (Role::Node, "running") => Some(power(engine, e, bmc_credentials.get(&e.name)).await),
             (Role::Node, _) => Some("off".to_string()),
             _ => None,
         }
@@ -159,6 +169,21 @@ pub async fn report<E: Engine>(
     }
     add_phases(engine, &mut report).await;
     Ok(report)
+}
+
+/// The node's power state from its BMC: asked over IPMI at the node's address when its
+/// credentials are known (milliseconds), else by `ipmitool` in its container (a `docker exec`).
+async fn power<E: Engine>(engine: &E, e: &Entry, creds: Option<&(String, String)>) -> String {
+    let addr =
+        e.ip.as_deref()
+            .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok());
+    if let (Some(ip), Some((user, password))) = (addr, creds) {
+        let at = std::net::SocketAddr::from((ip, crate::lab::IPMI_PORT));
+        if let Ok(on) = crate::ipmi::power_is_on(at, user, password).await {
+            return if on { "on" } else { "off" }.to_string();
+        }
+    }
+    crate::ready::bmc_power(engine, &e.container).await
 }
 
 /// Reads the dnsmasq and web logs once, each node's own log, and derives every node's phase.
