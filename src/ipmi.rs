@@ -25,7 +25,7 @@ struct Session<'a> {
     password: &'a [u8; 16],
 }
 
-fn checksum(bytes: &[u8]) -> u8 {
+pub(crate) fn checksum(bytes: &[u8]) -> u8 {
     bytes
         .iter()
         .fold(0u8, |a, b| a.wrapping_add(*b))
@@ -33,7 +33,7 @@ fn checksum(bytes: &[u8]) -> u8 {
 }
 
 /// The IPMI message: rsAddr, netFn/LUN, checksum, rqAddr, rqSeq/LUN, command, data, checksum.
-fn message(netfn: u8, rq_seq: u8, cmd: u8, data: &[u8]) -> Vec<u8> {
+pub(crate) fn message(netfn: u8, rq_seq: u8, cmd: u8, data: &[u8]) -> Vec<u8> {
     let head = [BMC_ADDR, netfn << 2];
     let mut body = vec![CONSOLE_ADDR, rq_seq << 2, cmd];
     body.extend_from_slice(data);
@@ -66,6 +66,17 @@ fn packet(s: &Session, msg: &[u8]) -> Vec<u8> {
     p.push(msg.len() as u8);
     p.extend_from_slice(msg);
     p
+}
+
+/// An IPMI 1.5 packet outside any session (no authentication, sequence and session id 0).
+pub(crate) fn sessionless(msg: &[u8]) -> Vec<u8> {
+    let none = Session {
+        auth: 0,
+        seq: 0,
+        id: 0,
+        password: &[0; 16],
+    };
+    packet(&none, msg)
 }
 
 /// The data of a reply to `cmd` (after the completion code), or why there is none.

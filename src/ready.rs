@@ -186,27 +186,10 @@ pub async fn ipmi_ping(addr: SocketAddr) -> Result<(), String> {
     }
 }
 
-fn checksum(bytes: &[u8]) -> u8 {
-    bytes
-        .iter()
-        .fold(0u8, |a, b| a.wrapping_add(*b))
-        .wrapping_neg()
-}
-
 fn channel_auth_request() -> Vec<u8> {
-    // IPMI message: rsAddr BMC, netFn App (0x06) request, then rqAddr, rqSeq, command 0x38 with
-    // "this channel, IPMI v2.0 data" (0x8e) and the admin privilege level (0x04).
-    let head = [0x20u8, 0x06 << 2];
-    let body = [0x81u8, 0x00, 0x38, 0x8e, 0x04];
-    let mut ipmi = head.to_vec();
-    ipmi.push(checksum(&head));
-    ipmi.extend_from_slice(&body);
-    ipmi.push(checksum(&body));
-    // RMCP header (version 6, class IPMI), then the IPMI 1.5 session header: no auth, seq 0, id 0.
-    let mut pkt = vec![0x06, 0x00, 0xff, 0x07, 0x00, 0, 0, 0, 0, 0, 0, 0, 0];
-    pkt.push(ipmi.len() as u8);
-    pkt.extend_from_slice(&ipmi);
-    pkt
+    // netFn App, command 0x38 with "this channel, IPMI v2.0 data" (0x8e) and the admin
+    // privilege level (0x04).
+    crate::ipmi::sessionless(&crate::ipmi::message(0x06, 0, 0x38, &[0x8e, 0x04]))
 }
 
 fn is_channel_auth_reply(reply: &[u8]) -> bool {
