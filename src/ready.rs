@@ -26,6 +26,8 @@ pub enum Probe {
         ip: Ipv4Addr,
         port: u16,
         power_on: bool,
+        /// The BMC's user and password, to ask it for the power state directly.
+        credentials: Option<(String, String)>,
     },
     /// Running is all we know to check.
     Running,
@@ -50,11 +52,13 @@ impl Probe {
                 ip,
                 port,
                 power_on: false,
+                ..
             } => format!("IPMI answers on {ip}:{port}/udp"),
             Probe::Ipmi {
                 ip,
                 port,
                 power_on: true,
+                ..
             } => format!("IPMI answers on {ip}:{port}/udp, power on"),
             Probe::Running => "running".into(),
         }
@@ -75,11 +79,30 @@ impl Probe {
             }
             Probe::Http { ip, port } => http(SocketAddr::from((*ip, *port))).await,
             Probe::Ssh { ip, port } => ssh_banner(SocketAddr::from((*ip, *port))).await.map(|_| ()),
-            Probe::Ipmi { ip, port, power_on } => {
-                ipmi_ping(SocketAddr::from((*ip, *port))).await?;
-                match (*power_on, bmc_power(engine, container).await.as_str()) {
-                    (false, _) | (true, "on") => Ok(()),
-                    (true, other) => Err(format!("the BMC reports power {other}")),
+            Probe::Ipmi {
+                ip,
+                port,
+                power_on,
+                credentials,
+            } => {
+                let at = SocketAddr::from((*ip, *port));
+                ipmi_ping(at).await?;
+                if !*power_on {
+                    return Ok(());
+                }
+                let power = match credentials {
+                    Some((user, password)) => {
+                        match crate::ipmi::power_is_on(at, user, password).await {
+                            Ok(true) => "on".to_string(),
+                            Ok(false) => "off".to_string(),
+                            Err(_) => bmc_power(engine, container).await,
+                        }
+                    }
+                    None => bmc_power(engine, container).await,
+                };
+                match power.as_str() {
+                    "on" => Ok(()),
+                    other => Err(format!("the BMC reports power {other}")),
                 }
             }
             Probe::Running => Ok(()),

@@ -292,11 +292,15 @@ pub async fn wait_ready<E: Engine>(
 
 fn probe(lab: &Lab, c: &ContainerSpec, fresh: bool) -> Probe {
     match c.role {
-        Role::Node => Probe::Ipmi {
-            ip: c.ip,
-            port: IPMI_PORT,
-            power_on: fresh && lab.node(&c.lab_name).is_some_and(|n| n.power == Power::On),
-        },
+        Role::Node => {
+            let node = lab.node(&c.lab_name);
+            Probe::Ipmi {
+                ip: c.ip,
+                port: IPMI_PORT,
+                power_on: fresh && node.is_some_and(|n| n.power == Power::On),
+                credentials: node.map(|n| (n.bmc_user.clone(), n.bmc_password.clone())),
+            }
+        }
         Role::Service => lab
             .service(&c.lab_name)
             .map_or(Probe::Running, |s| Probe::for_service(s.kind, s.ip)),
