@@ -500,10 +500,11 @@ fn overlapping_subnet_names_the_other_network() {
         return;
     };
     let a = unique("oa");
-    let mut b = unique("ob");
-    b.net = a.net;
     let la = TestLab::new(&a.name, &small_lab(&a, a.port_base));
     assert!(la.lab(&["up", "--no-wait"]).status.success());
+    // Picked once a's ports are taken, so b's are others: only the subnet may clash.
+    let mut b = unique("ob");
+    b.net = a.net;
     let lb = TestLab::new(
         &b.name,
         &small_lab(&b, b.port_base + 1).replace(".0/24\"", ".0/25\""),

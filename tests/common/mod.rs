@@ -41,7 +41,18 @@ pub fn unique(tag: &str) -> Unique {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let mix = pid.wrapping_mul(2654435761) ^ nanos ^ (seq << 20);
-    let net = [200 + (mix % 50) as u8, ((mix >> 8) % 250) as u8 + 1];
+    let net = {
+        static NETS: std::sync::Mutex<Vec<[u8; 2]>> = std::sync::Mutex::new(Vec::new());
+        let mut nets = NETS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut k = mix;
+        let mut net = [200 + (k % 50) as u8, ((k >> 8) % 250) as u8 + 1];
+        while nets.contains(&net) {
+            k = k.wrapping_mul(2654435761).wrapping_add(1);
+            net = [200 + (k % 50) as u8, ((k >> 8) % 250) as u8 + 1];
+        }
+        nets.push(net);
+        net
+    };
     let port_base = free_port_block(20000 + ((mix >> 3) % 400) as u16 * 100, 20);
     Unique {
         name: format!("lt{tag}{}{seq}", pid % 10000),
@@ -50,14 +61,23 @@ pub fn unique(tag: &str) -> Unique {
     }
 }
 
-/// The first block of `n` consecutive ports (TCP and UDP) that are free on 127.0.0.1.
+/// Port blocks already handed to a test of this process: tests run in parallel and bind their
+/// ports only later, so a block that is free now may be another test's.
+static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// The first block of `n` consecutive ports (TCP and UDP) that are free on 127.0.0.1 and not
+/// handed to another test of this process.
 fn free_port_block(start: u16, n: u16) -> u16 {
     let mut base = start;
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        let free = (base..base + n).all(|p| {
-            TcpListener::bind(("127.0.0.1", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p)).is_ok()
-        });
+        let free = !handed.contains(&base)
+            && (base..base + n).all(|p| {
+                TcpListener::bind(("127.0.0.1", p)).is_ok()
+                    && UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            });
         if free {
+            handed.push(base);
             return base;
         }
         base = if base > 60000 { 20000 } else { base + n };
