@@ -65,6 +65,10 @@ pub async fn run(file: &Path, opts: Options) -> anyhow::Result<()> {
     }
     match result {
         Ok(0) => Ok(()),
+        Ok(126 | 127) => anyhow::bail!(
+            "node `{}` runs a node image without the console helper (made by an older lab): run `lab up` to update it",
+            opts.node
+        ),
         Ok(code) => anyhow::bail!(
             "the console of node `{}` failed (lab-console exited with {code}); see `lab logs {}`",
             opts.node,
