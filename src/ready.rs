@@ -90,17 +90,10 @@ impl Probe {
                 if !*power_on {
                     return Ok(());
                 }
-                let power = match credentials {
-                    Some((user, password)) => {
-                        match crate::ipmi::power_is_on(at, user, password).await {
-                            Ok(true) => "on".to_string(),
-                            Ok(false) => "off".to_string(),
-                            Err(_) => bmc_power(engine, container).await,
-                        }
-                    }
-                    None => bmc_power(engine, container).await,
-                };
-                match power.as_str() {
+                match power_state(engine, container, Some(at), credentials.as_ref())
+                    .await
+                    .as_str()
+                {
                     "on" => Ok(()),
                     other => Err(format!("the BMC reports power {other}")),
                 }
@@ -110,9 +103,26 @@ impl Probe {
     }
 }
 
+/// The node's power state (`on`, `off` or `unknown`) from its BMC: asked over IPMI at `bmc`
+/// when the credentials are known (milliseconds), else (or if that fails) by `ipmitool` in the
+/// node container (a `docker exec`).
+pub async fn power_state<E: Engine>(
+    engine: &E,
+    container: &str,
+    bmc: Option<SocketAddr>,
+    credentials: Option<&(String, String)>,
+) -> String {
+    if let (Some(at), Some((user, password))) = (bmc, credentials) {
+        if let Ok(on) = crate::ipmi::power_is_on(at, user, password).await {
+            return if on { "on" } else { "off" }.to_string();
+        }
+    }
+    bmc_power(engine, container).await
+}
+
 /// The node's power state (`on`, `off` or `unknown`) as its BMC reports it over IPMI (lanplus),
 /// asked from inside the node container with the credentials of its rendered settings.
-pub async fn bmc_power<E: Engine>(engine: &E, container: &str) -> String {
+async fn bmc_power<E: Engine>(engine: &E, container: &str) -> String {
     let script = "u=$(sed -n 's/^BMC_USER=//p' /etc/lab/node/node.env); p=$(sed -n 's/^BMC_PASSWORD=//p' /etc/lab/node/node.env); \
                   exec ipmitool -I lanplus -C 3 -H 127.0.0.1 -U \"$u\" -P \"$p\" power status";
     let argv = vec!["sh".to_string(), "-c".to_string(), script.to_string()];

@@ -17,6 +17,25 @@ pub struct Progress {
     quarters: Mutex<HashMap<String, u64>>,
 }
 
+/// Shows `bar` under `key` with `msg`, ticking, and keeps it for later updates.
+fn add_bar(
+    multi: &MultiProgress,
+    bars: &Mutex<HashMap<String, ProgressBar>>,
+    bar: ProgressBar,
+    style: ProgressStyle,
+    key: &str,
+    msg: &str,
+) {
+    let bar = multi.add(bar);
+    bar.set_style(style);
+    bar.set_prefix(key.to_string());
+    bar.set_message(msg.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    if let Ok(mut b) = bars.lock() {
+        b.insert(key.to_string(), bar);
+    }
+}
+
 enum Mode {
     Bars {
         multi: MultiProgress,
@@ -58,19 +77,11 @@ impl Progress {
     pub fn start(&self, key: &str, msg: &str) {
         match &self.mode {
             Mode::Bars { multi, bars } => {
-                let bar = multi.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{spinner:.cyan} {prefix:<34} {wide_msg} {elapsed:>4}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
-                bar.set_prefix(key.to_string());
-                bar.set_message(msg.to_string());
-                bar.enable_steady_tick(Duration::from_millis(120));
-                if let Ok(mut b) = bars.lock() {
-                    b.insert(key.to_string(), bar);
-                }
+                let style = ProgressStyle::with_template(
+                    "{spinner:.cyan} {prefix:<34} {wide_msg} {elapsed:>4}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                add_bar(multi, bars, ProgressBar::new_spinner(), style, key, msg);
             }
             Mode::Lines => self.line(key, msg),
             Mode::Quiet => {}
@@ -82,19 +93,12 @@ impl Progress {
     pub fn start_bytes(&self, key: &str, msg: &str, total: Option<u64>) {
         match &self.mode {
             Mode::Bars { multi, bars } => {
-                let bar = multi.add(ProgressBar::new(total.unwrap_or(0)));
                 let template = "{spinner:.cyan} {prefix:<34} [{bar:24}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta:<4} {wide_msg}";
-                bar.set_style(
-                    ProgressStyle::with_template(template)
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                );
-                bar.set_prefix(key.to_string());
-                bar.set_message(msg.to_string());
-                bar.enable_steady_tick(Duration::from_millis(120));
-                if let Ok(mut b) = bars.lock() {
-                    b.insert(key.to_string(), bar);
-                }
+                let style = ProgressStyle::with_template(template)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
+                let bar = ProgressBar::new(total.unwrap_or(0));
+                add_bar(multi, bars, bar, style, key, msg);
             }
             Mode::Lines => self.line(key, msg),
             Mode::Quiet => {}

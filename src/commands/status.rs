@@ -148,7 +148,14 @@ pub async fn report<E: Engine>(
     }
     let powers = join_all(entries.iter().map(|(role, e)| async move {
         match (role, e.state.as_str()) {
-            (Role::Node, "running") => Some(power(engine, e, bmc_credentials.get(&e.name)).await),
+            (Role::Node, "running") => {
+                let bmc =
+                    e.ip.as_deref()
+                        .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok());
+                let bmc = bmc.map(|ip| std::net::SocketAddr::from((ip, crate::lab::IPMI_PORT)));
+                let creds = bmc_credentials.get(&e.name);
+                Some(crate::ready::power_state(engine, &e.container, bmc, creds).await)
+            }
             (Role::Node, _) => Some("off".to_string()),
             _ => None,
         }
@@ -169,21 +176,6 @@ pub async fn report<E: Engine>(
     }
     add_phases(engine, &mut report).await;
     Ok(report)
-}
-
-/// The node's power state from its BMC: asked over IPMI at the node's address when its
-/// credentials are known (milliseconds), else by `ipmitool` in its container (a `docker exec`).
-async fn power<E: Engine>(engine: &E, e: &Entry, creds: Option<&(String, String)>) -> String {
-    let addr =
-        e.ip.as_deref()
-            .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok());
-    if let (Some(ip), Some((user, password))) = (addr, creds) {
-        let at = std::net::SocketAddr::from((ip, crate::lab::IPMI_PORT));
-        if let Ok(on) = crate::ipmi::power_is_on(at, user, password).await {
-            return if on { "on" } else { "off" }.to_string();
-        }
-    }
-    crate::ready::bmc_power(engine, &e.container).await
 }
 
 /// Reads the dnsmasq and web logs once, each node's own log, and derives every node's phase.

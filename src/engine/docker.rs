@@ -426,7 +426,9 @@ impl Engine for DockerEngine {
                 )
             }
         };
-        let archive = self.download(&created.id, image, path).await;
+        let archive = self
+            .download(&created.id, path, &format!("{path} in image {image}"))
+            .await;
         let removed = self.remove_container(&created.id).await;
         let archive = archive?;
         removed?;
@@ -456,14 +458,7 @@ impl Engine for DockerEngine {
             .stderr(true)
             .tail(&tail)
             .build();
-        let mut stream = self.docker.logs(container, Some(options));
-        let mut text = String::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk
-                .map_err(|e| self.error_or_missing(e, "reading logs of", "container", container))?;
-            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-        }
-        Ok(text)
+        self.read_logs(container, options).await
     }
 
     async fn logs_timestamped(&self, container: &str) -> Result<String, EngineError> {
@@ -472,14 +467,7 @@ impl Engine for DockerEngine {
             .stderr(true)
             .timestamps(true)
             .build();
-        let mut stream = self.docker.logs(container, Some(options));
-        let mut text = String::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk
-                .map_err(|e| self.error_or_missing(e, "reading logs of", "container", container))?;
-            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-        }
-        Ok(text)
+        self.read_logs(container, options).await
     }
 
     async fn follow_logs<F>(
@@ -511,24 +499,12 @@ impl Engine for DockerEngine {
     }
 
     async fn exec(&self, container: &str, argv: &[String]) -> Result<ExecOutput, EngineError> {
-        let id = self.create_exec(container, argv, false).await?;
-        let what = format!("{} in container {container}", argv.join(" "));
-        let started = self
-            .docker
-            .start_exec(&id, None)
-            .await
-            .map_err(|e| self.error(e, "running", &what))?;
         let mut output = String::new();
-        if let StartExecResults::Attached {
-            output: mut stream, ..
-        } = started
-        {
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| self.error(e, "reading the output of", &what))?;
-                output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-            }
-        }
-        let exit_code = self.exec_exit_code(&id, &what).await?;
+        let exit_code = self
+            .run_exec(container, argv, None, |bytes| {
+                output.push_str(&String::from_utf8_lossy(bytes))
+            })
+            .await?;
         Ok(ExecOutput { exit_code, output })
     }
 
@@ -536,74 +512,18 @@ impl Engine for DockerEngine {
         &self,
         container: &str,
         argv: &[String],
-        mut input: tokio::sync::mpsc::Receiver<Vec<u8>>,
-        mut each: F,
+        input: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        each: F,
     ) -> Result<i64, EngineError>
     where
         F: FnMut(&[u8]) + Send,
     {
-        use tokio::io::AsyncWriteExt;
-        let id = self.create_exec(container, argv, true).await?;
-        let what = format!("{} in container {container}", argv.join(" "));
-        let started = self
-            .docker
-            .start_exec(&id, None)
-            .await
-            .map_err(|e| self.error(e, "running", &what))?;
-        let StartExecResults::Attached {
-            output: mut stream,
-            input: mut stdin,
-        } = started
-        else {
-            return Err(EngineError::api(
-                "attaching to",
-                &what,
-                None,
-                "the engine ran it detached",
-            ));
-        };
-        // Feeds stdin until `input` closes, then closes it (the command sees end of file).
-        let feeder = tokio::spawn(async move {
-            while let Some(bytes) = input.recv().await {
-                if stdin.write_all(&bytes).await.is_err() || stdin.flush().await.is_err() {
-                    return;
-                }
-            }
-            let _ = stdin.shutdown().await;
-        });
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.error(e, "reading the output of", &what))?;
-            each(&chunk.into_bytes());
-        }
-        feeder.abort();
-        self.exec_exit_code(&id, &what).await
+        self.run_exec(container, argv, Some(input), each).await
     }
 
     async fn read_file(&self, container: &str, path: &str) -> Result<Vec<u8>, EngineError> {
-        let options = DownloadFromContainerOptionsBuilder::new()
-            .path(path)
-            .build();
-        let mut stream = self
-            .docker
-            .download_from_container(container, Some(options));
-        let mut archive = Vec::new();
         let what = format!("{path} in container {container}");
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(bytes) => archive.extend_from_slice(&bytes),
-                Err(e) => {
-                    return Err(match self.error(e, "reading", &what) {
-                        EngineError::Api {
-                            status: Some(404), ..
-                        } => EngineError::NotFound {
-                            kind: "path",
-                            name: what,
-                        },
-                        other => other,
-                    })
-                }
-            }
-        }
+        let archive = self.download(container, path, &what).await?;
         super::export::first_file(&archive)
             .map_err(|e| EngineError::api("unpacking", &what, None, e.to_string()))?
             .ok_or(EngineError::NotFound {
@@ -632,13 +552,14 @@ impl DockerEngine {
         }
     }
 
-    /// The engine's tar archive of `path` in a (created) container of `image`, in memory: lab
-    /// copies small files this way (kernels, initramfs images).
+    /// The engine's tar archive of `path` in a container (created, running or stopped), in
+    /// memory: lab copies small files this way (kernels, initramfs images, console logs). `what`
+    /// names the path for messages; a missing path is [`EngineError::NotFound`].
     async fn download(
         &self,
         container: &str,
-        image: &str,
         path: &str,
+        what: &str,
     ) -> Result<Vec<u8>, EngineError> {
         let options = DownloadFromContainerOptionsBuilder::new()
             .path(path)
@@ -648,24 +569,79 @@ impl DockerEngine {
             .download_from_container(container, Some(options));
         let mut archive = Vec::new();
         while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(bytes) => archive.extend_from_slice(&bytes),
-                Err(e) => {
-                    return Err(
-                        match self.error(e, "copying out of image", &format!("{image}: {path}")) {
-                            EngineError::Api {
-                                status: Some(404), ..
-                            } => EngineError::NotFound {
-                                kind: "path",
-                                name: format!("{path} in image {image}"),
-                            },
-                            other => other,
-                        },
-                    )
-                }
-            }
+            let bytes = chunk.map_err(|e| self.error_or_missing(e, "copying", "path", what))?;
+            archive.extend_from_slice(&bytes);
         }
         Ok(archive)
+    }
+
+    /// The container's logs with `options`, read to the end.
+    async fn read_logs(
+        &self,
+        container: &str,
+        options: bollard::query_parameters::LogsOptions,
+    ) -> Result<String, EngineError> {
+        let mut stream = self.docker.logs(container, Some(options));
+        let mut text = String::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|e| self.error_or_missing(e, "reading logs of", "container", container))?;
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        Ok(text)
+    }
+
+    /// Runs `argv` in a running container, its output to `each`; with `input`, attached to its
+    /// stdin, which is closed when `input` closes. Returns the exit code.
+    async fn run_exec<F>(
+        &self,
+        container: &str,
+        argv: &[String],
+        input: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
+        mut each: F,
+    ) -> Result<i64, EngineError>
+    where
+        F: FnMut(&[u8]) + Send,
+    {
+        use tokio::io::AsyncWriteExt;
+        let id = self.create_exec(container, argv, input.is_some()).await?;
+        let what = format!("{} in container {container}", argv.join(" "));
+        let started = self
+            .docker
+            .start_exec(&id, None)
+            .await
+            .map_err(|e| self.error(e, "running", &what))?;
+        let StartExecResults::Attached {
+            output: mut stream,
+            input: mut stdin,
+        } = started
+        else {
+            return Err(EngineError::api(
+                "attaching to",
+                &what,
+                None,
+                "the engine ran it detached",
+            ));
+        };
+        // Feeds stdin until `input` closes, then closes it (the command sees end of file).
+        let feeder = input.map(|mut input| {
+            tokio::spawn(async move {
+                while let Some(bytes) = input.recv().await {
+                    if stdin.write_all(&bytes).await.is_err() || stdin.flush().await.is_err() {
+                        return;
+                    }
+                }
+                let _ = stdin.shutdown().await;
+            })
+        });
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.error(e, "reading the output of", &what))?;
+            each(&chunk.into_bytes());
+        }
+        if let Some(feeder) = feeder {
+            feeder.abort();
+        }
+        self.exec_exit_code(&id, &what).await
     }
 
     async fn create_exec(
