@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 use crate::apply::{self, Summary};
 use crate::engine::export::write_atomically;
 use crate::engine::Engine;
-use crate::lab::{Lab, ServiceKind};
+use crate::lab::Lab;
 use crate::ui::Progress;
 
 /// The image's name under `images/` (tag `metal-lab/smoke:latest`).
@@ -65,7 +65,7 @@ pub fn profiles(lab: &Lab) -> Vec<&str> {
 
 fn boots_smoke(profile: &crate::lab::Profile) -> bool {
     let is = |path: &Option<String>, want: &str| {
-        path.as_deref().map(|p| p.trim_start_matches('/')) == Some(want)
+        path.as_deref().and_then(crate::lab::web_path) == Some(want)
     };
     is(&profile.kernel, KERNEL) || is(&profile.initrd, INITRD)
 }
@@ -83,10 +83,7 @@ pub async fn ensure_smoke_os<E: Engine>(
     if users.is_empty() {
         return Ok(SmokeOs::default());
     }
-    let Some(web_root) = lab
-        .first_of(ServiceKind::Httpd)
-        .and_then(|s| s.root.clone())
-    else {
+    let Some(web_root) = lab.web_root().map(Path::to_path_buf) else {
         bail!(
             "profile `{}` boots lab's smoke OS from the web root, but lab `{}` has no httpd service with a root\n  \
              help: add a [services.web] table with kind = \"httpd\"",

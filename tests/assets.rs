@@ -908,7 +908,7 @@ profile = "other"
             "files = [\"vmlinuz\", \"initrd\", \"os.iso\"]"
         )
     );
-    std::fs::write(d.file(), text).unwrap();
+    std::fs::write(d.file(), &text).unwrap();
     let lab = d.lab();
     let missing = assets::missing_assets(&lab);
     assert_eq!(missing.len(), 1);
@@ -926,6 +926,15 @@ profile = "other"
         format!("lab fetch-assets -f {} os", d.file().display())
     );
     assert_eq!(m.to_string(), format!("asset `os` is not downloaded yet (vmlinuz, initrd, os.iso missing); a-1, a-2 cannot boot until it is: run `lab fetch-assets -f {} os`", d.file().display()));
+
+    // `/os/vmlinuz` and `./os/initrd` name the same files under the web root.
+    let slashed = text
+        .replace("kernel = \"os/vmlinuz\"", "kernel = \"/os/vmlinuz\"")
+        .replace("initrd = \"os/initrd\"", "initrd = \"./os/initrd\"");
+    assert_ne!(slashed, text);
+    std::fs::write(d.file(), &slashed).unwrap();
+    assert_eq!(assets::missing_assets(&d.lab())[0].nodes, ["a-1", "a-2"]);
+    std::fs::write(d.file(), &text).unwrap();
 
     std::fs::create_dir_all(d.dest("")).unwrap();
     std::fs::write(d.dest("vmlinuz"), b"k").unwrap();

@@ -716,6 +716,21 @@ profile = "os"
 }
 
 #[test]
+fn profile_templates_stay_inside_the_web_root() {
+    // Rendering refuses them; validation says so before anything runs.
+    insta::assert_snapshot!(errors(&with(
+        r#"
+[profiles.os]
+kernel = "os/vmlinuz"
+cloud_configs = ["../lab.toml", "/etc/hostname", "./templates/hello.yaml.j2"]
+
+[nodes.n2]
+profile = "os"
+"#
+    )));
+}
+
+#[test]
 fn present_paths_resolve_against_the_file() {
     let fx = Fixture::new();
     let lab = fx
@@ -846,6 +861,9 @@ bmc_user = "an-administrator-name"
 
 [nodes.f]
 bmc_password = "pass word"
+
+[nodes.g]
+bmc_password = 'pa"ss'
 "#
     )));
 }

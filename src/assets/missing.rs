@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::lab::{Lab, ServiceKind};
+use crate::lab::Lab;
 
 /// An asset with files missing from its `dest`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,9 +36,7 @@ impl fmt::Display for MissingAsset {
 /// Every asset of the lab with a file that is not in its `dest`. Only looks at the disk (whether
 /// each file exists; `lab fetch-assets` never leaves an unverified file there), never the network.
 pub fn missing_assets(lab: &Lab) -> Vec<MissingAsset> {
-    let web_root = lab
-        .first_of(ServiceKind::Httpd)
-        .and_then(|s| s.root.clone());
+    let web_root = lab.web_root();
     let mut out = Vec::new();
     for asset in lab.assets.values() {
         let files: Vec<String> = asset
@@ -59,9 +57,9 @@ pub fn missing_assets(lab: &Lab) -> Vec<MissingAsset> {
                 let boots = profile
                     .into_iter()
                     .flat_map(|p| p.kernel.iter().chain(p.initrd.iter()));
-                let root = web_root.as_deref();
                 boots
-                    .filter_map(|rel| root.map(|r| r.join(rel)))
+                    .filter_map(|f| crate::lab::web_path(f))
+                    .filter_map(|rel| Some(web_root?.join(rel)))
                     .any(|p| paths.iter().any(|m| same_file(m, &p)))
             })
             .map(|n| n.name.clone())

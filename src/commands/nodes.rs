@@ -135,8 +135,7 @@ pub async fn wait(
     for n in nodes {
         known_node(&lab, n)?;
     }
-    let files = crate::render::render(&lab)?;
-    let desired = super::up::desired(&lab, &files);
+    let desired = super::up::desired(&lab, &[]);
     let boot = status::boot_files(&lab);
     let creds = status::bmc_credentials(&lab);
     let engine = DockerEngine::connect().await?;

@@ -61,8 +61,9 @@ pub async fn run(file: &Path, json: bool, name: Option<String>) -> anyhow::Resul
         Some(n) => (n, Vec::new(), BTreeMap::new(), BTreeMap::new(), Vec::new()),
         None => {
             let lab = super::load(file)?;
-            let files = crate::render::render(&lab)?;
-            let desired = super::up::desired(&lab, &files);
+            // Names, addresses and ports are all status needs: no rendering (a broken
+            // cloud-config template is `up`'s to report).
+            let desired = super::up::desired(&lab, &[]);
             let missing = crate::assets::missing_assets(&lab);
             (
                 lab.name.clone(),
@@ -115,8 +116,8 @@ pub fn boot_files(lab: &Lab) -> BTreeMap<String, Vec<String>> {
             let files = profile
                 .into_iter()
                 .flat_map(|p| p.kernel.iter().chain(p.initrd.iter()))
-                .filter(|f| !f.contains("://"))
-                .map(|f| format!("/{}", f.trim_start_matches('/')))
+                .filter_map(|f| crate::lab::web_path(f))
+                .map(|p| format!("/{p}"))
                 .collect();
             (n.name.clone(), files)
         })

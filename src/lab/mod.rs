@@ -14,7 +14,7 @@ pub use validate::{from_str, load};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
@@ -271,6 +271,17 @@ impl Node {
     }
 }
 
+/// A profile's `kernel` or `initrd` as a path below the web root (a leading `./` or `/`
+/// dropped), or `None` for an absolute http(s) URL, which nodes fetch from elsewhere.
+pub fn web_path(path: &str) -> Option<&str> {
+    let lower = path.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        None
+    } else {
+        Some(path.trim_start_matches("./").trim_start_matches('/'))
+    }
+}
+
 /// Port QEMU's VNC server listens on inside a node container (`-vnc :1`).
 pub const VNC_PORT: u16 = 5901;
 /// Port the BMC answers IPMI on at its address on the lab network.
@@ -331,6 +342,11 @@ impl Lab {
     pub fn first_of(&self, kind: ServiceKind) -> Option<&Service> {
         self.services.iter().find(|s| s.kind == kind)
     }
+    /// The web root of the first httpd service: where nodes' kernels, initrds and templates are.
+    pub fn web_root(&self) -> Option<&Path> {
+        self.first_of(ServiceKind::Httpd)
+            .and_then(|s| s.root.as_deref())
+    }
     /// Where lab writes what it generates for this lab: `.lab/<name>/` beside the file.
     pub fn state_dir(&self) -> PathBuf {
         self.dir.join(".lab").join(&self.name)
@@ -341,5 +357,19 @@ impl Lab {
     }
     pub fn network_name(&self) -> String {
         format!("{}-net", self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::web_path;
+
+    #[test]
+    fn web_paths_drop_leading_dot_and_slash_and_leave_urls_alone() {
+        assert_eq!(web_path("os/vmlinuz"), Some("os/vmlinuz"));
+        assert_eq!(web_path("/os/vmlinuz"), Some("os/vmlinuz"));
+        assert_eq!(web_path("./os/initrd"), Some("os/initrd"));
+        assert_eq!(web_path("http://example.org/vmlinuz"), None);
+        assert_eq!(web_path("HTTPS://example.org/initrd"), None);
     }
 }

@@ -218,7 +218,7 @@ impl<'a> Renderer<'a> {
             }
         }
         let httpd = lab.first_of(ServiceKind::Httpd);
-        let web_root = httpd.and_then(|s| s.root.clone());
+        let web_root = lab.web_root().map(Path::to_path_buf);
         let mut user = environment();
         if let Some(root) = web_root.clone() {
             user.set_loader(move |name| load_template(&root, name));
@@ -620,19 +620,14 @@ fn cloud_config_outputs(profile: &Profile) -> Result<Vec<(String, String)>, Rend
 /// A kernel or initrd of a profile: an absolute URL as it is, a path under the web root served
 /// by the web service.
 fn asset_url(web_url: &str, path: &str) -> String {
-    let lower = path.to_ascii_lowercase();
-    if lower.starts_with("http://") || lower.starts_with("https://") {
-        path.to_string()
-    } else {
-        format!(
-            "{web_url}/{}",
-            path.trim_start_matches("./").trim_start_matches('/')
-        )
+    match crate::lab::web_path(path) {
+        Some(p) => format!("{web_url}/{p}"),
+        None => path.to_string(),
     }
 }
 
 /// Relative, and without `..`: a path that stays under the directory it is joined to.
-fn is_relative_inside(name: &str) -> bool {
+pub(crate) fn is_relative_inside(name: &str) -> bool {
     !name.is_empty()
         && Path::new(name)
             .components()

@@ -281,10 +281,7 @@ impl Validator<'_> {
                 );
             }
         }
-        let Some(root) = lab
-            .first_of(ServiceKind::Httpd)
-            .and_then(|s| s.root.clone())
-        else {
+        let Some(root) = lab.web_root() else {
             return;
         };
         for (name, p) in &raw.profiles {
@@ -306,12 +303,22 @@ impl Validator<'_> {
                 .map(|c| ("cloud_configs", c))
                 .chain(profile.ipxe.iter().map(|c| ("ipxe", c)));
             for ((field, rel), span) in templates.zip(spans) {
+                let key = format!("profiles.{}.{field}", name.get_ref());
+                if !crate::render::is_relative_inside(rel.trim_start_matches("./")) {
+                    self.err(
+                        span.or(Some(p.span())),
+                        key,
+                        format!("template `{rel}` is not inside the web root"),
+                        "name templates by a path relative to the web root, without `..`",
+                    );
+                    continue;
+                }
                 let path = root.join(rel);
                 if !path.is_file() {
                     let msg = format!("template `{rel}` does not exist ({})", path.display());
                     self.err(
                         span.or(Some(p.span())),
-                        format!("profiles.{}.{field}", name.get_ref()),
+                        key,
                         msg,
                         "paths are relative to the web root: create the file or fix the path",
                     );

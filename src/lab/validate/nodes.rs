@@ -264,13 +264,16 @@ impl Validator<'_> {
                 16,
             ),
         ] {
-            if value.is_empty() || value.len() > max || !value.chars().all(|c| c.is_ascii_graphic())
+            // ipmi_sim's config parser has no escapes: a '"' would end the quoted value.
+            if value.is_empty()
+                || value.len() > max
+                || !value.chars().all(|c| c.is_ascii_graphic() && c != '"')
             {
                 self.err(
                     span.map(Spanned::span),
                     format!("{key}.{field}"),
-                    format!("{field} must be 1 to {max} printable ASCII characters without spaces"),
-                    format!("the node's BMC accepts at most {max} bytes here; pick a shorter one"),
+                    format!("{field} must be 1 to {max} printable ASCII characters without spaces or '\"'"),
+                    format!("the node's BMC (ipmi_sim) reads at most {max} bytes here, and no spaces or quotes"),
                 );
             }
         }
