@@ -9,6 +9,7 @@ use metal_lab::commands::{self, up, EXIT_FAILURE, EXIT_INVALID};
 use metal_lab::lab::Diagnostics;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -20,6 +21,16 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(EXIT_FAILURE)
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`lab status | head -1`) would be an
+/// error at every print; like other Unix tools, lab just ends quietly instead.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first in main, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -408,6 +408,22 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn power_and_wait_name_their_own_bad_words() {
+    let o = lab(&["wait", "--phase", "booting"]);
+    assert_exit(&o, 2, "lab wait --phase booting");
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: lab: wait: unknown phase `booting`: use one of off, firmware, dhcp, pxe, kernel, provisioning, up"
+    );
+    let o = lab(&["power", "master", "explode"]);
+    assert_exit(&o, 2, "lab power master explode");
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: lab: power: unknown power action `explode`: use one of on, off, cycle, reset, status"
+    );
+}
+
+#[test]
 fn help_and_version_exit_0() {
     let o = lab(&["--help"]);
     assert_exit(&o, 0, "lab --help");
@@ -438,5 +454,30 @@ fn unknown_service_or_node_names_are_invalid_usage() {
             "{err}"
         );
         assert!(err.contains("use one of: dhcp, web, ssh, server"), "{err}");
+    }
+}
+
+#[test]
+fn a_closed_output_pipe_ends_lab_quietly() {
+    // `lab config | head -0`: the reader is gone before lab prints.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .current_dir(root())
+        .args(["-f", "labs/smoke.toml", "config"])
+        .stdout(writer)
+        .output()
+        .expect("run the lab binary");
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            out.status.signal(),
+            Some(13),
+            "ends by SIGPIPE: {:?}",
+            out.status
+        );
     }
 }

@@ -1,6 +1,5 @@
 //! `lab validate` and `lab config`.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -30,8 +29,7 @@ pub fn config(file: &Path, json: bool) -> anyhow::Result<()> {
     } else {
         toml::to_string(&file_shaped(value)).context("printing the lab as TOML")?
     };
-    // A closed pipe (`lab config | head`) is not an error worth a panic.
-    let _ = writeln!(std::io::stdout().lock(), "{}", text.trim_end());
+    println!("{}", text.trim_end());
     Ok(())
 }
 

@@ -25,15 +25,19 @@ pub async fn power(file: &Path, all: bool, words: &[String]) -> anyhow::Result<(
         (false, [node, action]) => (vec![node.clone()], action.as_str()),
         _ => {
             return Err(usage(
+                "power",
                 "use `lab power NODE ACTION` or `lab power --all ACTION`",
             ))
         }
     };
     if !POWER_ACTIONS.contains(&action) {
-        return Err(usage(&format!(
-            "unknown power action `{action}`: use one of {}",
-            POWER_ACTIONS.join(", ")
-        )));
+        return Err(usage(
+            "power",
+            &format!(
+                "unknown power action `{action}`: use one of {}",
+                POWER_ACTIONS.join(", ")
+            ),
+        ));
     }
     for n in &nodes {
         known_node(&lab, n)?;
@@ -59,11 +63,11 @@ pub async fn power(file: &Path, all: bool, words: &[String]) -> anyhow::Result<(
     Ok(())
 }
 
-fn usage(msg: &str) -> anyhow::Error {
+fn usage(command: &str, msg: &str) -> anyhow::Error {
     crate::lab::Diagnostics(vec![crate::lab::Diag {
         file: "lab".into(),
         pos: None,
-        key: "power".into(),
+        key: command.into(),
         message: msg.into(),
         help: None,
     }])
@@ -126,10 +130,10 @@ pub async fn wait(
 ) -> anyhow::Result<()> {
     let Some(target) = Phase::parse(phase) else {
         let all: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
-        return Err(usage(&format!(
-            "unknown phase `{phase}`: use one of {}",
-            all.join(", ")
-        )));
+        return Err(usage(
+            "wait",
+            &format!("unknown phase `{phase}`: use one of {}", all.join(", ")),
+        ));
     };
     let lab = super::load(file)?;
     for n in nodes {
