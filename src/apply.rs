@@ -123,17 +123,7 @@ pub async fn network_and_volumes<E: Engine>(
         &format!("ready ({} {})", desired.network.subnet, short(&id)),
     );
     let existing = engine
-        .list_volumes(
-            &crate::engine::LabelFilter::new().with(
-                crate::plan::LABEL_LAB,
-                desired
-                    .network
-                    .labels
-                    .get(crate::plan::LABEL_LAB)
-                    .cloned()
-                    .unwrap_or_default(),
-            ),
-        )
+        .list_volumes(&crate::engine::LabelFilter::lab(&desired.lab))
         .await?;
     for v in desired
         .volumes

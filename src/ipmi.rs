@@ -1,5 +1,5 @@
-//! A small IPMI 1.5 LAN client: one authenticated session (MD5 authentication) to ask a BMC for
-//! its chassis power state. `lab status` uses it to ask every node's BMC directly at its address
+//! A small IPMI 1.5 LAN client: a session-less ping (what `lab up` waits for), and one
+//! authenticated session (MD5 authentication) to ask a BMC for its chassis power state. `lab status` uses it to ask every node's BMC directly at its address
 //! on the lab network, which takes a few milliseconds, where running `ipmitool` inside each node
 //! container costs a `docker exec` per node.
 
@@ -25,7 +25,7 @@ struct Session<'a> {
     password: &'a [u8; 16],
 }
 
-pub(crate) fn checksum(bytes: &[u8]) -> u8 {
+fn checksum(bytes: &[u8]) -> u8 {
     bytes
         .iter()
         .fold(0u8, |a, b| a.wrapping_add(*b))
@@ -33,7 +33,7 @@ pub(crate) fn checksum(bytes: &[u8]) -> u8 {
 }
 
 /// The IPMI message: rsAddr, netFn/LUN, checksum, rqAddr, rqSeq/LUN, command, data, checksum.
-pub(crate) fn message(netfn: u8, rq_seq: u8, cmd: u8, data: &[u8]) -> Vec<u8> {
+fn message(netfn: u8, rq_seq: u8, cmd: u8, data: &[u8]) -> Vec<u8> {
     let head = [BMC_ADDR, netfn << 2];
     let mut body = vec![CONSOLE_ADDR, rq_seq << 2, cmd];
     body.extend_from_slice(data);
@@ -69,7 +69,7 @@ fn packet(s: &Session, msg: &[u8]) -> Vec<u8> {
 }
 
 /// An IPMI 1.5 packet outside any session (no authentication, sequence and session id 0).
-pub(crate) fn sessionless(msg: &[u8]) -> Vec<u8> {
+fn sessionless(msg: &[u8]) -> Vec<u8> {
     let none = Session {
         auth: 0,
         seq: 0,
@@ -111,7 +111,42 @@ async fn call(sock: &UdpSocket, pkt: &[u8], cmd: u8) -> Result<Vec<u8>, String> 
             return reply_data(&buf[..n], cmd);
         }
     }
-    Err("no reply".into())
+    Err(NO_REPLY.into())
+}
+
+const NO_REPLY: &str = "no reply";
+
+/// A UDP socket connected to the BMC.
+async fn socket(addr: SocketAddr) -> Result<UdpSocket, String> {
+    let any = if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let sock = UdpSocket::bind(any).await.map_err(|e| e.to_string())?;
+    sock.connect(addr).await.map_err(|e| e.to_string())?;
+    Ok(sock)
+}
+
+/// The session-less "Get Channel Authentication Capabilities" (the first message any IPMI
+/// client sends): this channel, IPMI v2.0 data, admin privilege.
+fn channel_auth_request() -> Vec<u8> {
+    sessionless(&message(NETFN_APP, 0, 0x38, &[0x8e, 0x04]))
+}
+
+/// Whether the BMC at `addr` answers IPMI: a well-formed reply to Get Channel Authentication
+/// Capabilities means it is up.
+pub async fn ping(addr: SocketAddr) -> Result<(), String> {
+    let asked = async {
+        let sock = socket(addr).await?;
+        call(&sock, &channel_auth_request(), 0x38).await
+    };
+    match timeout(Duration::from_secs(2), asked).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e == NO_REPLY => Err(format!("{addr}: no IPMI reply")),
+        Ok(Err(e)) => Err(format!("{addr}: {e}")),
+        Err(_) => Err(format!("{addr}: no IPMI reply")),
+    }
 }
 
 fn padded<const N: usize>(s: &str) -> Result<[u8; N], String> {
@@ -129,10 +164,7 @@ fn padded<const N: usize>(s: &str) -> Result<[u8; N], String> {
 pub async fn power_is_on(addr: SocketAddr, user: &str, password: &str) -> Result<bool, String> {
     let name: [u8; 16] = padded(user).map_err(|e| format!("BMC user {e}"))?;
     let pw: [u8; 16] = padded(password).map_err(|e| format!("BMC password {e}"))?;
-    let sock = UdpSocket::bind("0.0.0.0:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    sock.connect(addr).await.map_err(|e| e.to_string())?;
+    let sock = socket(addr).await?;
     let none = Session {
         auth: 0,
         seq: 0,
@@ -200,6 +232,16 @@ pub async fn power_is_on(addr: SocketAddr, user: &str, password: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channel_auth_request_is_well_formed() {
+        let p = channel_auth_request();
+        assert_eq!(&p[..4], &[0x06, 0x00, 0xff, 0x07]);
+        assert_eq!(p[13] as usize, p.len() - 14);
+        // both IPMI checksums make their spans sum to zero
+        assert_eq!(p[14..17].iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
+        assert_eq!(p[17..].iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
+    }
 
     #[test]
     fn messages_carry_both_checksums() {

@@ -85,12 +85,12 @@ pub fn derive(
     dhcp_log: &str,
     web_log: &str,
 ) -> (Phase, Option<String>) {
-    let boot = lines(node_log)
-        .filter(|(_, l)| l.contains(POWER_ON_MARKER))
-        .last();
     if powered == Some(false) {
         return (Phase::Off, None);
     }
+    let boot = lines(node_log)
+        .filter(|(_, l)| l.contains(POWER_ON_MARKER))
+        .last();
     let t0 = boot.map_or(f64::MIN, |(t, _)| t.1);
     let mut best = (Phase::Firmware, boot.map(|(t, _)| t.0.to_string()));
     let mut see = |phase: Phase, ts: (&str, f64)| {

@@ -123,6 +123,8 @@ pub struct ContainerSpec {
 /// Everything `lab up` makes exist for a lab.
 #[derive(Debug, Clone, Serialize)]
 pub struct Desired {
+    /// The lab's name: everything below carries it in [`LABEL_LAB`].
+    pub lab: String,
     pub network: NetworkSpec,
     pub images: Vec<ImageSpec>,
     pub volumes: Vec<VolumeSpec>,
@@ -194,6 +196,7 @@ pub fn desired(lab: &Lab, inputs: &Inputs) -> Desired {
         containers.push(finish(lab, spec, "node", &img_hash, &files));
     }
     Desired {
+        lab: lab.name.clone(),
         network,
         images,
         volumes,

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::engine::Engine;
@@ -86,7 +86,7 @@ impl Probe {
                 credentials,
             } => {
                 let at = SocketAddr::from((*ip, *port));
-                ipmi_ping(at).await?;
+                crate::ipmi::ping(at).await?;
                 if !*power_on {
                     return Ok(());
                 }
@@ -184,67 +184,5 @@ async fn exchange(addr: SocketAddr, send: &[u8], want: usize) -> Result<Vec<u8>,
             "{addr}: no answer within {}s",
             IO_TIMEOUT.as_secs()
         )),
-    }
-}
-
-/// RMCP + IPMI 1.5 session-less "Get Channel Authentication Capabilities" (the first message any
-/// IPMI client sends). Any well-formed IPMI reply means the BMC is up.
-pub async fn ipmi_ping(addr: SocketAddr) -> Result<(), String> {
-    let msg = channel_auth_request();
-    let io = async {
-        let sock = UdpSocket::bind(if addr.is_ipv4() {
-            "0.0.0.0:0"
-        } else {
-            "[::]:0"
-        })
-        .await?;
-        sock.connect(addr).await?;
-        let mut buf = [0u8; 256];
-        for _ in 0..3 {
-            sock.send(&msg).await?;
-            if let Ok(r) = timeout(Duration::from_millis(600), sock.recv(&mut buf)).await {
-                return r.map(|n| buf[..n].to_vec());
-            }
-        }
-        Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "no IPMI reply",
-        ))
-    };
-    match timeout(IO_TIMEOUT, io).await {
-        Ok(Ok(reply)) if is_channel_auth_reply(&reply) => Ok(()),
-        Ok(Ok(_)) => Err(format!("{addr} answered something that is not IPMI")),
-        Ok(Err(e)) => Err(format!("{addr}: {e}")),
-        Err(_) => Err(format!("{addr}: no IPMI reply")),
-    }
-}
-
-fn channel_auth_request() -> Vec<u8> {
-    // netFn App, command 0x38 with "this channel, IPMI v2.0 data" (0x8e) and the admin
-    // privilege level (0x04).
-    crate::ipmi::sessionless(&crate::ipmi::message(0x06, 0, 0x38, &[0x8e, 0x04]))
-}
-
-fn is_channel_auth_reply(reply: &[u8]) -> bool {
-    // RMCP class IPMI, and in the IPMI message the command byte 0x38 with completion code 0.
-    reply.len() >= 22
-        && reply[0] == 0x06
-        && reply[3] == 0x07
-        && reply[14 + 5] == 0x38
-        && reply[14 + 6] == 0x00
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn channel_auth_request_is_well_formed() {
-        let p = channel_auth_request();
-        assert_eq!(&p[..4], &[0x06, 0x00, 0xff, 0x07]);
-        assert_eq!(p[13] as usize, p.len() - 14);
-        // both IPMI checksums make their spans sum to zero
-        assert_eq!(p[14..17].iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
-        assert_eq!(p[17..].iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
     }
 }

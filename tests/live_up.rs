@@ -125,7 +125,7 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 fn container_ids(engine: &DockerEngine, lab: &str) -> BTreeMap<String, String> {
     let rt = tokio::runtime::Runtime::new().expect("rt");
     let list = rt
-        .block_on(engine.list_containers(&LabelFilter::new().with(LABEL_LAB, lab)))
+        .block_on(engine.list_containers(&LabelFilter::lab(lab)))
         .expect("list");
     list.into_iter().map(|c| (c.name, c.id)).collect()
 }

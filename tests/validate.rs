@@ -9,7 +9,7 @@
 use std::fs;
 use std::net::Ipv4Addr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use metal_lab::lab::{self, Lab, Mac, Proto, ServiceKind, VolumeMount};
 

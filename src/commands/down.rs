@@ -6,7 +6,6 @@ use anyhow::Context;
 use futures_util::future::join_all;
 
 use crate::engine::{DockerEngine, Engine, LabelFilter, NetworkQuery};
-use crate::plan::LABEL_LAB;
 
 pub async fn run(file: &Path, volumes: bool, name: Option<String>) -> anyhow::Result<()> {
     let (lab, state_dir) = match name {
@@ -37,11 +36,8 @@ pub async fn run(file: &Path, volumes: bool, name: Option<String>) -> anyhow::Re
 /// Removes the lab's containers (at once, never waiting out a stop grace period), its network
 /// and, with `volumes`, its volumes. Returns what it removed.
 pub async fn down<E: Engine>(engine: &E, lab: &str, volumes: bool) -> anyhow::Result<Vec<String>> {
-    let filter = LabelFilter::new().with(LABEL_LAB, lab);
-    let containers = engine
-        .list_containers(&filter)
-        .await
-        .with_context(|| format!("listing the containers of lab `{lab}`"))?;
+    let filter = LabelFilter::lab(lab);
+    let containers = super::up::current(engine, lab).await?;
     let results = join_all(containers.iter().map(|c| engine.remove_container(&c.id))).await;
     let mut removed = Vec::new();
     let mut errors = Vec::new();

@@ -200,7 +200,11 @@ async fn add_phases<E: Engine>(engine: &E, report: &mut Report) {
         report
             .nodes
             .iter()
-            .map(|n| read((n.state == "running").then(|| n.container.clone()))),
+            // A node its BMC reports off is `off` whatever its log says: no need to read it.
+            .map(|n| {
+                let needed = n.state == "running" && n.power.as_deref() != Some("off");
+                read(needed.then(|| n.container.clone()))
+            }),
     )
     .await;
     for (n, log) in report.nodes.iter_mut().zip(node_logs) {

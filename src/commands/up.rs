@@ -56,7 +56,7 @@ pub fn desired(lab: &Lab, files: &[RenderedFile]) -> Desired {
 
 /// The lab's containers as the engine reports them.
 pub async fn current<E: Engine>(engine: &E, lab: &str) -> anyhow::Result<Vec<ObservedContainer>> {
-    let filter = crate::engine::LabelFilter::new().with(plan::LABEL_LAB, lab);
+    let filter = crate::engine::LabelFilter::lab(lab);
     Ok(engine
         .list_containers(&filter)
         .await
@@ -90,16 +90,6 @@ pub async fn up<E: Engine>(
     let state_dir = lab.state_dir();
     render::write(lab, files)
         .with_context(|| format!("writing generated files under {}", state_dir.display()))?;
-    for image in &desired.images {
-        let name = image
-            .context
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        crate::images::write_context(&state_dir.join("images"), name)
-            .with_context(|| format!("writing the build context of {}", image.tag))?;
-    }
-
     // Nodes that boot an asset not fetched yet come up anyway and stay in firmware/pxe; say how
     // to fetch it rather than failing halfway.
     for missing in crate::assets::missing_assets(lab) {
@@ -121,6 +111,16 @@ pub async fn up<E: Engine>(
         })
         .cloned()
         .collect();
+    // Only images that may be built need their context on disk.
+    for image in &needed {
+        let name = image
+            .context
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        crate::images::write_context(&state_dir.join("images"), name)
+            .with_context(|| format!("writing the build context of {}", image.tag))?;
+    }
     let interrupted = tokio::select! {
         r = async {
             apply::images(engine, &needed, ui, &mut summary).await?;

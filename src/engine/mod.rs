@@ -159,6 +159,11 @@ impl LabelFilter {
     }
 
     /// Requires `key=value`.
+    /// Everything lab made for the lab named `lab`.
+    pub fn lab(lab: &str) -> LabelFilter {
+        LabelFilter::new().with(crate::plan::LABEL_LAB, lab)
+    }
+
     pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> LabelFilter {
         self.labels.push((key.into(), Some(value.into())));
         self

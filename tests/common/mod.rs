@@ -171,7 +171,7 @@ pub fn stderr(o: &Output) -> String {
 pub fn leftovers(engine: &DockerEngine, lab: &str) -> (usize, usize, usize) {
     use metal_lab::engine::{LabelFilter, NetworkQuery};
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let f = LabelFilter::new().with(metal_lab::plan::LABEL_LAB, lab);
+    let f = LabelFilter::lab(lab);
     rt.block_on(async {
         let c = engine
             .list_containers(&f)
