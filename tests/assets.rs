@@ -398,6 +398,31 @@ fn sha256sum_format_and_present_files_need_only_the_checksums() {
 }
 
 #[test]
+fn a_stale_local_checksums_copy_does_not_condemn_a_good_file() {
+    let (s, k, _) = release();
+    let d = Dir::new(&asset_table(&s.url("rel"), "SHA256SUMS"));
+    std::fs::create_dir_all(d.dest("")).unwrap();
+    std::fs::write(d.dest("vmlinuz"), &k).unwrap();
+    // The kept copy of the checksums file is out of date: it names another vmlinuz.
+    std::fs::write(
+        d.dest("SHA256SUMS"),
+        format!("{}  vmlinuz\n", sha256(b"an older kernel")),
+    )
+    .unwrap();
+    let reports = fetch(&d.lab(), &quick());
+    assert!(reports.iter().all(|r| r.ok()), "{reports:#?}");
+    assert!(
+        matches!(reports[0].result, Ok(Outcome::Present)),
+        "{reports:#?}"
+    );
+    assert!(
+        s.requests_for("/rel/vmlinuz").is_empty(),
+        "the good file is verified against the source's checksums, not downloaded again"
+    );
+    assert_eq!(std::fs::read(d.dest("vmlinuz")).unwrap(), k);
+}
+
+#[test]
 fn resume_after_a_dropped_connection() {
     let (s, k, _) = release();
     s.once("/rel/vmlinuz", Behavior::DropAfter(100_000));

@@ -122,7 +122,7 @@ pub fn download(
 }
 
 /// 0.5 s, 1 s, 2 s, ... (from `base`), at most 8 s.
-fn backoff(base: Duration, failures: u32) -> Duration {
+pub(super) fn backoff(base: Duration, failures: u32) -> Duration {
     let factor = 1u32 << failures.saturating_sub(1).min(4);
     (base * factor).min(Duration::from_secs(8).max(base))
 }
@@ -204,14 +204,8 @@ fn attempt(
             ));
         }
         _ => {
-            let reason = resp.status().canonical_reason().unwrap_or("").to_string();
-            let e = FetchError::Http {
-                url: url.to_string(),
-                status,
-                reason,
-            };
-            let retry = matches!(status, 408 | 425 | 429 | 500..=599);
-            return Err(if retry {
+            let e = FetchError::http(url, &resp);
+            return Err(if super::retryable(status) {
                 Failure::Transient(e, false)
             } else {
                 Failure::Fatal(e)

@@ -165,10 +165,19 @@ impl FetchError {
 
     /// What to do about it. `asset` names the `[assets.NAME]` table, `fetch` is the exact
     /// `lab fetch-assets` command for it.
+    /// The answer `resp` of `url` when it is not what lab asked for.
+    pub(crate) fn http<B>(url: &str, resp: &ureq::http::Response<B>) -> FetchError {
+        FetchError::Http {
+            url: url.to_string(),
+            status: resp.status().as_u16(),
+            reason: resp.status().canonical_reason().unwrap_or("").to_string(),
+        }
+    }
+
     pub fn help(&self, asset: &str, fetch: &str) -> String {
         match self {
             FetchError::Http { status: 404 | 410, .. } => format!("check `base_url` and `files` of [assets.{asset}]; with --mirror (or LAB_ASSET_MIRROR), check that the mirror has the file"),
-            FetchError::Http { status: 500..=599 | 408 | 429, .. } => format!("the server failed after every retry: try again later (`{fetch}` resumes), or use --mirror URL"),
+            FetchError::Http { status, .. } if retryable(*status) => format!("the server failed after every retry: try again later (`{fetch}` resumes), or use --mirror URL"),
             FetchError::Http { .. } => format!("the server refused the request: check `base_url` of [assets.{asset}] and any proxy settings, or use --mirror URL"),
             FetchError::Network { .. } | FetchError::Stalled { .. } | FetchError::Broken { .. } | FetchError::BadRange { .. } => {
                 format!("check the network and proxy settings (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), then run `{fetch}` again: it resumes where it stopped")
@@ -336,6 +345,51 @@ struct Pending<'a> {
     expected: Option<Expected>,
 }
 
+/// What a file already on disk turned out to be.
+enum OnDisk {
+    Verified,
+    /// Its SHA-256 differs (and it was removed, if the hash is to be trusted).
+    Mismatch,
+    Failed(FetchError),
+}
+
+/// Verifies the file at `path` against `exp`, reporting under `k`. With `trusted`, a file that
+/// does not match is removed so that it is downloaded again; without, it is left for a hash
+/// from the source to decide.
+fn verify_present(path: &Path, exp: &Expected, k: &str, trusted: bool, ui: &Progress) -> OnDisk {
+    ui.start(k, "verifying the file on disk");
+    match verify_on_disk(path, exp) {
+        Ok(None) => {
+            ui.finish(k, true, "already present, sha256 verified");
+            OnDisk::Verified
+        }
+        Ok(Some(_)) if !trusted => {
+            ui.update(
+                k,
+                "on disk, but not as the local checksums copy says: asking the source",
+            );
+            OnDisk::Mismatch
+        }
+        Ok(Some(_)) => {
+            ui.update(
+                k,
+                "on disk, but its SHA-256 does not match: downloading it again",
+            );
+            match std::fs::remove_file(path) {
+                Ok(()) => OnDisk::Mismatch,
+                Err(e) => {
+                    ui.finish(k, false, "cannot remove it");
+                    OnDisk::Failed(FetchError::io(path, e))
+                }
+            }
+        }
+        Err(e) => {
+            ui.finish(k, false, &e.to_string());
+            OnDisk::Failed(e)
+        }
+    }
+}
+
 /// Downloads and verifies every file of `assets` that is not on disk and verified yet.
 ///
 /// Returns one report per file (plus one for a checksums file that could not be fetched), in the
@@ -365,36 +419,25 @@ pub fn fetch(
                 })
             };
             let expected = known.get(file).cloned();
-            if let (true, Some(exp)) = (path.is_file(), &expected) {
+            // A hash from the local checksums copy is not trusted to condemn a file or check a
+            // new download: the checksums file at the source is fetched again below (pins
+            // always hold), and a file that does not match the copy is verified against it.
+            let pinned = asset.sha256.contains_key(file);
+            if let Some(exp) = expected.as_ref().filter(|_| path.is_file()) {
                 let k = key(&asset.name, file);
-                ui.start(&k, "verifying the file on disk");
-                match verify_on_disk(&path, exp) {
-                    Ok(None) => {
-                        ui.finish(&k, true, "already present, sha256 verified");
+                match verify_present(&path, exp, &k, pinned, ui) {
+                    OnDisk::Verified => {
                         rows[row] = report(Ok(Outcome::Present));
                         continue;
                     }
-                    Ok(Some(_)) => {
-                        ui.update(
-                            &k,
-                            "on disk, but its SHA-256 does not match: downloading it again",
-                        );
-                        if let Err(e) = std::fs::remove_file(&path) {
-                            ui.finish(&k, false, "cannot remove it");
-                            rows[row] = report(Err(FetchError::io(&path, e)));
-                            continue;
-                        }
-                    }
-                    Err(e) => {
-                        ui.finish(&k, false, &e.to_string());
+                    OnDisk::Failed(e) => {
                         rows[row] = report(Err(e));
                         continue;
                     }
+                    OnDisk::Mismatch => {}
                 }
             }
-            // A hash from the local checksums copy is not trusted for a new download: the
-            // checksums file at the source is fetched again below (pins always hold).
-            let expected = expected.filter(|_| asset.sha256.contains_key(file));
+            let expected = expected.filter(|_| pinned);
             pending.push(Pending {
                 asset,
                 file: file.clone(),
@@ -482,26 +525,16 @@ pub fn fetch(
             continue;
         };
         if path.is_file() {
-            let k = key(&p.asset.name, &p.file);
-            ui.start(&k, "verifying the file on disk");
-            match verify_on_disk(&path, exp) {
-                Ok(None) => {
-                    ui.finish(&k, true, "already present, sha256 verified");
+            match verify_present(&path, exp, &key(&p.asset.name, &p.file), true, ui) {
+                OnDisk::Verified => {
                     rows[p.row] = report(Ok(Outcome::Present));
                     continue;
                 }
-                Ok(Some(_)) => {
-                    ui.update(
-                        &k,
-                        "on disk, but its SHA-256 does not match: downloading it again",
-                    );
-                    let _ = std::fs::remove_file(&path);
-                }
-                Err(e) => {
-                    ui.finish(&k, false, &e.to_string());
+                OnDisk::Failed(e) => {
                     rows[p.row] = report(Err(e));
                     continue;
                 }
+                OnDisk::Mismatch => {}
             }
         }
         jobs.push((
@@ -611,15 +644,7 @@ fn get_checksums(
             }
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                let reason = resp.status().canonical_reason().unwrap_or("").to_string();
-                (
-                    FetchError::Http {
-                        url: url.to_string(),
-                        status,
-                        reason,
-                    },
-                    matches!(status, 408 | 425 | 429 | 500..=599),
-                )
+                (FetchError::http(url, &resp), retryable(status))
             }
             Err(e) => {
                 let t = http::transient(&e);
@@ -630,8 +655,7 @@ fn get_checksums(
         if !e.1 || fruitless >= opts.attempts {
             break Err(e.0);
         }
-        let wait = (opts.backoff * (1 << (fruitless - 1).min(4)))
-            .min(Duration::from_secs(8).max(opts.backoff));
+        let wait = download::backoff(opts.backoff, fruitless);
         ui.update(
             key,
             &format!("{}; retrying in {:.1}s", e.0, wait.as_secs_f64()),
@@ -649,14 +673,14 @@ fn get_checksums(
     result
 }
 
+/// HTTP statuses worth another try: timeouts, too early, too many requests, server errors.
+fn retryable(status: u16) -> bool {
+    matches!(status, 408 | 425 | 429 | 500..=599)
+}
+
 /// Writes `path` through a `.part` file and a rename, so readers see the old or the new file.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FetchError> {
-    let part = part_path(path);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| FetchError::io(dir, e))?;
-    }
-    std::fs::write(&part, bytes).map_err(|e| FetchError::io(&part, e))?;
-    std::fs::rename(&part, path).map_err(|e| FetchError::io(path, e))
+    crate::engine::export::write_atomically(path, bytes, 0o644).map_err(|e| FetchError::io(path, e))
 }
 
 /// Runs `f` on every item with at most `n` threads; results in the order of `items`.
