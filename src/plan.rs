@@ -14,10 +14,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::lab::{Accel, Lab, Node, PortMap, Proto, Service, ServiceKind, VolumeMount};
+use crate::render;
 
-/// Every label lab sets starts with this, so `down` and `status` find lab's objects by label alone.
-pub const LABEL_PREFIX: &str = "io.metal-lab.";
-/// The lab an object belongs to.
+/// The lab an object belongs to. Every label lab sets starts with `io.metal-lab.`, so `down` and
+/// `status` find lab's objects by label alone.
 pub const LABEL_LAB: &str = "io.metal-lab.lab";
 /// The service or node name inside the lab.
 pub const LABEL_NAME: &str = "io.metal-lab.name";
@@ -192,7 +192,7 @@ pub fn desired(lab: &Lab, inputs: &Inputs) -> Desired {
             labels: volume_labels(lab, &n.name),
         });
         let spec = node_container(lab, n, img, vol, inputs);
-        let files = (inputs.files_hash)(&format!("nodes/{}/", n.name));
+        let files = (inputs.files_hash)(&render::node_dir(&n.name).to_string_lossy());
         containers.push(finish(lab, spec, "node", &img_hash, &files));
     }
     Desired {
@@ -220,7 +220,7 @@ pub fn image_spec(lab: &Lab, name: &str, state_dir: &std::path::Path) -> ImageSp
 fn service_files_hash(kind: ServiceKind, inputs: &Inputs) -> String {
     match kind {
         // dnsmasq reads its config once at start; web files are served live and need no restart.
-        ServiceKind::Dnsmasq => (inputs.files_hash)("dnsmasq/"),
+        ServiceKind::Dnsmasq => (inputs.files_hash)(render::DNSMASQ_DIR),
         _ => String::new(),
     }
 }
@@ -294,7 +294,7 @@ fn service_container(
         ServiceKind::Dnsmasq => {
             c.cap_add = vec!["NET_ADMIN".into(), "NET_RAW".into()];
             c.mounts.push(bind(
-                &state.join("dnsmasq/dnsmasq.conf"),
+                &state.join(render::DNSMASQ_CONF),
                 "/etc/lab/dnsmasq.conf",
                 true,
             ));
@@ -306,7 +306,8 @@ fn service_container(
             if let Some(root) = &s.root {
                 c.mounts.push(bind(root, "/srv/www", true));
             }
-            c.mounts.push(bind(&state.join("web"), "/srv/lab", true));
+            c.mounts
+                .push(bind(&state.join(render::WEB_DIR), "/srv/lab", true));
         }
         ServiceKind::Sshd => {
             if let Some(p) = &s.password {
@@ -363,7 +364,7 @@ fn node_container(
         c.devices.push("/dev/kvm".into());
     }
     c.mounts.push(bind(
-        &inputs.state_dir.join("nodes").join(&n.name),
+        &inputs.state_dir.join(render::node_dir(&n.name)),
         "/etc/lab/node",
         true,
     ));

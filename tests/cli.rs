@@ -415,6 +415,12 @@ fn power_and_wait_name_their_own_bad_words() {
         stderr(&o).trim(),
         "error: lab: wait: unknown phase `booting`: use one of off, firmware, dhcp, pxe, kernel, provisioning, up"
     );
+    let o = lab(&["-f", "labs/smoke.toml", "console", "nope"]);
+    assert_exit(&o, 2, "lab console nope");
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: labs/smoke.toml: lab `smoke` has no node `nope`\n  help: use one of: master, worker-1, worker-2"
+    );
     let o = lab(&["power", "master", "explode"]);
     assert_exit(&o, 2, "lab power master explode");
     assert_eq!(

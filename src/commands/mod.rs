@@ -33,13 +33,22 @@ pub fn check_names(lab: &Lab, names: &[String]) -> anyhow::Result<()> {
                 .map(|s| s.name.as_str())
                 .chain(lab.nodes.iter().map(|n| n.name.as_str()))
                 .collect();
-            return Err(crate::lab::Diagnostics(vec![crate::lab::Diag::file_level(
-                &lab.file,
+            return Err(unknown_name(
+                lab,
                 format!("lab `{}` has no service or node named `{n}`", lab.name),
-                Some(format!("use one of: {}", all.join(", "))),
-            )])
-            .into());
+                &all,
+            ));
         }
     }
     Ok(())
+}
+
+/// A name the lab file does not define (exit code 2), with the names it does.
+pub(crate) fn unknown_name(lab: &Lab, message: String, names: &[&str]) -> anyhow::Error {
+    crate::lab::Diagnostics(vec![crate::lab::Diag::file_level(
+        &lab.file,
+        message,
+        Some(format!("use one of: {}", names.join(", "))),
+    )])
+    .into()
 }

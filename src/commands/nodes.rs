@@ -79,12 +79,11 @@ pub(crate) fn known_node(lab: &Lab, name: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     let names: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
-    Err(crate::lab::Diagnostics(vec![crate::lab::Diag::file_level(
-        &lab.file,
+    Err(super::unknown_name(
+        lab,
         format!("lab `{}` has no node `{name}`", lab.name),
-        Some(format!("use one of: {}", names.join(", "))),
-    )])
-    .into())
+        &names,
+    ))
 }
 
 /// Runs `ipmitool chassis power ACTION` against the node's BMC over IPMI (lanplus), from inside

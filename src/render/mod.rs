@@ -70,16 +70,20 @@ pub struct RenderedFile {
     pub contents: String,
 }
 
+/// The directory of the dnsmasq config, relative to the state dir.
+pub const DNSMASQ_DIR: &str = "dnsmasq";
 /// The dnsmasq config, relative to the state dir.
 pub const DNSMASQ_CONF: &str = "dnsmasq/dnsmasq.conf";
 /// The directory the web service serves at `/lab/`, relative to the state dir.
 pub const WEB_DIR: &str = "web";
+/// The directory of the nodes' BMC configs, relative to the state dir.
+pub const NODES_DIR: &str = "nodes";
 /// The subdirectories of the state dir that lab generates; [`write()`] owns everything in them.
-pub const GENERATED_DIRS: [&str; 3] = ["dnsmasq", "web", "nodes"];
+pub const GENERATED_DIRS: [&str; 3] = [DNSMASQ_DIR, WEB_DIR, NODES_DIR];
 
 /// The directory of a node's BMC config, relative to the state dir (`nodes/<node>`).
 pub fn node_dir(node: &str) -> PathBuf {
-    Path::new("nodes").join(node)
+    Path::new(NODES_DIR).join(node)
 }
 
 /// Why rendering failed. Every message says which template (file and line), for which node or
