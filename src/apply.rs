@@ -1,20 +1,25 @@
-//! Carries out a plan on an engine: images, network, volumes, then containers, concurrently where
-//! they are independent, reporting each step to [`Progress`]. Every object it makes carries the
-//! lab's labels before it exists, so a failure at any point leaves only what the next `lab up`
-//! converges or `lab down` removes.
+//! Carries out a [`Plan`] on an engine, and takes a lab down.
+//!
+//! [`apply`] writes the generated files, builds images, creates the network and volumes, exports
+//! built assets, then runs the container actions concurrently where they are independent,
+//! reporting each step to [`Progress`]. Every object it makes carries the lab's labels before it
+//! exists, so a failure at any point leaves only what the next `lab up` converges or
+//! [`teardown`] removes. Per-container failures are collected, not fatal to the others.
 
 use std::fmt::Write as _;
 
+use anyhow::Context;
 use futures_util::future::join_all;
 
-use crate::engine::{Engine, EngineError};
-use crate::plan::{Action, ContainerSpec, Desired, ImageSpec, LABEL_CONTEXT_HASH};
+use crate::engine::{Engine, EngineError, LabelFilter};
+use crate::plan::{Action, BuiltAsset, ContainerSpec, Desired, ImageSpec, Plan};
 use crate::ui::Progress;
-
 /// What `up` did to containers, by container name.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub images_built: Vec<String>,
+    /// Directories built assets were copied into.
+    pub exported: Vec<String>,
     pub created: Vec<String>,
     pub recreated: Vec<String>,
     pub started: Vec<String>,
@@ -27,6 +32,7 @@ pub struct Summary {
 impl Summary {
     pub fn changed(&self) -> bool {
         !(self.images_built.is_empty()
+            && self.exported.is_empty()
             && self.created.is_empty()
             && self.recreated.is_empty()
             && self.started.is_empty()
@@ -37,6 +43,7 @@ impl Summary {
         let mut s = String::new();
         for (label, list) in [
             ("built", &self.images_built),
+            ("exported", &self.exported),
             ("created", &self.created),
             ("recreated", &self.recreated),
             ("started", &self.started),
@@ -56,8 +63,43 @@ impl Summary {
     }
 }
 
-/// Builds the images whose context changed or that are missing, concurrently.
-pub async fn images<E: Engine>(
+/// Carries out `plan` (made from `desired`): files, images, network, volumes, assets, then
+/// containers. Stops at the first failure of a shared step (the network, an image, an asset),
+/// since the containers depend on it; container failures are recorded in `summary`.
+pub async fn apply<E: Engine>(
+    engine: &E,
+    desired: &Desired,
+    plan: &Plan,
+    ui: &Progress,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    crate::render::write_under(&desired.state_dir, &desired.files).with_context(|| {
+        format!(
+            "writing generated files under {}",
+            desired.state_dir.display()
+        )
+    })?;
+    // Only images that are built need their context on disk.
+    for image in &plan.images_to_build {
+        let name = image
+            .context
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        crate::images::write_context(&desired.state_dir.join("images"), name)
+            .with_context(|| format!("writing the build context of {}", image.tag))?;
+    }
+    images(engine, &plan.images_to_build, ui, summary).await?;
+    network_and_volumes(engine, desired, plan, ui).await?;
+    for asset in &plan.exports {
+        export(engine, asset, ui, summary).await?;
+    }
+    containers(engine, desired, &plan.actions, ui, summary).await;
+    Ok(())
+}
+
+/// Builds images concurrently.
+async fn images<E: Engine>(
     engine: &E,
     images: &[ImageSpec],
     ui: &Progress,
@@ -67,8 +109,7 @@ pub async fn images<E: Engine>(
     let mut first_err = None;
     for (spec, r) in images.iter().zip(results) {
         match r {
-            Ok(true) => summary.images_built.push(spec.tag.clone()),
-            Ok(false) => {}
+            Ok(()) => summary.images_built.push(spec.tag.clone()),
             Err(e) => {
                 summary
                     .failed
@@ -80,17 +121,8 @@ pub async fn images<E: Engine>(
     first_err.map_or(Ok(()), Err)
 }
 
-async fn image<E: Engine>(
-    engine: &E,
-    spec: &ImageSpec,
-    ui: &Progress,
-) -> Result<bool, EngineError> {
+async fn image<E: Engine>(engine: &E, spec: &ImageSpec, ui: &Progress) -> Result<(), EngineError> {
     let key = format!("image {}", spec.tag);
-    if let Some(info) = engine.image_info(&spec.tag).await? {
-        if info.labels.get(LABEL_CONTEXT_HASH) == Some(&spec.context_hash) {
-            return Ok(false);
-        }
-    }
     ui.start(&key, "building");
     let result = engine
         .build_image(spec, |line| {
@@ -104,13 +136,14 @@ async fn image<E: Engine>(
         Ok(id) => ui.finish(&key, true, &format!("built {}", short(id))),
         Err(e) => ui.finish(&key, false, &first_line(&e.to_string())),
     }
-    result.map(|_| true)
+    result.map(drop)
 }
 
-/// Creates or reuses the lab's network and its volumes.
-pub async fn network_and_volumes<E: Engine>(
+/// Creates or reuses the lab's network, and creates its missing volumes.
+async fn network_and_volumes<E: Engine>(
     engine: &E,
     desired: &Desired,
+    plan: &Plan,
     ui: &Progress,
 ) -> Result<(), EngineError> {
     let key = format!("network {}", desired.network.name);
@@ -122,22 +155,49 @@ pub async fn network_and_volumes<E: Engine>(
         &key,
         &format!("ready ({} {})", desired.network.subnet, short(&id)),
     );
-    let existing = engine
-        .list_volumes(&crate::engine::LabelFilter::lab(&desired.lab))
-        .await?;
-    for v in desired
-        .volumes
-        .iter()
-        .filter(|v| !existing.iter().any(|e| e.name == v.name))
-    {
+    for v in &plan.volumes_to_create {
         engine.create_volume(v).await?;
     }
     Ok(())
 }
 
+/// Copies a built asset's files out of its (just built or current) image.
+async fn export<E: Engine>(
+    engine: &E,
+    asset: &BuiltAsset,
+    ui: &Progress,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let image = engine.image_info(&asset.image).await?.with_context(|| {
+        format!(
+            "image {} is gone right after it was checked or built; run `lab up` again",
+            asset.image
+        )
+    })?;
+    let key = format!("{} {}", asset.name, asset.dest.display());
+    ui.start(
+        &key,
+        &format!("copying {} from {}", asset.files.join(" and "), asset.image),
+    );
+    let copied = crate::smoke::export(engine, asset, &image.id).await;
+    match &copied {
+        Ok(()) => {
+            ui.finish(
+                &key,
+                true,
+                &format!("{} from {}", asset.files.join(" and "), asset.image),
+            );
+            summary.exported.push(asset.dest.display().to_string());
+        }
+        Err(e) => ui.finish(&key, false, &format!("{e:#}")),
+    }
+    copied.with_context(|| format!("for profile `{}`", asset.users.join("`, `")))
+}
+
 /// Applies container actions: removals first, then every creation and start concurrently.
-/// Failures are collected, not fatal to the others.
-pub async fn containers<E: Engine>(
+/// A container whose old copy could not be removed is not made again (it would only fail
+/// with "name in use"): its removal failure is reported once.
+async fn containers<E: Engine>(
     engine: &E,
     desired: &Desired,
     actions: &[Action],
@@ -157,33 +217,36 @@ pub async fn containers<E: Engine>(
             ui.start(&key, "removing (no longer in the lab file)");
         }
         let r = engine.remove_container(id).await;
-        if gone {
-            ui.finish(
-                &key,
-                r.is_ok(),
-                if r.is_ok() {
-                    "removed"
-                } else {
-                    "could not remove"
-                },
-            );
+        if gone || r.is_err() {
+            let done = if r.is_ok() {
+                "removed"
+            } else {
+                "could not remove"
+            };
+            ui.finish(&key, r.is_ok(), done);
         }
         (name.clone(), gone, r)
     }))
     .await;
+    let mut stuck = Vec::new();
     for (name, gone, r) in results {
         match r {
             Ok(()) if gone => summary.removed.push(name),
             Ok(()) => {}
-            Err(e) => summary
-                .failed
-                .push((format!("container {name}"), e.to_string())),
+            Err(e) => {
+                summary.failed.push((
+                    format!("container {name}"),
+                    format!("removing it failed: {e}"),
+                ));
+                stuck.push(name);
+            }
         }
     }
     // Services and nodes start together: a VM spends seconds in firmware before it asks for
     // DHCP, and iPXE retries, so nodes need not wait for the services to be up.
     let group: Vec<(&Action, &ContainerSpec)> = actions
         .iter()
+        .filter(|a| !stuck.iter().any(|s| s == a.name()))
         .filter_map(|a| spec(a.name()).map(|s| (a, s)))
         .collect();
     let results = join_all(group.iter().map(|(a, s)| container(engine, a, s, ui))).await;
@@ -237,4 +300,73 @@ fn short(id: &str) -> &str {
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().to_string()
+}
+
+/// What [`teardown`] removed, and what it could not.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Teardown {
+    pub removed: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// Removes the lab's containers (at once, never waiting out a stop grace period), its network
+/// and, with `volumes`, its volumes, all found by the lab's label. Running it again is a no-op.
+pub async fn teardown<E: Engine>(
+    engine: &E,
+    lab: &str,
+    volumes: bool,
+) -> Result<Teardown, EngineError> {
+    let filter = LabelFilter::lab(lab);
+    let containers = crate::observe::containers(engine, lab).await?;
+    let results = join_all(containers.iter().map(|c| engine.remove_container(&c.id))).await;
+    let mut done = Teardown::default();
+    for (c, r) in containers.iter().zip(results) {
+        match r {
+            Ok(()) => done.removed.push(format!("container {}", c.name)),
+            Err(e) => done.errors.push(format!("container {}: {e}", c.name)),
+        }
+    }
+    let networks = engine.find_networks(&filter).await?;
+    for n in &networks {
+        match engine.remove_network(&n.id).await {
+            Ok(()) => done.removed.push(format!("network {}", n.name)),
+            Err(e) => done.errors.push(format!("network {}: {e}", n.name)),
+        }
+    }
+    if volumes {
+        for v in engine.list_volumes(&filter).await? {
+            match engine.remove_volume(&v.name).await {
+                Ok(()) => done.removed.push(format!("volume {}", v.name)),
+                Err(e) => done.errors.push(format!("volume {}: {e}", v.name)),
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Fails before anything is made if a host port the plan would publish is taken by someone
+/// else (the plan leaves out ports the lab's own containers hold).
+pub fn check_host_ports(plan: &Plan) -> anyhow::Result<()> {
+    use std::net::{SocketAddr, TcpListener, UdpSocket};
+
+    use crate::lab::Proto;
+    let mut busy = Vec::new();
+    for c in &plan.ports_to_check {
+        let p = &c.binding;
+        let addr = SocketAddr::new(p.host_ip, p.host_port);
+        let free = match p.protocol {
+            Proto::Tcp => TcpListener::bind(addr).map(drop),
+            Proto::Udp => UdpSocket::bind(addr).map(drop),
+        };
+        if let Err(e) = free {
+            busy.push(format!(
+                "  host port {}/{} on {} for {} `{}` is not available: {e}",
+                p.host_port, p.protocol, p.host_ip, c.role, c.owner
+            ));
+        }
+    }
+    if busy.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!("{}\nnothing was created: free those ports, or change them in the lab file (ports, vnc_port, ipmi_port) or lab.publish", busy.join("\n"))
 }

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::phase::Phase;
 
 /// A bare-metal provisioning lab on one machine: DHCP/TFTP, HTTP, SSH and QEMU servers with IPMI
 /// BMCs that PXE-boot, from one lab.toml.
@@ -74,12 +76,12 @@ pub enum Command {
         #[arg(num_args = 1..=2, required = true, value_name = "NODE ACTION")]
         words: Vec<String>,
     },
-    /// Wait until nodes reach a boot phase (off, firmware, dhcp, pxe, kernel, provisioning, up).
+    /// Wait until nodes reach a boot phase.
     Wait {
         /// Only these nodes (default: all).
         nodes: Vec<String>,
-        #[arg(long, default_value = "up")]
-        phase: String,
+        #[arg(long, value_enum, default_value_t = Phase::Up)]
+        phase: Phase,
         /// Seconds before giving up (exit code 1, with each node's phase and console).
         #[arg(long, default_value_t = 300)]
         timeout: u64,
@@ -116,6 +118,35 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+}
+
+/// What `lab power` asks a BMC to do (`ipmitool chassis power ACTION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PowerAction {
+    On,
+    Off,
+    Cycle,
+    Reset,
+    Status,
+}
+
+impl PowerAction {
+    /// The word ipmitool takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerAction::On => "on",
+            PowerAction::Off => "off",
+            PowerAction::Cycle => "cycle",
+            PowerAction::Reset => "reset",
+            PowerAction::Status => "status",
+        }
+    }
+}
+
+impl std::fmt::Display for PowerAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,10 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::observe::PowerState;
+
 /// Where a node is in its life, in the order a booting server goes through them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// The BMC reports power off.
@@ -50,10 +52,6 @@ impl Phase {
             Phase::Up => "up",
         }
     }
-
-    pub fn parse(s: &str) -> Option<Phase> {
-        Phase::ALL.into_iter().find(|p| p.as_str() == s)
-    }
 }
 
 impl fmt::Display for Phase {
@@ -80,12 +78,12 @@ const POWER_ON_MARKER: &str = "lab: power on";
 /// The node's phase and since when (the engine's timestamp of the event that set it).
 pub fn derive(
     node: &NodeTraffic,
-    powered: Option<bool>,
+    power: PowerState,
     node_log: &str,
     dhcp_log: &str,
     web_log: &str,
 ) -> (Phase, Option<String>) {
-    if powered == Some(false) {
+    if power == PowerState::Off {
         return (Phase::Off, None);
     }
     let boot = lines(node_log)
@@ -221,32 +219,38 @@ mod tests {
     fn walks_through_the_phases_in_order() {
         let n = node();
         assert_eq!(
-            derive(&n, Some(false), NODE_LOG, DHCP, ""),
+            derive(&n, PowerState::Off, NODE_LOG, DHCP, ""),
             (Phase::Off, None)
         );
-        assert_eq!(derive(&n, Some(true), NODE_LOG, "", "").0, Phase::Firmware);
         assert_eq!(
-            derive(&n, Some(true), NODE_LOG, DHCP, ""),
+            derive(&n, PowerState::On, NODE_LOG, "", "").0,
+            Phase::Firmware
+        );
+        assert_eq!(
+            derive(&n, PowerState::On, NODE_LOG, DHCP, ""),
             (Phase::Dhcp, Some("2026-11-21T01:00:05.1Z".into()))
         );
         let mut web = String::from("2026-11-21T01:00:07Z 10.0.0.100 2026-11-21T01:00:07+00:00 GET 200 301 /lab/nodes/00-aa-bb-cc-dd-ee.ipxe\n");
-        assert_eq!(derive(&n, Some(true), NODE_LOG, DHCP, &web).0, Phase::Pxe);
+        assert_eq!(
+            derive(&n, PowerState::On, NODE_LOG, DHCP, &web).0,
+            Phase::Pxe
+        );
         web.push_str("2026-11-21T01:00:08Z 10.0.0.101 x GET 200 9 /smoke/vmlinuz\n");
         assert_eq!(
-            derive(&n, Some(true), NODE_LOG, DHCP, &web).0,
+            derive(&n, PowerState::On, NODE_LOG, DHCP, &web).0,
             Phase::Pxe,
             "another node's kernel download"
         );
         web.push_str("2026-11-21T01:00:09Z 10.0.0.100 x GET 200 9 /smoke/initrd\n");
         assert_eq!(
-            derive(&n, Some(true), NODE_LOG, DHCP, &web).0,
+            derive(&n, PowerState::On, NODE_LOG, DHCP, &web).0,
             Phase::Kernel
         );
         web.push_str(
             "2026-11-21T01:00:10Z 10.0.0.100 x GET 404 9 /lab/nodes/master/cloud-config.yaml\n",
         );
         assert_eq!(
-            derive(&n, Some(true), NODE_LOG, DHCP, &web).0,
+            derive(&n, PowerState::On, NODE_LOG, DHCP, &web).0,
             Phase::Kernel,
             "a failed fetch is not progress"
         );
@@ -254,14 +258,14 @@ mod tests {
             "2026-11-21T01:00:11Z 10.0.0.100 x GET 200 9 /lab/nodes/master/cloud-config.yaml\n",
         );
         assert_eq!(
-            derive(&n, Some(true), NODE_LOG, DHCP, &web).0,
+            derive(&n, PowerState::On, NODE_LOG, DHCP, &web).0,
             Phase::Provisioning
         );
         web.push_str(
             "2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?phase=up\n",
         );
         assert_eq!(
-            derive(&n, Some(true), NODE_LOG, DHCP, &web),
+            derive(&n, PowerState::On, NODE_LOG, DHCP, &web),
             (Phase::Up, Some("2026-11-21T01:00:12Z".into()))
         );
     }
@@ -271,7 +275,7 @@ mod tests {
         let web = "2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n";
         let rebooted = format!("{NODE_LOG}2026-11-21T01:05:00Z lab: power on: qemu accel=tcg\n");
         assert_eq!(
-            derive(&node(), Some(true), &rebooted, DHCP, web),
+            derive(&node(), PowerState::On, &rebooted, DHCP, web),
             (Phase::Firmware, Some("2026-11-21T01:05:00Z".into()))
         );
     }

@@ -1,20 +1,24 @@
-//! What `lab up` should make exist, and what it must do to get there.
+//! The one place that decides what `lab up` does.
 //!
 //! [`desired`] is a pure function of a [`Lab`] and its rendered files: the network, images,
-//! volumes and containers, each carrying lab's labels and a hash of everything that defines it.
-//! [`diff`] compares that with what the engine reports and yields [`Action`]s. Neither touches
-//! Docker, so both are unit-tested without one; `lab up --dry-run` prints them.
+//! volumes, containers, generated files and built assets (the smoke OS), each carrying lab's
+//! labels and a hash of everything that defines it. [`plan`] compares that with a
+//! [`Snapshot`] of what exists and yields a [`Plan`]: the images to build, the volumes to make,
+//! the assets to export, the host ports to check and one [`Action`] per container. Neither touches
+//! Docker, so both are unit-tested without one; `lab up --dry-run` prints the plan and
+//! [`crate::apply`] carries it out.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::lab::{Accel, Lab, Node, PortMap, Proto, Service, ServiceKind, VolumeMount};
-use crate::render;
+use crate::observe::Snapshot;
+use crate::render::{self, RenderedFile};
 
 /// The lab an object belongs to. Every label lab sets starts with `io.metal-lab.`, so `down` and
 /// `status` find lab's objects by label alone.
@@ -69,6 +73,21 @@ pub enum Role {
     Node,
 }
 
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Service => "service",
+            Role::Node => "node",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortBinding {
     pub host_ip: IpAddr,
@@ -120,15 +139,56 @@ pub struct ContainerSpec {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Files an image makes that lab copies out of it into a directory of the host (the smoke OS's
+/// kernel and initrd into the web root). A marker file in that directory names the image they
+/// came from, so files from another build are replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuiltAsset {
+    /// What it is, for messages: `smoke OS`.
+    pub name: String,
+    /// The image that makes it (one of [`Desired::images`]).
+    pub image: String,
+    /// The directory inside the image that holds the files.
+    pub path: String,
+    pub files: Vec<String>,
+    /// Where they go (absolute).
+    pub dest: PathBuf,
+    /// The profiles that boot it, for messages.
+    pub users: Vec<String>,
+}
+
+impl BuiltAsset {
+    /// The file in [`Self::dest`] naming the image the files were copied from.
+    pub const MARKER: &'static str = ".lab-image";
+
+    /// The id of the image the files in `dest` were copied from, if they are all there.
+    pub fn exported_from(&self) -> Option<String> {
+        let marker = std::fs::read_to_string(self.dest.join(Self::MARKER)).ok()?;
+        let complete = self.files.iter().all(|f| {
+            self.dest
+                .join(f)
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.len() > 0)
+        });
+        complete.then(|| marker.trim().to_string())
+    }
+}
+
 /// Everything `lab up` makes exist for a lab.
 #[derive(Debug, Clone, Serialize)]
 pub struct Desired {
     /// The lab's name: everything below carries it in [`LABEL_LAB`].
     pub lab: String,
+    /// Where generated files and image contexts go: `.lab/<name>/` beside the lab file.
+    pub state_dir: PathBuf,
     pub network: NetworkSpec,
     pub images: Vec<ImageSpec>,
     pub volumes: Vec<VolumeSpec>,
     pub containers: Vec<ContainerSpec>,
+    /// Generated files, relative to [`Self::state_dir`].
+    #[serde(skip)]
+    pub files: Vec<RenderedFile>,
+    pub assets: Vec<BuiltAsset>,
 }
 
 /// Facts about the host that shape the plan.
@@ -138,21 +198,46 @@ pub struct Host {
     pub kvm_device: bool,
 }
 
+impl Host {
+    /// This host, as lab runs on it.
+    pub fn detect() -> Host {
+        Host {
+            kvm_device: Path::new("/dev/kvm").exists(),
+        }
+    }
+}
+
 /// Where generated files and image contexts live, and the hash of the generated files under a
 /// state-dir prefix (`dnsmasq/`, `nodes/<name>/`), so that a changed config recreates exactly the
 /// containers that mount it.
-pub struct Inputs<'a> {
-    pub state_dir: &'a std::path::Path,
-    pub files_hash: &'a dyn Fn(&str) -> String,
-    pub host: Host,
+struct Inputs<'a> {
+    state_dir: &'a std::path::Path,
+    files_hash: &'a dyn Fn(&str) -> String,
+    host: Host,
 }
 
 pub fn labels(lab: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(LABEL_LAB.to_string(), lab.to_string())])
 }
 
-/// The desired state of a lab. Pure: the same lab and inputs always give the same plan.
-pub fn desired(lab: &Lab, inputs: &Inputs) -> Desired {
+/// The desired state of a lab with its rendered `files` (none for a look that needs only names,
+/// addresses and ports). Pure: the same lab, files and host always give the same result.
+pub fn desired(lab: &Lab, files: Vec<RenderedFile>, host: Host) -> Desired {
+    let state_dir = lab.state_dir();
+    let hash = |prefix: &str| render::hash_files(&files, Path::new(prefix));
+    let mut d = desired_with(
+        lab,
+        &Inputs {
+            state_dir: &state_dir,
+            files_hash: &hash,
+            host,
+        },
+    );
+    d.files = files;
+    d
+}
+
+fn desired_with(lab: &Lab, inputs: &Inputs) -> Desired {
     let network = NetworkSpec {
         name: lab.network_name(),
         subnet: lab.network.subnet,
@@ -195,12 +280,20 @@ pub fn desired(lab: &Lab, inputs: &Inputs) -> Desired {
         let files = (inputs.files_hash)(&render::node_dir(&n.name).to_string_lossy());
         containers.push(finish(lab, spec, "node", &img_hash, &files));
     }
+    let assets: Vec<BuiltAsset> = crate::smoke::asset(lab).into_iter().collect();
+    for a in &assets {
+        image(crate::smoke::IMAGE);
+        debug_assert_eq!(a.image, crate::images::tag(crate::smoke::IMAGE));
+    }
     Desired {
         lab: lab.name.clone(),
+        state_dir: inputs.state_dir.to_path_buf(),
         network,
         images,
         volumes,
         containers,
+        files: Vec::new(),
+        assets,
     }
 }
 
@@ -410,15 +503,6 @@ fn finish(
     c
 }
 
-/// A container as the engine reports it, reduced to what the diff needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Current {
-    pub name: String,
-    pub id: String,
-    pub config_hash: Option<String>,
-    pub running: bool,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "lowercase")]
 pub enum Action {
@@ -446,35 +530,164 @@ impl Action {
     }
 }
 
-/// Compares desired containers with the lab's current ones. With `only` (names inside the lab),
-/// just those are considered and nothing else is removed.
-pub fn diff(desired: &[ContainerSpec], current: &[Current], only: &[String]) -> Vec<Action> {
+impl Action {
+    /// What `lab up` prints for it.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Action::Create { .. } => "create",
+            Action::Recreate { .. } => "recreate",
+            Action::Start { .. } => "start",
+            Action::Keep { .. } => "keep",
+            Action::Remove { .. } => "remove",
+        }
+    }
+
+    /// Whether the container is (re)made or started: it then needs its image and host ports,
+    /// and must come up as the file says (a node powers on if `power = "on"`).
+    pub fn starts(&self) -> bool {
+        matches!(
+            self,
+            Action::Create { .. } | Action::Recreate { .. } | Action::Start { .. }
+        )
+    }
+}
+
+/// A host port a container will publish: checked free before anything is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortCheck {
+    pub binding: PortBinding,
+    /// The container's service or node name and role, for the message.
+    pub owner: String,
+    pub role: Role,
+}
+
+/// What `lab up` does, in the order [`crate::apply`] does it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    /// Lab's own images that are missing or whose build context changed, and that a container
+    /// being made or an asset being exported needs.
+    pub images_to_build: Vec<ImageSpec>,
+    pub volumes_to_create: Vec<VolumeSpec>,
+    /// Built assets whose files are missing or come from another image.
+    pub exports: Vec<BuiltAsset>,
+    /// Host ports that containers being started publish and no container of the lab holds.
+    pub ports_to_check: Vec<PortCheck>,
+    /// One per container in scope, and one removal per container the file no longer has.
+    pub actions: Vec<Action>,
+}
+
+impl Plan {
+    /// Names of the containers this plan (re)makes or starts.
+    pub fn started(&self) -> Vec<&str> {
+        self.actions
+            .iter()
+            .filter(|a| a.starts())
+            .map(Action::name)
+            .collect()
+    }
+}
+
+/// Compares the desired state with what exists. With `only` (names inside the lab), just those
+/// containers are considered and nothing else is removed.
+pub fn plan(desired: &Desired, observed: &Snapshot, only: &[String]) -> Plan {
+    let actions = diff(desired, observed, only);
+    let starting = |c: &ContainerSpec| actions.iter().any(|a| a.starts() && a.name() == c.name);
+    let image_current = |tag: &str, hash: &str| {
+        observed
+            .images
+            .get(tag)
+            .is_some_and(|i| i.labels.get(LABEL_CONTEXT_HASH).map(String::as_str) == Some(hash))
+    };
+    let exports: Vec<BuiltAsset> = desired
+        .assets
+        .iter()
+        .filter(|a| {
+            let spec = desired.images.iter().find(|i| i.tag == a.image);
+            let rebuilt = spec.is_some_and(|i| !image_current(&i.tag, &i.context_hash));
+            let from = observed.images.get(&a.image).map(|i| i.id.as_str());
+            rebuilt || from.is_none() || observed.exported.get(&a.dest).map(String::as_str) != from
+        })
+        .cloned()
+        .collect();
+    let images_to_build = desired
+        .images
+        .iter()
+        .filter(|i| {
+            let used = desired
+                .containers
+                .iter()
+                .any(|c| c.image == i.tag && starting(c))
+                || exports.iter().any(|a| a.image == i.tag);
+            used && !image_current(&i.tag, &i.context_hash)
+        })
+        .cloned()
+        .collect();
+    let volumes_to_create = desired
+        .volumes
+        .iter()
+        .filter(|v| !observed.volumes.contains(&v.name))
+        .cloned()
+        .collect();
+    let held = |p: &PortBinding| {
+        observed.containers.iter().any(|c| {
+            c.ports.iter().any(|o| {
+                o.host_port == p.host_port
+                    && o.protocol == p.protocol
+                    && (o.host_ip == p.host_ip || o.host_ip.is_unspecified())
+            })
+        })
+    };
+    let ports_to_check = desired
+        .containers
+        .iter()
+        .filter(|c| starting(c))
+        .flat_map(|c| {
+            c.ports.iter().filter(|p| !held(p)).map(|p| PortCheck {
+                binding: p.clone(),
+                owner: c.lab_name.clone(),
+                role: c.role,
+            })
+        })
+        .collect();
+    Plan {
+        images_to_build,
+        volumes_to_create,
+        exports,
+        ports_to_check,
+        actions,
+    }
+}
+
+fn diff(desired: &Desired, observed: &Snapshot, only: &[String]) -> Vec<Action> {
     let wanted = |c: &ContainerSpec| only.is_empty() || only.contains(&c.lab_name);
     let mut actions = Vec::new();
-    for d in desired.iter().filter(|d| wanted(d)) {
+    for d in desired.containers.iter().filter(|d| wanted(d)) {
         let hash = d.labels.get(LABEL_CONFIG_HASH);
-        actions.push(match current.iter().find(|c| c.name == d.name) {
-            None => Action::Create {
-                name: d.name.clone(),
+        actions.push(
+            match observed.containers.iter().find(|c| c.name == d.name) {
+                None => Action::Create {
+                    name: d.name.clone(),
+                },
+                Some(c) if c.labels.get(LABEL_CONFIG_HASH) != hash => Action::Recreate {
+                    name: d.name.clone(),
+                    id: c.id.clone(),
+                },
+                Some(c) if !c.running => Action::Start {
+                    name: d.name.clone(),
+                    id: c.id.clone(),
+                },
+                Some(c) => Action::Keep {
+                    name: d.name.clone(),
+                    id: c.id.clone(),
+                },
             },
-            Some(c) if c.config_hash.as_ref() != hash => Action::Recreate {
-                name: d.name.clone(),
-                id: c.id.clone(),
-            },
-            Some(c) if !c.running => Action::Start {
-                name: d.name.clone(),
-                id: c.id.clone(),
-            },
-            Some(c) => Action::Keep {
-                name: d.name.clone(),
-                id: c.id.clone(),
-            },
-        });
+        );
     }
     if only.is_empty() {
-        for c in current
+        for c in observed
+            .containers
             .iter()
-            .filter(|c| !desired.iter().any(|d| d.name == c.name))
+            .filter(|c| !desired.containers.iter().any(|d| d.name == c.name))
         {
             actions.push(Action::Remove {
                 name: c.name.clone(),
@@ -490,6 +703,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::engine::{ContainerState, ImageInfo, ObservedContainer};
 
     const LAB: &str = r#"
 [lab]
@@ -517,9 +731,9 @@ ipmi_port = 623
         crate::lab::from_str(&dir.join("plan-test.toml"), text, &|_| None).expect("valid lab")
     }
 
-    fn plan(lab: &Lab, files: &str, kvm: bool) -> Desired {
+    fn desire(lab: &Lab, files: &str, kvm: bool) -> Desired {
         let hash = |prefix: &str| format!("{prefix}:{files}");
-        desired(
+        desired_with(
             lab,
             &Inputs {
                 state_dir: Path::new("/state"),
@@ -529,21 +743,68 @@ ipmi_port = 623
         )
     }
 
-    fn current(d: &Desired) -> Vec<Current> {
-        d.containers
-            .iter()
-            .map(|c| Current {
-                name: c.name.clone(),
-                id: format!("id-{}", c.name),
-                config_hash: c.labels.get(LABEL_CONFIG_HASH).cloned(),
-                running: true,
-            })
-            .collect()
+    fn observed(name: &str, config_hash: Option<&str>, running: bool) -> ObservedContainer {
+        let mut labels = crate::engine::Labels::new();
+        if let Some(h) = config_hash {
+            labels.insert(LABEL_CONFIG_HASH.into(), h.into());
+        }
+        ObservedContainer {
+            id: format!("id-{name}"),
+            name: name.into(),
+            image: String::new(),
+            labels,
+            state: if running {
+                ContainerState::Running
+            } else {
+                ContainerState::Exited
+            },
+            running,
+            network: None,
+            ip: None,
+            ports: Vec::new(),
+        }
+    }
+
+    /// What exists once `d` was applied: its containers running, its images built, its
+    /// volumes made.
+    fn current(d: &Desired) -> Snapshot {
+        Snapshot {
+            containers: d
+                .containers
+                .iter()
+                .map(|c| {
+                    let mut o = observed(
+                        &c.name,
+                        c.labels.get(LABEL_CONFIG_HASH).map(String::as_str),
+                        true,
+                    );
+                    o.ports = c.ports.clone();
+                    o
+                })
+                .collect(),
+            images: d
+                .images
+                .iter()
+                .map(|i| {
+                    let info = ImageInfo {
+                        id: format!("img-{}", i.tag),
+                        labels: i.labels.clone(),
+                    };
+                    (i.tag.clone(), info)
+                })
+                .collect(),
+            volumes: d.volumes.iter().map(|v| v.name.clone()).collect(),
+            exported: d
+                .assets
+                .iter()
+                .map(|a| (a.dest.clone(), format!("img-{}", a.image)))
+                .collect(),
+        }
     }
 
     #[test]
     fn plans_one_container_per_service_and_node_with_labels() {
-        let d = plan(&lab(LAB), "a", false);
+        let d = desire(&lab(LAB), "a", false);
         let names: Vec<_> = d.containers.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["t-dhcp", "t-web", "t-ssh", "t-n-1", "t-n-2"]);
         assert_eq!(d.network.name, "t-net");
@@ -598,19 +859,19 @@ ipmi_port = 623
     #[test]
     fn kvm_device_is_passed_only_when_present_and_not_forced_to_tcg() {
         let l = lab(LAB);
-        assert!(plan(&l, "a", true).containers[3]
+        assert!(desire(&l, "a", true).containers[3]
             .devices
             .contains(&"/dev/kvm".to_string()));
         let tcg = lab(&LAB.replace("count = 2", "count = 2\naccel = \"tcg\""));
-        assert!(!plan(&tcg, "a", true).containers[3]
+        assert!(!desire(&tcg, "a", true).containers[3]
             .devices
             .contains(&"/dev/kvm".to_string()));
     }
 
     #[test]
     fn unchanged_lab_keeps_everything() {
-        let d = plan(&lab(LAB), "a", false);
-        let actions = diff(&d.containers, &current(&d), &[]);
+        let d = desire(&lab(LAB), "a", false);
+        let actions = plan(&d, &current(&d), &[]).actions;
         assert!(
             actions.iter().all(|a| matches!(a, Action::Keep { .. })),
             "{actions:?}"
@@ -620,13 +881,13 @@ ipmi_port = 623
 
     #[test]
     fn changed_node_config_recreates_only_that_node() {
-        let before = plan(&lab(LAB), "a", false);
-        let after = plan(
+        let before = desire(&lab(LAB), "a", false);
+        let after = desire(
             &lab(&LAB.replace("vnc_port = 5901", "vnc_port = 6901")),
             "a",
             false,
         );
-        let actions = diff(&after.containers, &current(&before), &[]);
+        let actions = plan(&after, &current(&before), &[]).actions;
         let changed: Vec<_> = actions
             .iter()
             .filter(|a| !matches!(a, Action::Keep { .. }))
@@ -648,9 +909,10 @@ ipmi_port = 623
 
     #[test]
     fn changed_generated_files_recreate_the_containers_that_mount_them() {
-        let before = plan(&lab(LAB), "a", false);
-        let after = plan(&lab(LAB), "b", false);
-        let recreated: Vec<_> = diff(&after.containers, &current(&before), &[])
+        let before = desire(&lab(LAB), "a", false);
+        let after = desire(&lab(LAB), "b", false);
+        let recreated: Vec<_> = plan(&after, &current(&before), &[])
+            .actions
             .into_iter()
             .filter(|a| matches!(a, Action::Recreate { .. }))
             .map(|a| a.name().to_string())
@@ -660,52 +922,133 @@ ipmi_port = 623
 
     #[test]
     fn missing_stopped_and_removed_containers() {
-        let d = plan(&lab(LAB), "a", false);
+        let d = desire(&lab(LAB), "a", false);
         let mut cur = current(&d);
-        cur.retain(|c| c.name != "t-web");
-        cur[0].running = false;
-        cur.push(Current {
-            name: "t-old".into(),
-            id: "id-old".into(),
-            config_hash: None,
-            running: true,
-        });
-        let actions = diff(&d.containers, &cur, &[]);
-        assert!(actions.contains(&Action::Create {
+        cur.containers.retain(|c| c.name != "t-web");
+        cur.containers[0].running = false;
+        cur.containers.push(observed("t-old", None, true));
+        let p = plan(&d, &cur, &[]);
+        assert!(p.actions.contains(&Action::Create {
             name: "t-web".into()
         }));
-        assert!(actions.contains(&Action::Start {
+        assert!(p.actions.contains(&Action::Start {
             name: "t-dhcp".into(),
             id: "id-t-dhcp".into()
         }));
-        assert!(actions.contains(&Action::Remove {
+        assert!(p.actions.contains(&Action::Remove {
             name: "t-old".into(),
-            id: "id-old".into()
+            id: "id-t-old".into()
         }));
+        assert_eq!(p.started(), ["t-dhcp", "t-web"]);
+        // Nothing to build: every image is current.
+        assert!(p.images_to_build.is_empty(), "{:?}", p.images_to_build);
     }
 
     #[test]
     fn only_named_containers_are_considered_and_nothing_is_removed() {
-        let d = plan(&lab(LAB), "a", false);
-        let cur = vec![Current {
-            name: "t-old".into(),
-            id: "x".into(),
-            config_hash: None,
-            running: true,
-        }];
-        let actions = diff(&d.containers, &cur, &["web".to_string()]);
+        let d = desire(&lab(LAB), "a", false);
+        let cur = Snapshot {
+            containers: vec![observed("t-old", None, true)],
+            ..Snapshot::default()
+        };
+        let p = plan(&d, &cur, &["web".to_string()]);
         assert_eq!(
-            actions,
+            p.actions,
             [Action::Create {
                 name: "t-web".into()
             }]
         );
+        // Only the image the web service needs is built.
+        let tags: Vec<_> = p.images_to_build.iter().map(|i| i.tag.as_str()).collect();
+        assert_eq!(tags, ["metal-lab/httpd:latest"]);
+    }
+
+    #[test]
+    fn images_are_built_when_missing_or_changed_and_needed() {
+        let d = desire(&lab(LAB), "a", false);
+        let empty = plan(&d, &Snapshot::default(), &[]);
+        assert_eq!(empty.images_to_build.len(), 4);
+        assert_eq!(empty.volumes_to_create.len(), 2);
+        let mut cur = current(&d);
+        // The node image was built from another context: running nodes keep it.
+        let node_image = cur.images.get_mut("metal-lab/node:latest").unwrap();
+        node_image
+            .labels
+            .insert(LABEL_CONTEXT_HASH.into(), "old".into());
+        assert!(plan(&d, &cur, &[]).images_to_build.is_empty());
+        // A node to be made needs it rebuilt; `up web` does not.
+        cur.containers.retain(|c| c.name != "t-n-2");
+        let tags =
+            |p: Plan| -> Vec<String> { p.images_to_build.into_iter().map(|i| i.tag).collect() };
+        assert_eq!(tags(plan(&d, &cur, &[])), ["metal-lab/node:latest"]);
+        assert!(tags(plan(&d, &cur, &["web".to_string()])).is_empty());
+    }
+
+    #[test]
+    fn host_ports_are_checked_only_for_containers_started_and_not_held_by_the_lab() {
+        let d = desire(&lab(LAB), "a", false);
+        let p = plan(&d, &Snapshot::default(), &[]);
+        let ports: Vec<_> = p
+            .ports_to_check
+            .iter()
+            .map(|c| (c.owner.as_str(), c.binding.host_port))
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                ("ssh", 2222),
+                ("n-1", 5901),
+                ("n-1", 623),
+                ("n-2", 5902),
+                ("n-2", 624)
+            ]
+        );
+        // The running lab holds them itself: a recreate of its ssh needs no check of 2222.
+        let mut cur = current(&d);
+        cur.containers[2]
+            .labels
+            .insert(LABEL_CONFIG_HASH.into(), "old".into());
+        let p = plan(&d, &cur, &[]);
+        assert_eq!(p.started(), ["t-ssh"]);
+        assert!(p.ports_to_check.is_empty(), "{:?}", p.ports_to_check);
+    }
+
+    #[test]
+    fn the_smoke_os_is_planned_built_and_exported_like_any_other_step() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("webroot")).unwrap();
+        let text = LAB.replace("root = \".\"", "root = \"webroot\"")
+            + "profile = \"smoke\"\n[profiles.smoke]\nkernel = \"smoke/vmlinuz\"\ninitrd = \"smoke/initrd\"\n";
+        let l = crate::lab::from_str(&dir.path().join("lab.toml"), &text, &|_| None)
+            .expect("valid lab");
+        let d = desire(&l, "a", false);
+        assert_eq!(d.assets.len(), 1);
+        let smoke = &d.assets[0];
+        assert_eq!(smoke.image, "metal-lab/smoke:latest");
+        assert_eq!(smoke.dest, dir.path().join("webroot/smoke"));
+        assert!(d.images.iter().any(|i| i.tag == smoke.image));
+        // Nothing there yet: build the image and export the files.
+        let p = plan(&d, &Snapshot::default(), &[]);
+        assert!(p.images_to_build.iter().any(|i| i.tag == smoke.image));
+        assert_eq!(p.exports, std::slice::from_ref(smoke));
+        // Exported from the current image: nothing to do.
+        let cur = current(&d);
+        let p = plan(&d, &cur, &[]);
+        assert!(p.exports.is_empty() && p.images_to_build.is_empty());
+        // Files from another build of the image are replaced, without a build.
+        let mut other = cur.clone();
+        other
+            .exported
+            .insert(smoke.dest.clone(), "img-older".into());
+        let p = plan(&d, &other, &[]);
+        assert_eq!(p.exports.len(), 1);
+        assert!(p.images_to_build.is_empty());
     }
 
     #[test]
     fn plan_is_deterministic() {
-        let a = serde_json::to_string(&plan(&lab(LAB), "a", false)).unwrap();
-        let b = serde_json::to_string(&plan(&lab(LAB), "a", false)).unwrap();
+        let a = serde_json::to_string(&desire(&lab(LAB), "a", false)).unwrap();
+        let b = serde_json::to_string(&desire(&lab(LAB), "a", false)).unwrap();
         assert_eq!(a, b);
     }
 }

@@ -1,15 +1,95 @@
 //! Readiness: each service and BMC answers its own protocol, checked the way a client would,
-//! from the host over the lab network.
+//! from the host over the lab network. [`probe`] chooses what "ready" means for each container
+//! and [`wait`] polls them all until they are, or says which are not and why.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::engine::Engine;
-use crate::lab::ServiceKind;
+use crate::lab::{Lab, Power, ServiceKind, IPMI_PORT};
+use crate::observe::{bmc_power, PowerState};
+use crate::plan::{ContainerSpec, Desired, Role};
+use crate::ui::Progress;
+
+/// Polls every (named) service and BMC of `desired` until it answers, concurrently. Nodes in
+/// `started` (just made or started) must also reach the power their file asks for; a node kept
+/// as it was stays as the user last left it through its BMC. On timeout, the message names the
+/// ones that did not answer, with what was wanted, the last answer and their last log lines.
+pub async fn wait<E: Engine>(
+    engine: &E,
+    lab: &Lab,
+    desired: &Desired,
+    only: &[String],
+    started: &[&str],
+    limit: Duration,
+    ui: &Progress,
+) -> Result<(), String> {
+    let probes: Vec<(&ContainerSpec, Probe)> = desired
+        .containers
+        .iter()
+        .filter(|c| only.is_empty() || only.contains(&c.lab_name))
+        .map(|c| (c, probe(lab, c, started.contains(&c.name.as_str()))))
+        .collect();
+    let deadline = Instant::now() + limit;
+    let results = futures_util::future::join_all(probes.iter().map(|(c, p)| async move {
+        let key = format!("ready {}", c.lab_name);
+        ui.start(&key, &format!("waiting: {}", p.describe()));
+        loop {
+            let last = match p.check(engine, &c.name).await {
+                Ok(()) => {
+                    ui.finish(&key, true, &p.describe());
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            if Instant::now() >= deadline {
+                ui.finish(&key, false, &last);
+                return Err((c.name.clone(), p.describe(), last));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }))
+    .await;
+    let mut failures = Vec::new();
+    for (name, what, why) in results.into_iter().filter_map(Result::err) {
+        let logs = engine
+            .logs(&name, Some(15))
+            .await
+            .unwrap_or_else(|e| format!("(no logs: {e})"));
+        failures.push(format!(
+            "container {name} is not ready after {}s (wanted: {what}; last: {why})\n--- last log lines of {name} ---\n{}",
+            limit.as_secs(),
+            logs.trim_end()
+        ));
+    }
+    if failures.is_empty() {
+        ui.println(&format!("lab `{}` is ready", lab.name()));
+        return Ok(());
+    }
+    Err(failures.join("\n"))
+}
+
+/// What "ready" means for a container of the lab.
+pub fn probe(lab: &Lab, c: &ContainerSpec, started: bool) -> Probe {
+    match c.role {
+        Role::Node => {
+            let node = lab.node(&c.lab_name);
+            Probe::Ipmi {
+                ip: c.ip,
+                port: IPMI_PORT,
+                power_on: started && node.is_some_and(|n| n.power == Power::On),
+                credentials: node.map(|n| (n.bmc_user.clone(), n.bmc_password.clone())),
+            }
+        }
+        Role::Service => lab
+            .service(&c.lab_name)
+            .map_or(Probe::Running, |s| Probe::for_service(s.kind, s.ip)),
+    }
+}
 
 /// What "ready" means for one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,46 +170,13 @@ impl Probe {
                 if !*power_on {
                     return Ok(());
                 }
-                match power_state(engine, container, Some(at), credentials.as_ref())
-                    .await
-                    .as_str()
-                {
-                    "on" => Ok(()),
+                match bmc_power(engine, container, Some(at), credentials.as_ref()).await {
+                    PowerState::On => Ok(()),
                     other => Err(format!("the BMC reports power {other}")),
                 }
             }
             Probe::Running => Ok(()),
         }
-    }
-}
-
-/// The node's power state (`on`, `off` or `unknown`) from its BMC: asked over IPMI at `bmc`
-/// when the credentials are known (milliseconds), else (or if that fails) by `ipmitool` in the
-/// node container (a `docker exec`).
-pub async fn power_state<E: Engine>(
-    engine: &E,
-    container: &str,
-    bmc: Option<SocketAddr>,
-    credentials: Option<&(String, String)>,
-) -> String {
-    if let (Some(at), Some((user, password))) = (bmc, credentials) {
-        if let Ok(on) = crate::ipmi::power_is_on(at, user, password).await {
-            return if on { "on" } else { "off" }.to_string();
-        }
-    }
-    bmc_power(engine, container).await
-}
-
-/// The node's power state (`on`, `off` or `unknown`) as its BMC reports it over IPMI (lanplus),
-/// asked from inside the node container with the credentials of its rendered settings.
-async fn bmc_power<E: Engine>(engine: &E, container: &str) -> String {
-    let script = "u=$(sed -n 's/^BMC_USER=//p' /etc/lab/node/node.env); p=$(sed -n 's/^BMC_PASSWORD=//p' /etc/lab/node/node.env); \
-                  exec ipmitool -I lanplus -C 3 -H 127.0.0.1 -U \"$u\" -P \"$p\" power status";
-    let argv = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
-    match engine.exec(container, &argv).await {
-        Ok(out) if out.output.contains("is on") => "on".into(),
-        Ok(out) if out.output.contains("is off") => "off".into(),
-        _ => "unknown".into(),
     }
 }
 

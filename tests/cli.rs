@@ -413,7 +413,7 @@ fn power_and_wait_name_their_own_bad_words() {
     assert_exit(&o, 2, "lab wait --phase booting");
     assert_eq!(
         stderr(&o).trim(),
-        "error: lab: wait: unknown phase `booting`: use one of off, firmware, dhcp, pxe, kernel, provisioning, up"
+        "error: invalid value 'booting' for '--phase <PHASE>'\n  [possible values: off, firmware, dhcp, pxe, kernel, provisioning, up]\n\nFor more information, try '--help'."
     );
     let o = lab(&["-f", "labs/smoke.toml", "console", "nope"]);
     assert_exit(&o, 2, "lab console nope");
@@ -425,7 +425,33 @@ fn power_and_wait_name_their_own_bad_words() {
     assert_exit(&o, 2, "lab power master explode");
     assert_eq!(
         stderr(&o).trim(),
-        "error: lab: power: unknown power action `explode`: use one of on, off, cycle, reset, status"
+        "error: lab power: unknown power action `explode`\n  help: use one of on, off, cycle, reset, status"
+    );
+    let o = lab(&["power", "--all", "on", "off"]);
+    assert_exit(&o, 2, "lab power --all on off");
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: lab power takes NODE ACTION, or ACTION with --all\n  help: use `lab power NODE ACTION` or `lab power --all ACTION`"
+    );
+}
+
+/// `lab down` works without the lab file when the lab is named; a missing file says so, with
+/// the file's own error first (exit code 2, not a runtime failure).
+#[test]
+fn down_without_its_file_shows_the_name_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .current_dir(dir.path())
+        .args(["down"])
+        .output()
+        .unwrap();
+    assert_exit(&o, 2, "lab down without lab.toml");
+    let err = stderr(&o);
+    assert!(err.starts_with("error: lab.toml: cannot read"), "{err}");
+    assert!(
+        err.trim_end()
+            .ends_with("help: to take a lab down without its file, name it: `lab down --name LAB`"),
+        "{err}"
     );
 }
 

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use metal_lab::engine::{DockerEngine, Engine, EngineError, LabelFilter};
 use metal_lab::smoke;
-use metal_lab::ui::Progress;
 
 /// How long a node may take from `lab up` to its report; about 30 s for three nodes here.
 const BOOT_DEADLINE: Duration = Duration::from_secs(180);
@@ -105,30 +104,30 @@ fn a_node_pxe_boots_the_smoke_os_reports_in_and_shows_its_address() {
     let t = TestLab::new(&u.name, &one_node_lab(&u));
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
 
-    // Build and place the smoke OS through the library, as `lab up` does.
-    let lab = metal_lab::lab::load(&t.file()).unwrap_or_else(|d| panic!("{d}"));
-    let placed = rt
-        .block_on(smoke::ensure_smoke_os(&engine, &lab, &Progress::auto()))
-        .expect("smoke OS");
-    assert!(placed.needed && placed.copied, "{placed:?}");
+    // The smoke OS is part of the plan: the dry run shows its build and export.
+    let dry = t.lab(&["up", "--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let plan = stdout(&dry);
+    assert!(
+        plan.contains("export smoke OS (vmlinuz, initrd) from image metal-lab/smoke:latest:/out"),
+        "{plan}"
+    );
+
+    let out = t.lab(&["up", "--timeout", "300"]);
+    assert!(out.status.success(), "lab up failed: {}", stderr(&out));
+    let started = Instant::now();
     for f in ["vmlinuz", "initrd"] {
         let size = std::fs::metadata(t.dir.path().join("webroot/smoke").join(f))
             .map(|m| m.len())
             .unwrap_or(0);
         assert!(size > 100_000, "webroot/smoke/{f} has {size} bytes");
     }
-    let again = rt
-        .block_on(smoke::ensure_smoke_os(&engine, &lab, &Progress::quiet()))
-        .expect("smoke OS again");
+    let again = stdout(&t.lab(&["up", "--dry-run"]));
     assert!(
-        !again.built && !again.copied,
-        "a second run changes nothing: {again:?}"
+        again.contains("  keep smoke OS") && again.contains("  keep metal-lab/smoke:latest"),
+        "a second run changes nothing: {again}"
     );
     copy_from_image_errors(&engine, &rt, t.dir.path());
-
-    let out = t.lab(&["up", "--timeout", "300"]);
-    assert!(out.status.success(), "lab up failed: {}", stderr(&out));
-    let started = Instant::now();
 
     let web = format!("{}-web", u.name);
     let node = format!("{}-n", u.name);

@@ -5,15 +5,17 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::{Map, Value};
 
-pub fn validate(file: &Path) -> anyhow::Result<()> {
+use crate::error::Result;
+
+pub fn validate(file: &Path) -> Result<()> {
     let lab = super::load(file)?;
     println!(
         "{}: lab `{}` is valid: {} services, {} nodes on {}",
         file.display(),
-        lab.name,
-        lab.services.len(),
-        lab.nodes.len(),
-        lab.network.subnet
+        lab.name(),
+        lab.services().len(),
+        lab.nodes().len(),
+        lab.network().subnet
     );
     Ok(())
 }
@@ -21,7 +23,7 @@ pub fn validate(file: &Path) -> anyhow::Result<()> {
 /// JSON: the model as it is (services and nodes as arrays of objects with a `name`).
 /// TOML: the same, shaped like the lab file (`[services.NAME]`, `[nodes.NAME]`, ports as
 /// `"HOST:CONTAINER/PROTO"`), so the expanded lab reads like a lab file without counts.
-pub fn config(file: &Path, json: bool) -> anyhow::Result<()> {
+pub fn config(file: &Path, json: bool) -> Result<()> {
     let lab = super::load(file)?;
     let value = serde_json::to_value(&lab).context("printing the lab")?;
     let text = if json {

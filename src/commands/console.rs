@@ -12,10 +12,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::engine::{DockerEngine, Engine, EngineError};
-
-/// Where QEMU keeps the node's console log, in the node's volume.
-pub const CONSOLE_LOG: &str = "/var/lib/lab/console.log";
+use crate::engine::{Engine, EngineError};
+use crate::error::{Error, Result};
+use crate::observe::{self, CONSOLE_LOG};
 /// Ctrl-], as telnet and `virsh console` use it.
 const ESCAPE: u8 = 0x1d;
 
@@ -27,11 +26,11 @@ pub struct Options {
     pub no_follow: bool,
 }
 
-pub async fn run(file: &Path, opts: Options) -> anyhow::Result<()> {
+pub async fn run(file: &Path, opts: Options) -> Result<()> {
     let lab = super::load(file)?;
-    super::nodes::known_node(&lab, &opts.node)?;
+    super::check_node(&lab, &opts.node)?;
     let container = lab.container_name(&opts.node);
-    let engine = DockerEngine::connect().await?;
+    let engine = super::engine().await?;
     let mut out = std::io::stdout();
     let follow = !opts.no_follow;
     let interactive = follow && std::io::stdin().is_terminal();
@@ -65,19 +64,18 @@ pub async fn run(file: &Path, opts: Options) -> anyhow::Result<()> {
     }
     match result {
         Ok(0) => Ok(()),
-        Ok(126 | 127) => anyhow::bail!(
+        Ok(126 | 127) => Err(Error::Failed(anyhow::anyhow!(
             "node `{}` runs a node image without the console helper (made by an older lab): run `lab up` to update it",
             opts.node
-        ),
-        Ok(code) => anyhow::bail!(
+        ))),
+        Ok(code) => Err(Error::Failed(anyhow::anyhow!(
             "the console of node `{}` failed (lab-console exited with {code}); see `lab logs {}`",
             opts.node,
             opts.node
-        ),
+        ))),
         // The container exists but does not run (stopped, or its BMC died): its log remains.
         Err(EngineError::NotRunning { .. }) => {
-            let log = engine
-                .read_file(&container, CONSOLE_LOG)
+            let log = observe::console_log(&engine, &container, opts.lines)
                 .await
                 .with_context(|| {
                     format!("node `{}` is not running and has no console log", opts.node)
@@ -86,17 +84,16 @@ pub async fn run(file: &Path, opts: Options) -> anyhow::Result<()> {
                 "lab: node `{}` is not running (container {container} stopped); its console log:",
                 opts.node
             );
-            out.write_all(&last_lines(&log, opts.lines))?;
+            out.write_all(&log)?;
             out.flush()?;
             Ok(())
         }
-        Err(e @ EngineError::NotFound { .. }) => Err(anyhow::Error::new(e).context(format!(
-            "node `{}` has no container: run `lab up` first",
-            opts.node
+        Err(e @ EngineError::NotFound { .. }) => Err(Error::Engine(anyhow::Error::new(e).context(
+            format!("node `{}` has no container: run `lab up` first", opts.node),
         ))),
-        Err(e) => {
-            Err(anyhow::Error::new(e).context(format!("the console of node `{}`", opts.node)))
-        }
+        Err(e) => Err(Error::Engine(
+            anyhow::Error::new(e).context(format!("the console of node `{}`", opts.node)),
+        )),
     }
 }
 
@@ -128,23 +125,6 @@ fn split_at_escape(buf: &[u8], watch_escape: bool) -> (&[u8], bool) {
     }
 }
 
-/// The last `n` lines of `text` (all of it for 0).
-fn last_lines(text: &[u8], n: usize) -> Vec<u8> {
-    if n == 0 {
-        return text.to_vec();
-    }
-    let body = text.strip_suffix(b"\n").unwrap_or(text);
-    let start = body
-        .iter()
-        .enumerate()
-        .rev()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(n - 1)
-        .map(|(i, _)| i + 1)
-        .unwrap_or(0);
-    text[start..].to_vec()
-}
-
 /// The terminal in raw mode while the console is open: keys go to the VM as typed (Ctrl-C
 /// included), and the VM's output is shown as it sends it.
 struct RawMode;
@@ -172,16 +152,5 @@ mod tests {
         assert_eq!(split_at_escape(b"plain", true), (&b"plain"[..], false));
         // From a pipe, every byte is data.
         assert_eq!(split_at_escape(b"a\x1db", false), (&b"a\x1db"[..], false));
-    }
-
-    #[test]
-    fn last_lines_counts_from_the_end() {
-        let log = b"one\ntwo\nthree\n";
-        assert_eq!(last_lines(log, 2), b"two\nthree\n");
-        assert_eq!(last_lines(log, 3), log);
-        assert_eq!(last_lines(log, 9), log);
-        assert_eq!(last_lines(log, 0), log);
-        assert_eq!(last_lines(b"a\nno newline", 1), b"no newline");
-        assert_eq!(last_lines(b"", 5), b"");
     }
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::assets::{self, human_bytes, FileReport, Outcome};
+use crate::error::Error;
 use crate::lab::{Asset, Diag, Diagnostics, Lab};
 use crate::ui::Progress;
 
@@ -16,13 +17,13 @@ pub struct Options {
     pub check: bool,
 }
 
-pub fn run(file: &Path, opts: Options) -> anyhow::Result<()> {
+pub fn run(file: &Path, opts: Options) -> crate::error::Result<()> {
     let lab = super::load(file)?;
     let selected = select(&lab, &opts.names)?;
     if selected.is_empty() {
         println!(
             "lab `{}` has no assets ([assets.NAME] tables): nothing to fetch",
-            lab.name
+            lab.name()
         );
         return Ok(());
     }
@@ -35,7 +36,7 @@ pub fn run(file: &Path, opts: Options) -> anyhow::Result<()> {
             ..assets::Options::default()
         };
         assets::fetch(&selected, &fetch, &ui)
-            .map_err(|e| anyhow::anyhow!("{e}\n  help: {}", e.help("", "")))?
+            .map_err(|e| Error::Fetch(anyhow::anyhow!("{e}\n  help: {}", e.help("", ""))))?
     };
     print_summary(&reports, opts.check);
     let failed: Vec<&FileReport> = reports.iter().filter(|r| !r.ok()).collect();
@@ -46,7 +47,7 @@ pub fn run(file: &Path, opts: Options) -> anyhow::Result<()> {
         "{} of {} files of lab `{}` {}:",
         failed.len(),
         reports.len(),
-        lab.name,
+        lab.name(),
         if opts.check {
             "are missing or do not verify"
         } else {
@@ -64,32 +65,32 @@ pub fn run(file: &Path, opts: Options) -> anyhow::Result<()> {
             ));
         }
     }
-    anyhow::bail!(msg)
+    Err(Error::Fetch(anyhow::anyhow!(msg)))
 }
 
 /// The assets named on the command line (all of them when none is), or what the lab has.
 fn select<'a>(lab: &'a Lab, names: &[String]) -> Result<Vec<&'a Asset>, Diagnostics> {
     if names.is_empty() {
-        return Ok(lab.assets.values().collect());
+        return Ok(lab.assets().values().collect());
     }
     let mut out = Vec::new();
     let mut diags = Vec::new();
     for n in names {
-        match lab.assets.get(n) {
+        match lab.assets().get(n) {
             Some(a) if !out.iter().any(|o: &&Asset| o.name == a.name) => out.push(a),
             Some(_) => {}
             None => {
-                let help = if lab.assets.is_empty() {
+                let help = if lab.assets().is_empty() {
                     "add an [assets.NAME] table with base_url, files, checksums or sha256, and dest (see the README)".to_string()
                 } else {
                     format!(
                         "use one of: {}",
-                        lab.assets.keys().cloned().collect::<Vec<_>>().join(", ")
+                        lab.assets().keys().cloned().collect::<Vec<_>>().join(", ")
                     )
                 };
                 diags.push(Diag::file_level(
-                    &lab.file,
-                    format!("lab `{}` has no asset named `{n}`", lab.name),
+                    lab.file(),
+                    format!("lab `{}` has no asset named `{n}`", lab.name()),
                     Some(help),
                 ));
             }

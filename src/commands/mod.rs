@@ -1,41 +1,114 @@
-//! Subcommands: each loads the lab, plans, applies and reports, and nothing more.
+//! Subcommands: each loads the lab, plans, applies or observes, and reports; nothing more.
 
 pub mod config;
 pub mod console;
 pub mod down;
 pub mod fetch_assets;
 pub mod logs;
-pub mod nodes;
+pub mod power;
 pub mod status;
 pub mod up;
+pub mod wait;
 
 use std::path::Path;
+use std::time::Duration;
 
-use crate::lab::{self, Lab};
+use crate::cli::{Cli, Command};
+use crate::engine::DockerEngine;
+use crate::error::{Error, Result};
+use crate::lab::{self, Diag, Diagnostics, Lab};
 
-/// Exit code for a runtime failure (engine, network, a service that does not come up).
-pub const EXIT_FAILURE: u8 = 1;
-/// Exit code for an invalid lab file or invalid usage.
-pub const EXIT_INVALID: u8 = 2;
+/// Runs the command the user asked for.
+pub fn run(cli: Cli) -> Result<()> {
+    let file = cli.file;
+    match cli.command {
+        Command::Validate => config::validate(&file),
+        Command::Config { json } => config::config(&file, json),
+        Command::FetchAssets {
+            names,
+            mirror,
+            check,
+        } => fetch_assets::run(
+            &file,
+            fetch_assets::Options {
+                names,
+                mirror,
+                check,
+            },
+        ),
+        Command::Up {
+            dry_run,
+            no_wait,
+            timeout,
+            names,
+        } => {
+            let opts = up::Options {
+                dry_run,
+                no_wait,
+                timeout: Duration::from_secs(timeout),
+                names,
+            };
+            block_on(up::run(&file, opts))
+        }
+        Command::Down { volumes, name } => block_on(down::run(&file, volumes, name)),
+        Command::Status { json, name } => block_on(status::run(&file, json, name)),
+        Command::Power { all, words } => block_on(power::run(&file, all, &words)),
+        Command::Wait {
+            nodes,
+            phase,
+            timeout,
+        } => block_on(wait::run(
+            &file,
+            &nodes,
+            phase,
+            Duration::from_secs(timeout),
+        )),
+        Command::Console {
+            node,
+            lines,
+            no_follow,
+        } => block_on(console::run(
+            &file,
+            console::Options {
+                node,
+                lines,
+                no_follow,
+            },
+        )),
+        Command::Logs { name, follow, tail } => block_on(logs::run(&file, name, follow, tail)),
+    }
+}
 
-/// Loads and validates the lab file; the error is a [`lab::Diagnostics`] (exit code 2).
-pub fn load(file: &Path) -> anyhow::Result<Lab> {
+fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
+
+/// Loads and validates the lab file.
+pub fn load(file: &Path) -> Result<Lab> {
     Ok(lab::load(file)?)
 }
 
-/// Fails (exit code 2) unless every name is a service or node of the lab, listing the ones it has.
-pub fn check_names(lab: &Lab, names: &[String]) -> anyhow::Result<()> {
+/// The Docker engine, as the `docker` CLI would find it.
+pub async fn engine() -> Result<DockerEngine> {
+    Ok(DockerEngine::connect().await?)
+}
+
+/// Fails unless every name is a service or node of the lab, listing the ones it has.
+pub fn check_names(lab: &Lab, names: &[String]) -> Result<()> {
     for n in names {
         if lab.service(n).is_none() && lab.node(n).is_none() {
             let all: Vec<&str> = lab
-                .services
+                .services()
                 .iter()
                 .map(|s| s.name.as_str())
-                .chain(lab.nodes.iter().map(|n| n.name.as_str()))
+                .chain(lab.nodes().iter().map(|n| n.name.as_str()))
                 .collect();
             return Err(unknown_name(
                 lab,
-                format!("lab `{}` has no service or node named `{n}`", lab.name),
+                format!("lab `{}` has no service or node named `{n}`", lab.name()),
                 &all,
             ));
         }
@@ -43,10 +116,23 @@ pub fn check_names(lab: &Lab, names: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A name the lab file does not define (exit code 2), with the names it does.
-pub(crate) fn unknown_name(lab: &Lab, message: String, names: &[&str]) -> anyhow::Error {
-    crate::lab::Diagnostics(vec![crate::lab::Diag::file_level(
-        &lab.file,
+/// Fails unless `name` is a node of the lab.
+pub fn check_node(lab: &Lab, name: &str) -> Result<()> {
+    if lab.node(name).is_some() {
+        return Ok(());
+    }
+    let names: Vec<&str> = lab.nodes().iter().map(|n| n.name.as_str()).collect();
+    Err(unknown_name(
+        lab,
+        format!("lab `{}` has no node `{name}`", lab.name()),
+        &names,
+    ))
+}
+
+/// A name the lab file does not define, with the names it does.
+fn unknown_name(lab: &Lab, message: String, names: &[&str]) -> Error {
+    Diagnostics(vec![Diag::file_level(
+        lab.file(),
         message,
         Some(format!("use one of: {}", names.join(", "))),
     )])

@@ -1,20 +1,16 @@
-//! `lab up`: render, plan, check host ports, build images, create the network and volumes, apply
-//! container actions, then wait until every service and BMC answers.
+//! `lab up`: load, plan against what exists, apply, wait until ready.
 
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use crate::apply::{self, Summary};
-use crate::engine::{DockerEngine, Engine, ObservedContainer};
-use crate::lab::{Lab, Power, Proto, IPMI_PORT};
-use crate::plan::{
-    self, Action, ContainerSpec, Current, Desired, Host, Inputs, Role, LABEL_CONFIG_HASH,
-};
-use crate::ready::Probe;
-use crate::render::{self, RenderedFile};
+use crate::engine::DockerEngine;
+use crate::error::{Error, Result};
+use crate::lab::Lab;
+use crate::observe::{self, Snapshot};
+use crate::plan::{self, Desired, Host, Plan};
 use crate::ui::Progress;
 
 pub struct Options {
@@ -24,405 +20,102 @@ pub struct Options {
     pub names: Vec<String>,
 }
 
-pub async fn run(file: &Path, opts: Options) -> anyhow::Result<()> {
+pub async fn run(file: &Path, opts: Options) -> Result<()> {
     let lab = super::load(file)?;
     super::check_names(&lab, &opts.names)?;
-    let files = render::render(&lab)
-        .with_context(|| format!("generating the configs of lab `{}`", lab.name))?;
-    let desired = desired(&lab, &files);
+    let files = crate::render::render(&lab)
+        .with_context(|| format!("generating the configs of lab `{}`", lab.name()))?;
+    let desired = plan::desired(&lab, files, Host::detect());
     if opts.dry_run {
-        return dry_run(&lab, &desired, &files, &opts.names).await;
+        return dry_run(&lab, &desired, &opts.names).await;
     }
-    let engine = DockerEngine::connect().await?;
+    let engine = super::engine().await?;
+    let plan = plan::plan(
+        &desired,
+        &observe::snapshot(&engine, &desired).await?,
+        &opts.names,
+    );
+    apply::check_host_ports(&plan)?;
     let ui = Progress::auto();
-    up(&engine, &lab, &files, &desired, &opts, &ui).await
-}
-
-pub fn desired(lab: &Lab, files: &[RenderedFile]) -> Desired {
-    let state_dir = lab.state_dir();
-    let hash = |prefix: &str| render::hash_files(files, Path::new(prefix));
-    let host = Host {
-        kvm_device: Path::new("/dev/kvm").exists(),
-    };
-    plan::desired(
-        lab,
-        &Inputs {
-            state_dir: &state_dir,
-            files_hash: &hash,
-            host,
-        },
-    )
-}
-
-/// The lab's containers as the engine reports them.
-pub async fn current<E: Engine>(engine: &E, lab: &str) -> anyhow::Result<Vec<ObservedContainer>> {
-    let filter = crate::engine::LabelFilter::lab(lab);
-    Ok(engine
-        .list_containers(&filter)
-        .await
-        .with_context(|| format!("listing the containers of lab `{lab}`"))?)
-}
-
-fn to_current(observed: &[ObservedContainer]) -> Vec<Current> {
-    observed
-        .iter()
-        .map(|c| Current {
-            name: c.name.clone(),
-            id: c.id.clone(),
-            config_hash: c.labels.get(LABEL_CONFIG_HASH).cloned(),
-            running: c.running,
-        })
-        .collect()
-}
-
-pub async fn up<E: Engine>(
-    engine: &E,
-    lab: &Lab,
-    files: &[RenderedFile],
-    desired: &Desired,
-    opts: &Options,
-    ui: &Progress,
-) -> anyhow::Result<()> {
-    let observed = current(engine, &lab.name).await?;
-    let actions = plan::diff(&desired.containers, &to_current(&observed), &opts.names);
-    check_host_ports(desired, &observed, &actions)?;
-
-    let state_dir = lab.state_dir();
-    render::write(lab, files)
-        .with_context(|| format!("writing generated files under {}", state_dir.display()))?;
     // Nodes that boot an asset not fetched yet come up anyway and stay in firmware/pxe; say how
     // to fetch it rather than failing halfway.
-    for missing in crate::assets::missing_assets(lab) {
+    for missing in crate::assets::missing_assets(&lab) {
         ui.println(&format!("warning: {missing}"));
     }
-    crate::smoke::ensure_smoke_os(engine, lab, ui).await?;
-    let mut summary = Summary::default();
-    let needed: Vec<_> = desired
-        .images
-        .iter()
-        .filter(|i| {
-            actions.iter().any(|a| {
-                !matches!(a, Action::Remove { .. })
-                    && desired
-                        .containers
-                        .iter()
-                        .any(|c| c.name == a.name() && c.image == i.tag)
-            })
-        })
-        .cloned()
-        .collect();
-    // Only images that may be built need their context on disk.
-    for image in &needed {
-        let name = image
-            .context
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        crate::images::write_context(&state_dir.join("images"), name)
-            .with_context(|| format!("writing the build context of {}", image.tag))?;
-    }
-    let interrupted = tokio::select! {
-        r = async {
-            apply::images(engine, &needed, ui, &mut summary).await?;
-            apply::network_and_volumes(engine, desired, ui).await?;
-            apply::containers(engine, desired, &actions, ui, &mut summary).await;
-            Ok::<_, crate::engine::EngineError>(())
-        } => { r.map_err(anyhow::Error::from).with_context(|| report(lab, &summary))?; false }
-        _ = tokio::signal::ctrl_c() => true,
-    };
-    if interrupted {
-        bail!("interrupted. {}\nwhat was made carries lab `{}`'s labels: run `lab up` again to finish, or `lab down` to remove it", report(lab, &summary), lab.name);
-    }
-    if !summary.failed.is_empty() {
-        let list: Vec<String> = summary
-            .failed
-            .iter()
-            .map(|(o, e)| format!("  {o}: {e}"))
-            .collect();
-        bail!(
-            "{} step(s) failed:\n{}\n{}",
-            summary.failed.len(),
-            list.join("\n"),
-            report(lab, &summary)
-        );
-    }
+    let summary = apply_or_interrupt(&engine, &lab, &desired, &plan, &ui).await?;
     if summary.changed() {
-        ui.println(&format!("lab `{}`: {}", lab.name, summary.describe()));
+        ui.println(&format!("lab `{}`: {}", lab.name(), summary.describe()));
     } else {
         ui.println(&format!(
             "lab `{}` is up to date: nothing changed ({} containers)",
-            lab.name,
+            lab.name(),
             summary.kept.len()
         ));
     }
     if !opts.no_wait {
-        // A node (re)started now must reach the power state its file asks for; one that was kept
-        // stays as the user last left it through its BMC.
-        let fresh: Vec<&str> = actions
-            .iter()
-            .filter(|a| !matches!(a, Action::Keep { .. } | Action::Remove { .. }))
-            .map(Action::name)
-            .collect();
-        wait_ready(engine, lab, desired, &opts.names, &fresh, opts.timeout, ui).await?;
+        crate::ready::wait(
+            &engine,
+            &lab,
+            &desired,
+            &opts.names,
+            &plan.started(),
+            opts.timeout,
+            &ui,
+        )
+        .await
+        .map_err(Error::NotReady)?;
     }
     Ok(())
 }
 
-fn report(lab: &Lab, s: &Summary) -> String {
-    let done = s.describe();
-    format!(
-        "lab `{}` so far: {}",
-        lab.name,
-        if done.is_empty() {
-            "nothing changed".into()
-        } else {
-            done
-        }
-    )
-}
-
-/// Fails before anything is made if a host port the lab would publish is taken by someone else.
-/// Ports this lab's own containers already publish are theirs and skipped.
-fn check_host_ports(
-    desired: &Desired,
-    observed: &[ObservedContainer],
-    actions: &[Action],
-) -> anyhow::Result<()> {
-    let ours = |ip: IpAddr, port: u16, proto: Proto| {
-        observed.iter().any(|c| {
-            c.ports.iter().any(|p| {
-                p.host_port == port
-                    && p.protocol == proto
-                    && (p.host_ip == ip || p.host_ip.is_unspecified())
-            })
-        })
-    };
-    let mut busy = Vec::new();
-    for c in desired.containers.iter().filter(|c| {
-        actions
-            .iter()
-            .any(|a| a.name() == c.name && !matches!(a, Action::Keep { .. }))
-    }) {
-        for p in c
-            .ports
-            .iter()
-            .filter(|p| !ours(p.host_ip, p.host_port, p.protocol))
-        {
-            let addr = SocketAddr::new(p.host_ip, p.host_port);
-            let free = match p.protocol {
-                Proto::Tcp => TcpListener::bind(addr).map(drop),
-                Proto::Udp => UdpSocket::bind(addr).map(drop),
-            };
-            if let Err(e) = free {
-                let what = if c.role == Role::Node {
-                    "node"
-                } else {
-                    "service"
-                };
-                busy.push(format!(
-                    "  host port {}/{} on {} for {what} `{}` is not available: {e}",
-                    p.host_port,
-                    p.protocol.as_str(),
-                    p.host_ip,
-                    c.lab_name
-                ));
-            }
-        }
-    }
-    if busy.is_empty() {
-        return Ok(());
-    }
-    bail!("{}\nnothing was created: free those ports, or change them in the lab file (ports, vnc_port, ipmi_port) or lab.publish", busy.join("\n"))
-}
-
-/// Polls every service and BMC until it answers, concurrently; on timeout names the ones that
-/// did not and shows their last log lines.
-pub async fn wait_ready<E: Engine>(
-    engine: &E,
+/// Applies the plan unless Ctrl-C comes first; either way, says what was done.
+async fn apply_or_interrupt(
+    engine: &DockerEngine,
     lab: &Lab,
     desired: &Desired,
-    only: &[String],
-    fresh: &[&str],
-    limit: Duration,
+    plan: &Plan,
     ui: &Progress,
-) -> anyhow::Result<()> {
-    let probes: Vec<(&ContainerSpec, Probe)> = desired
-        .containers
-        .iter()
-        .filter(|c| only.is_empty() || only.contains(&c.lab_name))
-        .map(|c| (c, probe(lab, c, fresh.contains(&c.name.as_str()))))
-        .collect();
-    let deadline = Instant::now() + limit;
-    let results = futures_util::future::join_all(probes.iter().map(|(c, p)| async move {
-        let key = format!("ready {}", c.lab_name);
-        ui.start(&key, &format!("waiting: {}", p.describe()));
-        loop {
-            let last = match p.check(engine, &c.name).await {
-                Ok(()) => {
-                    ui.finish(&key, true, &p.describe());
-                    return Ok(());
-                }
-                Err(e) => e,
-            };
-            if Instant::now() >= deadline {
-                ui.finish(&key, false, &last);
-                return Err((c.name.clone(), p.describe(), last));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+) -> Result<Summary> {
+    let mut summary = Summary::default();
+    let outcome = tokio::select! {
+        r = apply::apply(engine, desired, plan, ui, &mut summary) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    let so_far = || format!("lab `{}` so far: {}", lab.name(), summary.describe());
+    match outcome {
+        None => Err(Error::Interrupted(so_far())),
+        Some(Err(e)) => Err(Error::from(e.context(so_far()))),
+        Some(Ok(())) if !summary.failed.is_empty() => {
+            let list: Vec<String> = summary
+                .failed
+                .iter()
+                .map(|(o, e)| format!("  {o}: {e}"))
+                .collect();
+            Err(Error::Failed(anyhow::anyhow!(
+                "{} step(s) failed:\n{}\n{}",
+                summary.failed.len(),
+                list.join("\n"),
+                so_far()
+            )))
         }
-    }))
-    .await;
-    let mut failures = Vec::new();
-    for (name, what, why) in results.into_iter().filter_map(Result::err) {
-        let logs = engine
-            .logs(&name, Some(15))
-            .await
-            .unwrap_or_else(|e| format!("(no logs: {e})"));
-        failures.push(format!("container {name} is not ready after {}s (wanted: {what}; last: {why})\n--- last log lines of {name} ---\n{}", limit.as_secs(), logs.trim_end()));
-    }
-    if failures.is_empty() {
-        ui.println(&format!("lab `{}` is ready", lab.name));
-        return Ok(());
-    }
-    bail!(
-        "{}\nsee `lab status`; raise --timeout if the machine is slow",
-        failures.join("\n")
-    )
-}
-
-fn probe(lab: &Lab, c: &ContainerSpec, fresh: bool) -> Probe {
-    match c.role {
-        Role::Node => {
-            let node = lab.node(&c.lab_name);
-            Probe::Ipmi {
-                ip: c.ip,
-                port: IPMI_PORT,
-                power_on: fresh && node.is_some_and(|n| n.power == Power::On),
-                credentials: node.map(|n| (n.bmc_user.clone(), n.bmc_password.clone())),
-            }
-        }
-        Role::Service => lab
-            .service(&c.lab_name)
-            .map_or(Probe::Running, |s| Probe::for_service(s.kind, s.ip)),
+        Some(Ok(())) => Ok(summary),
     }
 }
 
-async fn dry_run(
-    lab: &Lab,
-    desired: &Desired,
-    files: &[RenderedFile],
-    only: &[String],
-) -> anyhow::Result<()> {
-    println!("lab `{}` (dry run: nothing is changed)", lab.name);
-    println!(
-        "\nnetwork {} subnet {} gateway {}",
-        desired.network.name, desired.network.subnet, desired.network.gateway
-    );
-    println!(
-        "\nimages (built from lab's own Dockerfiles, FROM {}):",
-        lab.base_image
-    );
-    for i in &desired.images {
-        println!("  {} context-hash {}", i.tag, &i.context_hash[..12]);
-    }
-    println!("\nvolumes:");
-    for v in &desired.volumes {
-        println!("  {}", v.name);
-    }
-    // Against a reachable engine, show what would change; without one, everything is new.
-    let actions = match DockerEngine::connect().await {
-        Ok(engine) => Some(plan::diff(
-            &desired.containers,
-            &to_current(&current(&engine, &lab.name).await?),
-            only,
-        )),
+/// Prints the plan; against a reachable engine it shows what would change, without one
+/// everything is new.
+async fn dry_run(lab: &Lab, desired: &Desired, only: &[String]) -> Result<()> {
+    let snapshot = match DockerEngine::connect().await {
+        Ok(engine) => Some(observe::snapshot(&engine, desired).await?),
         Err(e) => {
-            println!(
-                "\n(no Docker engine answers, so every container is shown as new: {})",
+            eprintln!(
+                "(no Docker engine answers, so everything is shown as new: {})",
                 e.to_string().lines().next().unwrap_or_default()
             );
             None
         }
     };
-    println!("\ncontainers:");
-    for c in desired
-        .containers
-        .iter()
-        .filter(|c| only.is_empty() || only.contains(&c.lab_name))
-    {
-        let action = actions
-            .as_ref()
-            .and_then(|a| a.iter().find(|a| a.name() == c.name))
-            .map_or("create", action_word);
-        println!(
-            "  {action} {} ({}) image {} ip {}",
-            c.name,
-            if c.role == Role::Node {
-                "node"
-            } else {
-                "service"
-            },
-            c.image,
-            c.ip
-        );
-        let ports: Vec<String> = c
-            .ports
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}:{}->{}/{}",
-                    p.host_ip,
-                    p.host_port,
-                    p.container_port,
-                    p.protocol.as_str()
-                )
-            })
-            .collect();
-        print_list("ports", &ports);
-        print_list("devices", &c.devices);
-        print_list("caps", &c.cap_add);
-        let mounts: Vec<String> = c
-            .mounts
-            .iter()
-            .map(|m| {
-                format!(
-                    "{}:{}{}",
-                    m.source,
-                    m.target,
-                    if m.read_only { ":ro" } else { "" }
-                )
-            })
-            .collect();
-        print_list("mounts", &mounts);
-        let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        print_list("labels", &labels);
-    }
-    for a in actions
-        .iter()
-        .flatten()
-        .filter(|a| matches!(a, Action::Remove { .. }))
-    {
-        println!("  remove {} (not in the lab file any more)", a.name());
-    }
-    println!("\nfiles (under {}):", lab.state_dir().display());
-    for f in files {
-        println!("  {}", f.path.display());
-    }
+    let plan = plan::plan(desired, &snapshot.unwrap_or_else(Snapshot::default), only);
+    print!("{}", crate::report::plan(lab, desired, &plan, only));
     Ok(())
-}
-
-fn action_word(a: &Action) -> &'static str {
-    match a {
-        Action::Create { .. } => "create",
-        Action::Recreate { .. } => "recreate",
-        Action::Start { .. } => "start",
-        Action::Keep { .. } => "keep",
-        Action::Remove { .. } => "remove",
-    }
-}
-
-fn print_list(what: &str, items: &[String]) {
-    if !items.is_empty() {
-        println!("      {what:<8} {}", items.join(", "));
-    }
 }

@@ -6,7 +6,7 @@
 //! `bollard::models`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,8 +28,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::{
     busy_address, check_new_network, is_port_conflict, ContainerState, Engine, EngineError,
-    EngineVersion, ExecOutput, ImageInfo, LabelFilter, Labels, NetworkQuery, ObservedContainer,
-    ObservedNetwork, ObservedVolume,
+    ExecOutput, ImageInfo, LabelFilter, Labels, ObservedContainer, ObservedNetwork, ObservedVolume,
 };
 use crate::lab::Proto;
 use crate::plan::{
@@ -71,11 +70,6 @@ impl DockerEngine {
         // negotiating keeps request bodies within what that version understands.
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         Ok(DockerEngine { docker, endpoint })
-    }
-
-    /// The bollard client, for callers that need something this trait does not offer.
-    pub fn client(&self) -> &Docker {
-        &self.docker
     }
 
     /// Turns a bollard error into an [`EngineError`], naming what was being done to which object.
@@ -139,18 +133,6 @@ impl DockerEngine {
 }
 
 impl Engine for DockerEngine {
-    async fn ping(&self) -> Result<EngineVersion, EngineError> {
-        let version = self
-            .docker
-            .version()
-            .await
-            .map_err(|e| self.error(e, "asking the version of", "the engine"))?;
-        Ok(EngineVersion {
-            version: version.version.unwrap_or_default(),
-            api_version: version.api_version.unwrap_or_default(),
-        })
-    }
-
     async fn list_containers(
         &self,
         filter: &LabelFilter,
@@ -166,27 +148,6 @@ impl Engine for DockerEngine {
             .await
             .map_err(|e| self.error(e, "listing containers with labels", &filter.to_string()))?;
         Ok(summaries.into_iter().map(observed_container).collect())
-    }
-
-    async fn inspect_container_ip(
-        &self,
-        container: &str,
-        network: &str,
-    ) -> Result<Option<Ipv4Addr>, EngineError> {
-        let inspect = self
-            .docker
-            .inspect_container(container, None)
-            .await
-            .map_err(|e| {
-                self.error_or_missing(e, "inspecting container", "container", container)
-            })?;
-        let endpoint = inspect
-            .network_settings
-            .and_then(|s| s.networks)
-            .and_then(|mut n| n.remove(network));
-        Ok(endpoint
-            .and_then(|e| e.ip_address)
-            .and_then(|ip| ip.parse().ok()))
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
@@ -258,30 +219,20 @@ impl Engine for DockerEngine {
 
     async fn find_networks(
         &self,
-        query: &NetworkQuery,
+        filter: &LabelFilter,
     ) -> Result<Vec<ObservedNetwork>, EngineError> {
-        let filters = match query {
-            // The engine's name filter matches substrings; the exact match is done below.
-            NetworkQuery::Name(name) => HashMap::from([("name", vec![name.clone()])]),
-            NetworkQuery::Labels(filter) => HashMap::from([("label", filter.to_engine())]),
-        };
+        let filters = HashMap::from([("label", filter.to_engine())]);
         let options = ListNetworksOptionsBuilder::new().filters(&filters).build();
         let networks = self
             .docker
             .list_networks(Some(options))
             .await
-            .map_err(|e| self.error(e, "listing networks with", &query.to_string()))?;
-        let observed = networks.into_iter().map(observed_network);
-        Ok(match query {
-            NetworkQuery::Name(name) => observed.filter(|n| &n.name == name).collect(),
-            NetworkQuery::Labels(_) => observed.collect(),
-        })
+            .map_err(|e| self.error(e, "listing networks with labels", &filter.to_string()))?;
+        Ok(networks.into_iter().map(observed_network).collect())
     }
 
     async fn create_network(&self, spec: &NetworkSpec) -> Result<String, EngineError> {
-        let all = self
-            .find_networks(&NetworkQuery::Labels(LabelFilter::new()))
-            .await?;
+        let all = self.find_networks(&LabelFilter::new()).await?;
         if let Some(id) = check_new_network(spec, &all)? {
             return Ok(id);
         }
@@ -461,11 +412,13 @@ impl Engine for DockerEngine {
         self.read_logs(container, options).await
     }
 
-    async fn logs_timestamped(&self, container: &str) -> Result<String, EngineError> {
+    async fn logs_since(&self, container: &str, since: Option<i64>) -> Result<String, EngineError> {
+        let since = since.map_or(0, |s| i32::try_from(s).unwrap_or(i32::MAX));
         let options = LogsOptionsBuilder::new()
             .stdout(true)
             .stderr(true)
             .timestamps(true)
+            .since(since)
             .build();
         self.read_logs(container, options).await
     }
@@ -543,10 +496,7 @@ impl DockerEngine {
             return err;
         }
         // Created concurrently since we looked: look again to name the other network.
-        match self
-            .find_networks(&NetworkQuery::Labels(LabelFilter::new()))
-            .await
-        {
+        match self.find_networks(&LabelFilter::new()).await {
             Ok(all) => check_new_network(spec, &all).err().unwrap_or(err),
             Err(_) => err,
         }

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    check_new_network, ContainerState, Engine, EngineError, EngineVersion, ExecOutput, ImageInfo,
-    LabelFilter, Labels, NetworkQuery, ObservedContainer, ObservedNetwork, ObservedVolume,
+    check_new_network, ContainerState, Engine, EngineError, ExecOutput, ImageInfo, LabelFilter,
+    Labels, ObservedContainer, ObservedNetwork, ObservedVolume,
 };
 use crate::plan::{
     ContainerSpec, ImageSpec, MountKind, NetworkSpec, PortBinding, VolumeSpec, LABEL_CONTEXT_HASH,
@@ -35,6 +35,9 @@ struct FakeContainer {
     state: ContainerState,
 }
 
+/// Files in an image below a path: (relative path, contents).
+type ImageFiles = Vec<(String, Vec<u8>)>;
+
 #[derive(Debug, Default)]
 struct State {
     calls: Vec<String>,
@@ -52,7 +55,7 @@ struct State {
     /// What [`Engine::read_file`] finds, by (container, path).
     container_files: BTreeMap<(String, String), Vec<u8>>,
     /// What [`Engine::copy_from_image`] finds, by (image tag, path): (relative path, contents).
-    image_files: BTreeMap<(String, String), Vec<(String, Vec<u8>)>>,
+    image_files: BTreeMap<(String, String), ImageFiles>,
 }
 
 impl State {
@@ -158,11 +161,48 @@ impl FakeEngine {
         self.lock().failures.clear();
     }
 
-    /// What [`Engine::logs`] returns for `container`.
+    /// The logs of `container`, as the engine keeps them: lines of `TIMESTAMP text`, the
+    /// timestamp in RFC 3339 (`2026-11-21T01:00:00.5Z`). Replaces what was there.
     pub fn set_logs(&self, container: &str, text: &str) {
         self.lock()
             .logs
             .insert(container.to_string(), text.to_string());
+    }
+
+    /// Appends lines (`TIMESTAMP text`) to the logs of `container`.
+    pub fn add_logs(&self, container: &str, text: &str) {
+        self.lock()
+            .logs
+            .entry(container.to_string())
+            .or_default()
+            .push_str(text);
+    }
+
+    /// A container that exists in `state`, made outside lab (no spec but its name), e.g. one
+    /// whose console log a test reads.
+    pub fn add_container(&self, name: &str, state: ContainerState) {
+        let mut s = self.lock();
+        let id = s.new_id("container");
+        let spec = ContainerSpec {
+            name: name.to_string(),
+            lab_name: name.to_string(),
+            role: crate::plan::Role::Service,
+            image: String::new(),
+            hostname: name.to_string(),
+            network: String::new(),
+            ip: std::net::Ipv4Addr::UNSPECIFIED,
+            ports: Vec::new(),
+            devices: Vec::new(),
+            cap_add: Vec::new(),
+            mounts: Vec::new(),
+            env: Vec::new(),
+            command: None,
+            restart: false,
+            init: true,
+            labels: Labels::new(),
+        };
+        s.containers
+            .insert(name.to_string(), FakeContainer { id, spec, state });
     }
 
     /// What [`Engine::exec`] returns in `container` (default: exit 0, no output).
@@ -263,14 +303,6 @@ impl FakeEngine {
 }
 
 impl Engine for FakeEngine {
-    async fn ping(&self) -> Result<EngineVersion, EngineError> {
-        drop(self.begin("ping", "")?);
-        Ok(EngineVersion {
-            version: "fake".to_string(),
-            api_version: "1.41".to_string(),
-        })
-    }
-
     async fn list_containers(
         &self,
         filter: &LabelFilter,
@@ -281,21 +313,6 @@ impl Engine for FakeEngine {
             .values()
             .filter(|c| filter.matches(&c.spec.labels));
         Ok(matching.map(|c| state.observed(c)).collect())
-    }
-
-    async fn inspect_container_ip(
-        &self,
-        container: &str,
-        network: &str,
-    ) -> Result<Option<Ipv4Addr>, EngineError> {
-        let state = self.begin("inspect_container_ip", container)?;
-        let key = state
-            .container_key(container)
-            .ok_or_else(|| not_found("container", container))?;
-        let observed = state.observed(&state.containers[&key]);
-        Ok(observed
-            .ip
-            .filter(|_| observed.network.as_deref() == Some(network)))
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
@@ -358,13 +375,10 @@ impl Engine for FakeEngine {
 
     async fn find_networks(
         &self,
-        query: &NetworkQuery,
+        filter: &LabelFilter,
     ) -> Result<Vec<ObservedNetwork>, EngineError> {
-        let state = self.begin("find_networks", &query.to_string())?;
-        let matches = |n: &&ObservedNetwork| match query {
-            NetworkQuery::Name(name) => &n.name == name,
-            NetworkQuery::Labels(filter) => filter.matches(&n.labels),
-        };
+        let state = self.begin("find_networks", &filter.to_string())?;
+        let matches = |n: &&ObservedNetwork| filter.matches(&n.labels);
         Ok(state.networks.values().filter(matches).cloned().collect())
     }
 
@@ -518,20 +532,35 @@ impl Engine for FakeEngine {
         let key = state
             .container_key(container)
             .ok_or_else(|| not_found("container", container))?;
-        let text = state.logs.get(&key).cloned().unwrap_or_default();
+        // Logs are kept as the engine keeps them, with timestamps; plain reads drop them.
+        let text: String = state
+            .logs
+            .get(&key)
+            .map(|l| {
+                l.lines()
+                    .map(|line| format!("{}\n", stamped(line).map_or(line, |(_, rest)| rest)))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(match tail {
             Some(n) => last_lines(&text, n),
             None => text,
         })
     }
 
-    /// The fake keeps logs as set by `set_logs`; tests give them timestamps themselves.
-    async fn logs_timestamped(&self, container: &str) -> Result<String, EngineError> {
-        let state = self.begin("logs_timestamped", container)?;
+    /// The lines set by `set_logs` (each `TIMESTAMP text`) from the second `since` on.
+    async fn logs_since(&self, container: &str, since: Option<i64>) -> Result<String, EngineError> {
+        let state = self.begin("logs_since", container)?;
         let key = state
             .container_key(container)
             .ok_or_else(|| not_found("container", container))?;
-        Ok(state.logs.get(&key).cloned().unwrap_or_default())
+        let text = state.logs.get(&key).cloned().unwrap_or_default();
+        let from = since.map_or(f64::MIN, |s| s as f64);
+        Ok(text
+            .lines()
+            .filter(|l| stamped(l).is_some_and(|(t, _)| t >= from))
+            .map(|l| format!("{l}\n"))
+            .collect())
     }
 
     async fn follow_logs<F>(
@@ -612,6 +641,12 @@ fn port_conflict(state: &State, key: &str) -> Option<EngineError> {
         host_port: Some(port.host_port),
         detail: format!("Bind for {address} failed: port is already allocated"),
     })
+}
+
+/// A log line's engine timestamp (seconds) and the text after it.
+fn stamped(line: &str) -> Option<(f64, &str)> {
+    let (ts, rest) = line.split_once(' ')?;
+    Some((crate::phase::rfc3339_seconds(ts)?, rest))
 }
 
 fn last_lines(text: &str, n: usize) -> String {

@@ -17,6 +17,7 @@
 
 pub mod docker;
 pub mod export;
+#[cfg(any(test, feature = "fake-engine"))]
 pub mod fake;
 
 use std::collections::BTreeMap;
@@ -30,19 +31,11 @@ use serde::Serialize;
 use crate::plan::{ContainerSpec, ImageSpec, NetworkSpec, PortBinding, VolumeSpec};
 
 pub use docker::DockerEngine;
+#[cfg(any(test, feature = "fake-engine"))]
 pub use fake::FakeEngine;
 
 /// Labels as the engine stores them; sorted so that output and snapshots are stable.
 pub type Labels = BTreeMap<String, String>;
-
-/// What [`Engine::ping`] learns: enough to print in `lab status` and in bug reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EngineVersion {
-    /// Engine release, e.g. `20.10.24+dfsg1`.
-    pub version: String,
-    /// Highest API version the engine speaks, e.g. `1.41`.
-    pub api_version: String,
-}
 
 /// A container's lifecycle state as the engine reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -202,22 +195,6 @@ impl std::fmt::Display for LabelFilter {
     }
 }
 
-/// How to look networks up: by exact name (the engine allows several with one name) or by labels.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetworkQuery {
-    Name(String),
-    Labels(LabelFilter),
-}
-
-impl std::fmt::Display for NetworkQuery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NetworkQuery::Name(name) => write!(f, "name={name}"),
-            NetworkQuery::Labels(filter) => write!(f, "labels={filter}"),
-        }
-    }
-}
-
 /// The failures a caller must tell apart. Every message says what failed, on which object, and
 /// what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -356,22 +333,11 @@ impl EngineError {
 /// Removals are idempotent: removing an object that is already gone succeeds, so `lab down` can
 /// be re-run after a partial failure.
 pub trait Engine: Send + Sync {
-    /// Checks the engine answers; returns its version for `lab status` and error reports.
-    fn ping(&self) -> impl Future<Output = Result<EngineVersion, EngineError>> + Send;
-
     /// Containers carrying `filter`'s labels, stopped ones included.
     fn list_containers(
         &self,
         filter: &LabelFilter,
     ) -> impl Future<Output = Result<Vec<ObservedContainer>, EngineError>> + Send;
-
-    /// The container's IPv4 address on `network`, or `None` while it has none (not running).
-    /// Fails with [`EngineError::NotFound`] if the container does not exist.
-    fn inspect_container_ip(
-        &self,
-        container: &str,
-        network: &str,
-    ) -> impl Future<Output = Result<Option<Ipv4Addr>, EngineError>> + Send;
 
     /// Creates (does not start) the container `spec` describes; returns its id.
     fn create_container(
@@ -392,9 +358,10 @@ pub trait Engine: Send + Sync {
         container: &str,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
+    /// Networks carrying `filter`'s labels (an empty filter: all networks).
     fn find_networks(
         &self,
-        query: &NetworkQuery,
+        filter: &LabelFilter,
     ) -> impl Future<Output = Result<Vec<ObservedNetwork>, EngineError>> + Send;
 
     /// Creates a bridge network; returns its id. A network with the same name and subnet is
@@ -461,11 +428,13 @@ pub trait Engine: Send + Sync {
         tail: Option<usize>,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
 
-    /// All of the container's log lines, each prefixed with the engine's RFC 3339 timestamp and a
-    /// space (what boot phases are derived from).
-    fn logs_timestamped(
+    /// The container's log lines from the second `since` (seconds since the epoch, engine time)
+    /// on, or all of them, each prefixed with the engine's RFC 3339 timestamp and a space (what
+    /// boot phases are derived from).
+    fn logs_since(
         &self,
         container: &str,
+        since: Option<i64>,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
 
     /// Streams the container's logs to `each` (the last `tail` lines, then new ones as they come)

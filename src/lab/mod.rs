@@ -95,6 +95,17 @@ impl fmt::Display for ServiceKind {
     }
 }
 
+impl std::str::FromStr for ServiceKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ServiceKind, String> {
+        ServiceKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown service kind `{s}`"))
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Service {
     pub name: String,
@@ -135,6 +146,12 @@ impl Proto {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
         }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -332,6 +349,58 @@ impl Asset {
 }
 
 impl Lab {
+    /// The lab's name: it scopes every Docker object lab makes.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The lab file, as given.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+    /// The lab file's directory: relative paths in the file are relative to it.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// Host address that published ports bind to.
+    pub fn publish(&self) -> IpAddr {
+        self.publish
+    }
+    /// Image that lab's own images are built from.
+    pub fn base_image(&self) -> &str {
+        &self.base_image
+    }
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.vars
+    }
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+    pub fn profiles(&self) -> &BTreeMap<String, Profile> {
+        &self.profiles
+    }
+    pub fn assets(&self) -> &BTreeMap<String, Asset> {
+        &self.assets
+    }
+    /// The profile a node boots; validation made sure the name resolves.
+    pub fn profile_of(&self, node: &Node) -> Option<&Profile> {
+        node.profile.as_ref().and_then(|p| self.profiles.get(p))
+    }
+    /// URL paths of a node's kernel and initrd on the web service (absolute URLs are fetched
+    /// from elsewhere), to recognise their download in the web log.
+    pub fn boot_files(&self, node: &Node) -> Vec<String> {
+        self.profile_of(node)
+            .into_iter()
+            .flat_map(|p| p.kernel.iter().chain(p.initrd.iter()))
+            .filter_map(|f| web_path(f))
+            .map(|p| format!("/{p}"))
+            .collect()
+    }
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
     }

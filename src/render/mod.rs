@@ -49,7 +49,7 @@
 
 mod write;
 
-pub use write::{hash_files, write, WriteReport};
+pub use write::{hash_files, write, write_under, WriteReport};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -34,7 +34,7 @@ pub fn write(lab: &Lab, files: &[RenderedFile]) -> io::Result<WriteReport> {
 }
 
 /// [`write()`] for a given state dir.
-pub(crate) fn write_under(state: &Path, files: &[RenderedFile]) -> io::Result<WriteReport> {
+pub fn write_under(state: &Path, files: &[RenderedFile]) -> io::Result<WriteReport> {
     let mut wanted = BTreeSet::new();
     for f in files {
         check_path(&f.path)?;

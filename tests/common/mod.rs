@@ -169,7 +169,7 @@ pub fn stderr(o: &Output) -> String {
 
 /// Everything on the engine carrying the lab's label: (containers, networks, volumes).
 pub fn leftovers(engine: &DockerEngine, lab: &str) -> (usize, usize, usize) {
-    use metal_lab::engine::{LabelFilter, NetworkQuery};
+    use metal_lab::engine::LabelFilter;
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let f = LabelFilter::lab(lab);
     rt.block_on(async {
@@ -178,11 +178,7 @@ pub fn leftovers(engine: &DockerEngine, lab: &str) -> (usize, usize, usize) {
             .await
             .expect("list containers")
             .len();
-        let n = engine
-            .find_networks(&NetworkQuery::Labels(f.clone()))
-            .await
-            .expect("list networks")
-            .len();
+        let n = engine.find_networks(&f).await.expect("list networks").len();
         let v = engine.list_volumes(&f).await.expect("list volumes").len();
         (c, n, v)
     })
