@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod engine;
+pub mod fsutil;
 pub mod images;
 pub mod ipmi;
 pub mod lab;

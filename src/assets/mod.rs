@@ -580,13 +580,14 @@ pub fn fetch(
             .filter(|r| r.asset == asset.name)
             .all(FileReport::ok);
         if all_ok {
-            if let Err(e) = write_atomic(&asset.path(name), text.as_bytes()) {
+            let path = asset.path(name);
+            if let Err(e) = crate::fsutil::write_atomically(&path, text.as_bytes(), 0o644) {
                 extra.push(FileReport {
                     asset: asset.name.clone(),
                     file: name.clone(),
                     url: url_of(asset, name, mirror),
-                    path: asset.path(name),
-                    result: Err(e),
+                    result: Err(FetchError::io(&path, e)),
+                    path,
                 });
             }
         }
@@ -676,11 +677,6 @@ fn get_checksums(
 /// HTTP statuses worth another try: timeouts, too early, too many requests, server errors.
 fn retryable(status: u16) -> bool {
     matches!(status, 408 | 425 | 429 | 500..=599)
-}
-
-/// Writes `path` through a `.part` file and a rename, so readers see the old or the new file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FetchError> {
-    crate::engine::export::write_atomically(path, bytes, 0o644).map_err(|e| FetchError::io(path, e))
 }
 
 /// Runs `f` on every item with at most `n` threads; results in the order of `items`.
