@@ -130,6 +130,8 @@ pub enum FetchError {
     NoChecksums { checksums: String, url: String },
     #[error("cannot verify it offline: no sha256 is pinned for it and {checksums} is not in {} yet", dest.display())]
     Unverifiable { checksums: String, dest: PathBuf },
+    #[error("another lab process is downloading it (it holds {})", path.display())]
+    Busy { path: PathBuf },
     #[error("{var}={value} is not a proxy URL: {message}")]
     Proxy {
         var: String,
@@ -187,6 +189,7 @@ impl FetchError {
             FetchError::NotListed { file, .. } => format!("pin its hash in the lab file: sha256 = {{ \"{file}\" = \"<64 hex digits>\" }} in [assets.{asset}], or check the file name"),
             FetchError::NoChecksums { checksums, .. } => format!("see the error for {checksums}"),
             FetchError::Unverifiable { checksums, .. } => format!("run `{fetch}` (it fetches {checksums} too), or pin the hash with sha256 in [assets.{asset}]"),
+            FetchError::Busy { .. } => format!("wait for the other `lab fetch-assets` to finish, then run `{fetch}` again: it finds the file in place"),
             FetchError::Proxy { var, .. } => format!("fix or unset {var}"),
             FetchError::Io { .. } => "check that the directory is writable and the disk has room".to_string(),
         }
