@@ -68,8 +68,9 @@ impl Error {
         match self {
             Error::Invalid { help, .. } => help.clone(),
             Error::Usage { help, .. } => Some(help.clone()),
-            // Engine errors name their own way out (start the engine, free the port, ...).
-            Error::Engine(_) | Error::Failed(_) => None,
+            // Engine and fetch errors name their own way out (start the engine, free the port,
+            // check base_url, ...), per object.
+            Error::Engine(_) | Error::Fetch(_) | Error::Failed(_) => None,
             Error::Build(_) => Some(
                 "fix the failing step shown above; `lab up` builds again from the first changed step"
                     .into(),
@@ -80,10 +81,6 @@ impl Error {
             ),
             Error::Interrupted(_) => Some(
                 "what was made carries the lab's labels: run `lab up` again to finish, or `lab down` to remove it"
-                    .into(),
-            ),
-            Error::Fetch(_) => Some(
-                "run `lab fetch-assets` again: it resumes; offline, serve the files yourself and use --mirror URL"
                     .into(),
             ),
         }

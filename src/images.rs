@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use include_dir::{include_dir, Dir};
 use sha2::{Digest, Sha256};
 
+use crate::fsutil;
+
 static IMAGES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/images");
 
 /// Docker tag of one of lab's own images.
@@ -52,31 +54,93 @@ pub fn context_hash(name: &str, base_image: &str) -> String {
 }
 
 /// Writes an image's context under `dir/<name>/` (scripts executable) and returns that path.
+///
+/// The tree appears whole or not at all, because two `lab up` may run at once and one may be
+/// sending the context to the engine while the other writes it: a context that already holds
+/// exactly these files is left alone; otherwise the files are written into a temporary directory
+/// beside it that then takes its place ([`crate::fsutil::install_dir`]).
 pub fn write_context(dir: &Path, name: &str) -> io::Result<PathBuf> {
     let root = dir.join(name);
-    if root.exists() {
-        std::fs::remove_dir_all(&root)?;
+    let files = context_files(name);
+    if holds(&root, &files) {
+        return Ok(root);
     }
-    for (rel, data) in context_files(name) {
-        let path = root.join(&rel);
+    std::fs::create_dir_all(dir)?;
+    remove_stale_temps(dir);
+    let tmp = fsutil::temp_path(&root);
+    if let Err(e) = write_tree(&tmp, &files) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    fsutil::install_dir(&tmp, &root, |d| holds(d, &files))?;
+    Ok(root)
+}
+
+fn write_tree(root: &Path, files: &[(PathBuf, &[u8])]) -> io::Result<()> {
+    std::fs::create_dir(root)?;
+    for (rel, data) in files {
+        let path = root.join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(&path, data)?;
-        set_executable(&path)?;
+        fsutil::set_mode(&path, 0o755)?;
     }
-    Ok(root)
+    Ok(())
+}
+
+/// Whether `root` holds exactly `files`: the same paths and contents, executable, nothing else.
+fn holds(root: &Path, files: &[(PathBuf, &[u8])]) -> bool {
+    let mut found = Vec::new();
+    if list(root, Path::new(""), &mut found).is_err() {
+        return false;
+    }
+    found.sort();
+    found.len() == files.len()
+        && files.iter().zip(&found).all(|((rel, data), f)| {
+            let path = root.join(rel);
+            rel == f && executable(&path) && std::fs::read(&path).is_ok_and(|d| d == *data)
+        })
+}
+
+/// The regular files below `dir`, relative to the top; an entry of another kind is an error.
+fn list(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let child = rel.join(entry.file_name());
+        if kind.is_dir() {
+            list(&entry.path(), &child, out)?;
+        } else if kind.is_file() {
+            out.push(child);
+        } else {
+            return Err(io::Error::other("not a regular file"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(unix)]
-fn set_executable(path: &Path) -> io::Result<()> {
+fn executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 == 0o111)
 }
 
 #[cfg(not(unix))]
-fn set_executable(_: &Path) -> io::Result<()> {
-    Ok(())
+fn executable(_: &Path) -> bool {
+    true
+}
+
+/// Removes temporary context trees that a `lab` process which is gone left in `dir`.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if fsutil::is_stale_temp(&entry.file_name()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -100,5 +164,77 @@ mod tests {
         assert_eq!(a, context_hash("node", "debian:bookworm-slim"));
         assert_ne!(a, context_hash("node", "debian:trixie-slim"));
         assert_ne!(a, context_hash("sshd", "debian:bookworm-slim"));
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn a_context_is_written_once_then_left_alone_or_replaced_when_it_differs() {
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join("images");
+        let root = write_context(&dir, "sshd").unwrap();
+        assert_eq!(root, dir.join("sshd"));
+        assert!(holds(&root, &context_files("sshd")));
+        let dockerfile = root.join("Dockerfile");
+        let before = std::fs::metadata(&dockerfile).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write_context(&dir, "sshd").unwrap();
+        assert_eq!(
+            std::fs::metadata(&dockerfile).unwrap().modified().unwrap(),
+            before,
+            "an up-to-date context is not rewritten"
+        );
+        // An older lab's context: a changed file and one too many; and a temporary tree that a
+        // crashed lab left (its pid above any the kernel hands out).
+        std::fs::write(&dockerfile, "FROM old\n").unwrap();
+        std::fs::write(root.join("stale.sh"), "old").unwrap();
+        std::fs::create_dir(dir.join(".sshd.4194305.0.tmp")).unwrap();
+        assert!(!holds(&root, &context_files("sshd")));
+        write_context(&dir, "sshd").unwrap();
+        assert!(holds(&root, &context_files("sshd")));
+        assert_eq!(names(&dir), ["sshd"], "no temporary tree is left");
+    }
+
+    /// Two `lab up` at once on a fresh state dir, 20 times over: two threads write the context
+    /// while a third reads it the way the engine's build does. The context is absent or whole
+    /// at every look, and both writers succeed.
+    #[test]
+    fn two_writers_at_once_never_show_a_partial_context() {
+        let state = tempfile::tempdir().unwrap();
+        let dir = std::sync::Arc::new(state.path().join("images"));
+        let files = context_files("node");
+        assert!(files.len() > 1);
+        for _ in 0..20 {
+            let _ = std::fs::remove_dir_all(&*dir);
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let writers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (dir, done) = (dir.clone(), done.clone());
+                    std::thread::spawn(move || {
+                        let r = write_context(&dir, "node");
+                        done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        r.unwrap()
+                    })
+                })
+                .collect();
+            let root = dir.join("node");
+            while done.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+                if root.exists() {
+                    assert!(holds(&root, &files), "a partial context");
+                }
+            }
+            for w in writers {
+                assert_eq!(w.join().expect("a writer failed"), root);
+            }
+            assert!(holds(&root, &files));
+            assert_eq!(names(&dir), ["node"], "no temporary tree is left");
+        }
     }
 }

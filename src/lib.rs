@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fsutil;
 pub mod images;
 pub mod ipmi;
 pub mod lab;

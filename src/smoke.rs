@@ -18,8 +18,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
-use crate::engine::export::write_atomically;
 use crate::engine::Engine;
+use crate::fsutil::write_atomically;
 use crate::lab::Lab;
 use crate::plan::BuiltAsset;
 

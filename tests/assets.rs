@@ -508,6 +508,56 @@ fn start_over_when_the_server_ignores_ranges() {
     );
 }
 
+/// Two `lab fetch-assets` of one file at once: the second is refused while the first holds the
+/// `.part` file (its transfer stalls for 2 s), instead of writing into it too; the first
+/// finishes with the whole file.
+#[test]
+fn a_second_fetch_of_a_file_being_downloaded_is_refused() {
+    let (s, k, _) = release();
+    s.once(
+        "/rel/vmlinuz",
+        Behavior::Stall(50_000, Duration::from_secs(2)),
+    );
+    let d = Dir::new(&format!(
+        "[assets.os]\nbase_url = \"{}\"\nfiles = [\"vmlinuz\"]\nsha256 = {{ vmlinuz = \"{}\" }}\ndest = \"webroot/os\"\n",
+        s.url("rel"),
+        sha256(&k)
+    ));
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| d.run(&["fetch-assets"], &[]));
+        let started = std::time::Instant::now();
+        // The first holds the lock before it asks, and until the file is in place.
+        while s.requests_for("/rel/vmlinuz").is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the first never started"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let second = d.run(&["fetch-assets"], &[]);
+        assert_eq!(second.status.code(), Some(1));
+        let stderr = text(&second.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "file `vmlinuz`: another lab process is downloading it (it holds {})",
+                d.dest("vmlinuz.part").display()
+            )) && stderr.contains("help: wait for the other `lab fetch-assets` to finish"),
+            "{stderr}"
+        );
+        let first = first.join().unwrap();
+        assert_eq!(first.status.code(), Some(0));
+    });
+    assert_eq!(std::fs::read(d.dest("vmlinuz")).unwrap(), k);
+    assert!(!d.dest("vmlinuz.part").exists());
+    let reqs = s.requests_for("/rel/vmlinuz");
+    assert_eq!(
+        reqs.len(),
+        2,
+        "only the first asked, then resumed: {reqs:?}"
+    );
+    assert_eq!(reqs[1].range.as_deref(), Some("bytes=50000-"));
+}
+
 #[test]
 fn a_stalled_transfer_times_out_and_resumes() {
     let (s, k, _) = release();

@@ -287,7 +287,7 @@ fn config_json_lists_every_node() {
         ],
         vec![
             "worker-2",
-            "00:aa:bb:cc:dd:f0",
+            "00:aa:bb:cc:dd:ff",
             "192.168.25.102",
             "192.168.25.8",
             "5903",
@@ -366,7 +366,7 @@ fn config_toml_reads_back_as_toml() {
     let cfg: toml::Table =
         toml::from_str(&text).unwrap_or_else(|e| panic!("lab config is not TOML ({e}):\n{text}"));
     let w2 = &cfg["nodes"]["worker-2"];
-    assert_eq!(w2["mac"].as_str(), Some("00:aa:bb:cc:dd:f0"));
+    assert_eq!(w2["mac"].as_str(), Some("00:aa:bb:cc:dd:ff"));
     assert_eq!(w2["ip"].as_str(), Some("192.168.25.102"));
     assert_eq!(w2["bmc_ip"].as_str(), Some("192.168.25.8"));
     assert_eq!(w2["vnc_port"].as_integer(), Some(5903));

@@ -64,6 +64,32 @@ fn rancheros_dnsmasq_conf() {
     ));
 }
 
+/// The seed playground's reservations (rancherserver, ranchernode1, ranchernode2): every example
+/// lab of its topology gives its three nodes exactly these MACs, at .100, .101 and .102.
+#[test]
+fn example_reservations_match_the_seed() {
+    for (name, net) in [
+        ("rancheros", "192.168.25"),
+        ("rancher", "192.168.25"),
+        ("smoke", "192.168.26"),
+    ] {
+        let conf = get(&rendered(&example(name)), "dnsmasq/dnsmasq.conf").to_string();
+        let hosts: Vec<&str> = conf
+            .lines()
+            .filter(|l| l.starts_with("dhcp-host="))
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                format!("dhcp-host=00:aa:bb:cc:dd:ee,master,{net}.100"),
+                format!("dhcp-host=00:aa:bb:cc:dd:ef,worker-1,{net}.101"),
+                format!("dhcp-host=00:aa:bb:cc:dd:ff,worker-2,{net}.102"),
+            ],
+            "labs/{name}.toml"
+        );
+    }
+}
+
 #[test]
 fn rancheros_boot_ipxe() {
     insta::assert_snapshot!(get(&rendered(&example("rancheros")), "web/boot.ipxe"));

@@ -173,6 +173,12 @@ profile = "p"
 bmc_user = "root"
 bmc_password = "calvin"
 accel = "tcg"
+
+[nodes.v]
+count = 2
+macs = ["02:00:00:00:00:21", "02:00:00:00:00:31"]
+ip = "10.20.0.110"
+bmc_ip = "10.20.0.30"
 "#;
 
 fn with(extra: &str) -> String {
@@ -216,7 +222,7 @@ fn base_lab_is_valid() {
 #[test]
 fn full_lab_is_valid() {
     let lab = valid(FULL);
-    assert_eq!(lab.nodes.len(), 2);
+    assert_eq!(lab.nodes.len(), 4);
     assert_eq!(lab.vars["x"], "s3cret");
 }
 
@@ -506,6 +512,65 @@ fn expanded_macs_stay_unicast() {
     // Stepping 00:ff:ff:ff:ff:ff by one gives 01:00:00:00:00:00, a multicast address.
     insta::assert_snapshot!(errors(&with(
         "\n[nodes.worker]\ncount = 2\nmac = \"00:ff:ff:ff:ff:ff\"\n"
+    )));
+}
+
+#[test]
+fn a_group_lists_its_members_macs() {
+    // The seed's workers: ...:ef and ...:ff, which one `mac` stepped by one cannot give.
+    let lab = valid(&with(
+        r#"
+[nodes.worker]
+count = 2
+macs = ["00:aa:bb:cc:dd:ef", "00-AA-BB-CC-DD-FF"]
+ip = "10.20.0.101"
+bmc_ip = "10.20.0.20"
+"#,
+    ));
+    let got: Vec<_> = ["worker-1", "worker-2"]
+        .map(|n| (node(&lab, n).mac, node(&lab, n).ip))
+        .to_vec();
+    assert_eq!(
+        got,
+        [
+            (mac("00:aa:bb:cc:dd:ef"), ip("10.20.0.101")),
+            (mac("00:aa:bb:cc:dd:ff"), ip("10.20.0.102")),
+        ]
+    );
+}
+
+#[test]
+fn listed_macs_need_count_the_right_length_and_no_mac() {
+    insta::assert_snapshot!(errors(&with(
+        r#"
+[nodes.both]
+count = 2
+mac = "02:00:00:00:00:10"
+macs = ["02:00:00:00:00:11", "02:00:00:00:00:12"]
+
+[nodes.single]
+macs = ["02:00:00:00:00:20"]
+
+[nodes.short]
+count = 3
+macs = ["02:00:00:00:00:31", "02:00:00:00:00:32"]
+
+[nodes.long]
+count = 1
+macs = ["02:00:00:00:00:41", "02:00:00:00:00:42"]
+"#
+    )));
+}
+
+#[test]
+fn listed_macs_are_valid_unicast_and_unique() {
+    // One entry is not a MAC, one is multicast, one repeats another of the list, one is n1's.
+    insta::assert_snapshot!(errors(&with(
+        r#"
+[nodes.worker]
+count = 5
+macs = ["02:00:00:00:00:51", "02:00:00:00:00", "01:00:5e:00:00:01", "02:00:00:00:00:51", "02:00:00:00:00:01"]
+"#
     )));
 }
 
@@ -967,6 +1032,7 @@ fn node_defaults_may_not_set_per_node_keys() {
 [node_defaults]
 count = 2
 mac = "02:00:00:00:00:09"
+macs = ["02:00:00:00:00:09", "02:00:00:00:00:0a"]
 ip = "10.20.0.150"
 bmc_ip = "10.20.0.20"
 vnc_port = 5901
@@ -1395,6 +1461,9 @@ fn malformed_inputs_do_not_panic() {
         ("negative ports", with("\n[nodes.w]\nvnc_port = -9223372036854775808\nipmi_port = -1\n")),
         ("max cpus", with("\n[nodes.w]\ncpus = 9223372036854775807\n")),
         ("max mac", with("\n[nodes.w]\ncount = 250\nmac = \"fe:ff:ff:ff:ff:ff\"\n")),
+        ("macs without entries", with("\n[nodes.w]\ncount = 2\nmacs = []\n")),
+        ("macs with a huge count", with("\n[nodes.w]\ncount = 250\nmacs = [\"\", \"é\", \"02:00:00:00:00:09\"]\n")),
+        ("macs of other types", with("\n[nodes.w]\ncount = 2\nmacs = [1, true]\n")),
         ("max ip", with("\n[nodes.w]\ncount = 250\nip = \"255.255.255.255\"\nbmc_ip = \"255.255.255.254\"\n")),
         ("huge size", with(&format!("\n[nodes.w]\nmemory = \"{huge}T\"\ndisk = \"18446744073709551615\"\n"))),
         ("size overflow", with("\n[nodes.w]\nmemory = \"18446744073709551615G\"\n")),

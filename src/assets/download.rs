@@ -1,5 +1,7 @@
 //! One file: download to `<dest>.part`, resume with a Range request, retry with backoff, verify
 //! SHA-256, then rename into place. The destination never holds a partial or unverified file.
+//! A download holds an exclusive lock on its `.part` file (`flock`), so that a second `lab
+//! fetch-assets` of the same file is refused at once instead of writing into it too.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -72,6 +74,8 @@ pub fn download(
     if let Some(dir) = job.dest.parent() {
         fs::create_dir_all(dir).map_err(|e| FetchError::io(dir, e))?;
     }
+    // Held until the file is renamed into place or deleted.
+    let _lock = lock_part(&part)?;
     let resumed_from = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
     // Set when an attempt had to empty the `.part` file: then nothing was resumed after all.
     let mut restarted = false;
@@ -119,6 +123,66 @@ pub fn download(
         retries: total - 1,
         elapsed: start.elapsed(),
     })
+}
+
+/// Opens `part` (created if missing, never truncated) and locks it exclusively for as long as
+/// the returned file stays open; [`FetchError::Busy`] when another process (or download) holds
+/// it. The lock belongs to the file, not the name: a holder that just renamed or deleted the
+/// file it locked leaves a lock on a file that is no longer `part`, so the file at `part` is
+/// opened again until the locked one is the one there.
+pub(super) fn lock_part(part: &Path) -> Result<File, FetchError> {
+    loop {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(part)
+            .map_err(|e| FetchError::io(part, e))?;
+        if !try_lock(&file).map_err(|e| FetchError::io(part, e))? {
+            return Err(FetchError::Busy {
+                path: part.to_path_buf(),
+            });
+        }
+        if same_file(&file, part) {
+            return Ok(file);
+        }
+    }
+}
+
+/// An exclusive `flock` without waiting: `false` when another open file holds one.
+#[cfg(unix)]
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    loop {
+        // SAFETY: the descriptor is open for the duration of the call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(true);
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn try_lock(_: &File) -> std::io::Result<bool> {
+    Ok(true)
+}
+
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &File, path: &Path) -> bool {
+    path.exists()
 }
 
 /// 0.5 s, 1 s, 2 s, ... (from `base`), at most 8 s.
@@ -341,9 +405,10 @@ fn copy(
     }
 }
 
+/// Empties the `.part` file (the locked file itself: it is not replaced by another).
 fn truncate(part: &Path) -> Result<(), Failure> {
-    match fs::remove_file(part) {
-        Ok(()) => Ok(()),
+    match OpenOptions::new().write(true).truncate(true).open(part) {
+        Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Failure::Fatal(FetchError::io(part, e))),
     }
@@ -446,6 +511,31 @@ mod tests {
         let b = Duration::from_millis(500);
         let waits: Vec<u64> = (1..=7).map(|n| backoff(b, n).as_millis() as u64).collect();
         assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    }
+
+    #[test]
+    fn a_part_file_is_locked_by_one_download_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("vmlinuz.part");
+        std::fs::write(&part, b"first half").unwrap();
+        let held = lock_part(&part).unwrap();
+        match lock_part(&part) {
+            Err(FetchError::Busy { path }) => assert_eq!(path, part),
+            other => panic!("a second lock: {other:?}"),
+        }
+        assert_eq!(
+            std::fs::read(&part).unwrap(),
+            b"first half",
+            "neither lock truncated it"
+        );
+        drop(held);
+        let again = lock_part(&part).unwrap();
+        // The holder renames its file into place: the name now holds a new, unlocked file.
+        std::fs::rename(&part, dir.path().join("vmlinuz")).unwrap();
+        let next = lock_part(&part).unwrap();
+        assert!(same_file(&next, &part));
+        assert_eq!(std::fs::metadata(&part).unwrap().len(), 0);
+        drop(again);
     }
 
     #[test]

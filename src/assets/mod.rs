@@ -130,6 +130,8 @@ pub enum FetchError {
     NoChecksums { checksums: String, url: String },
     #[error("cannot verify it offline: no sha256 is pinned for it and {checksums} is not in {} yet", dest.display())]
     Unverifiable { checksums: String, dest: PathBuf },
+    #[error("another lab process is downloading it (it holds {})", path.display())]
+    Busy { path: PathBuf },
     #[error("{var}={value} is not a proxy URL: {message}")]
     Proxy {
         var: String,
@@ -187,6 +189,7 @@ impl FetchError {
             FetchError::NotListed { file, .. } => format!("pin its hash in the lab file: sha256 = {{ \"{file}\" = \"<64 hex digits>\" }} in [assets.{asset}], or check the file name"),
             FetchError::NoChecksums { checksums, .. } => format!("see the error for {checksums}"),
             FetchError::Unverifiable { checksums, .. } => format!("run `{fetch}` (it fetches {checksums} too), or pin the hash with sha256 in [assets.{asset}]"),
+            FetchError::Busy { .. } => format!("wait for the other `lab fetch-assets` to finish, then run `{fetch}` again: it finds the file in place"),
             FetchError::Proxy { var, .. } => format!("fix or unset {var}"),
             FetchError::Io { .. } => "check that the directory is writable and the disk has room".to_string(),
         }
@@ -580,13 +583,14 @@ pub fn fetch(
             .filter(|r| r.asset == asset.name)
             .all(FileReport::ok);
         if all_ok {
-            if let Err(e) = write_atomic(&asset.path(name), text.as_bytes()) {
+            let path = asset.path(name);
+            if let Err(e) = crate::fsutil::write_atomically(&path, text.as_bytes(), 0o644) {
                 extra.push(FileReport {
                     asset: asset.name.clone(),
                     file: name.clone(),
                     url: url_of(asset, name, mirror),
-                    path: asset.path(name),
-                    result: Err(e),
+                    result: Err(FetchError::io(&path, e)),
+                    path,
                 });
             }
         }
@@ -676,11 +680,6 @@ fn get_checksums(
 /// HTTP statuses worth another try: timeouts, too early, too many requests, server errors.
 fn retryable(status: u16) -> bool {
     matches!(status, 408 | 425 | 429 | 500..=599)
-}
-
-/// Writes `path` through a `.part` file and a rename, so readers see the old or the new file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FetchError> {
-    crate::engine::export::write_atomically(path, bytes, 0o644).map_err(|e| FetchError::io(path, e))
 }
 
 /// Runs `f` on every item with at most `n` threads; results in the order of `items`.

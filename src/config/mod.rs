@@ -125,6 +125,8 @@ impl<'de> Deserialize<'de> for Command {
 pub struct RawNode {
     pub count: Option<Spanned<i64>>,
     pub mac: Option<Str>,
+    /// A group's MACs, one per member in order, instead of `mac` stepped up by one per member.
+    pub macs: Option<Spanned<Vec<Str>>>,
     pub ip: Option<Str>,
     pub bmc_ip: Option<Str>,
     pub vnc_port: Option<Spanned<i64>>,

@@ -6,6 +6,8 @@
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
+use crate::fsutil::write_atomically;
+
 /// Unpacks the regular files of `archive` into `dest` (created if missing), keeping their paths
 /// below the archived directory and their permission bits; returns those relative paths, in
 /// archive order. A file archived on its own lands as `dest/<its name>`. Links and special files
@@ -71,38 +73,6 @@ fn relative(path: &Path, root: &Path) -> io::Result<PathBuf> {
         return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
     }
     Ok(rel.to_path_buf())
-}
-
-/// Writes `path` via a temporary file beside it (`.<name>.<pid>.part`, unique per process so
-/// that two `lab` runs never share one) and a rename.
-pub fn write_atomically(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.part", std::process::id()));
-    let result = (|| {
-        std::fs::write(&tmp, data)?;
-        set_mode(&tmp, mode)?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-#[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7777))
-}
-
-#[cfg(not(unix))]
-fn set_mode(_: &Path, _: u32) -> io::Result<()> {
-    Ok(())
 }
 
 /// A tar as the engine sends it for `path`: a directory entry named after the path's last

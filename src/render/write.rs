@@ -5,7 +5,9 @@
 //! mtimes and inotify watchers see real changes only), replaces files atomically (a temporary file
 //! renamed over the old one, so a service never reads half a file), and removes what it no longer
 //! generates. It never follows a symlink inside those directories: a link is removed, never its
-//! target.
+//! target. Two `lab` processes may write the same lab's files at once: each writes through its
+//! own temporary files, leaves the other's alone, and takes a directory or removal the other
+//! made first as done.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -62,7 +64,8 @@ pub fn write_under(state: &Path, files: &[RenderedFile]) -> io::Result<WriteRepo
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(at(&path, e)),
         }
-        replace(&path, f.contents.as_bytes())?;
+        crate::fsutil::write_atomically(&path, f.contents.as_bytes(), 0o644)
+            .map_err(|e| at(&path, e))?;
         report.written.push(f.path.clone());
     }
     let keep_dirs: BTreeSet<PathBuf> = wanted
@@ -124,15 +127,27 @@ fn check_path(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// A real directory at `path`: whatever else is there (a file, a link) is removed first.
+/// A real directory at `path`: whatever else is there (a file, a link) is removed first. One
+/// that another process made meanwhile will do.
 fn ensure_dir(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => return Ok(()),
-        Ok(_) => fs::remove_file(path).map_err(|e| at(path, e))?,
+        Ok(_) => gone(fs::remove_file(path)).map_err(|e| at(path, e))?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(at(path, e)),
     }
-    fs::create_dir(path).map_err(|e| at(path, e))
+    match fs::create_dir(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        r => r.map_err(|e| at(path, e)),
+    }
+}
+
+/// A removal that found nothing to remove (another process removed it first) succeeded.
+fn gone(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
 }
 
 fn ensure_parents(state: &Path, rel: &Path) -> io::Result<()> {
@@ -145,21 +160,9 @@ fn ensure_parents(state: &Path, rel: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes a temporary file beside `path` and renames it over `path`.
-fn replace(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.lab-tmp"));
-    fs::write(&tmp, contents).map_err(|e| at(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        at(path, e)
-    })
-}
-
-/// Removes everything under `state/rel` that is neither wanted nor on the way to a wanted file.
+/// Removes everything under `state/rel` that is neither wanted nor on the way to a wanted file,
+/// except the temporary files of a `lab` process still running (it renames them into place
+/// shortly); those of a process that is gone are removed.
 fn sweep(
     state: &Path,
     rel: &Path,
@@ -168,23 +171,30 @@ fn sweep(
     removed: &mut Vec<PathBuf>,
 ) -> io::Result<()> {
     let dir = state.join(rel);
-    let mut entries: Vec<_> = fs::read_dir(&dir)
-        .map_err(|e| at(&dir, e))?
-        .collect::<io::Result<Vec<_>>>()
-        .map_err(|e| at(&dir, e))?;
+    let mut entries: Vec<_> = match fs::read_dir(&dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        r => r
+            .and_then(|d| d.collect::<io::Result<Vec<_>>>())
+            .map_err(|e| at(&dir, e))?,
+    };
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let child = rel.join(entry.file_name());
         let path = entry.path();
         let file_type = entry.file_type().map_err(|e| at(&path, e))?;
+        let name = entry.file_name();
         if file_type.is_dir() {
             sweep(state, &child, wanted, keep_dirs, removed)?;
             if !keep_dirs.contains(&child) {
-                fs::remove_dir(&path).map_err(|e| at(&path, e))?;
+                gone(fs::remove_dir(&path)).map_err(|e| at(&path, e))?;
                 removed.push(child);
             }
+        } else if crate::fsutil::is_temp(&name) {
+            if crate::fsutil::is_stale_temp(&name) {
+                gone(fs::remove_file(&path)).map_err(|e| at(&path, e))?;
+            }
         } else if !wanted.contains(&child) {
-            fs::remove_file(&path).map_err(|e| at(&path, e))?;
+            gone(fs::remove_file(&path)).map_err(|e| at(&path, e))?;
             removed.push(child);
         }
     }
@@ -335,6 +345,93 @@ mod tests {
                 "state/web/nodes/a/cloud-config.yaml",
                 "user.txt",
             ]
+        );
+    }
+
+    /// Two "lab up" of one lab at once: two threads write the same paths (with contents of their
+    /// own, so that a mix would show) 40 times each while a third reads them. Every write
+    /// succeeds, every read is one writer's whole file, and no temporary file is left.
+    #[test]
+    fn two_writers_at_once_leave_whole_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = std::sync::Arc::new(tmp.path().join("state"));
+        let paths = [
+            "dnsmasq/dnsmasq.conf",
+            "web/boot.ipxe",
+            "web/nodes/a/cloud-config.yaml",
+            "nodes/a/node.env",
+        ];
+        let set = move |c: char| -> Vec<RenderedFile> {
+            paths
+                .iter()
+                .map(|p| file(p, &c.to_string().repeat(128 * 1024)))
+                .collect()
+        };
+        write_under(&state, &set('a')).unwrap();
+        let writers: Vec<_> = ['a', 'b']
+            .into_iter()
+            .map(|c| {
+                let state = state.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..40 {
+                        write_under(&state, &set(c)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let reader = {
+            let state = state.clone();
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    for p in paths {
+                        let got = fs::read_to_string(state.join(p)).unwrap();
+                        let whole = got.len() == 128 * 1024
+                            && (got.bytes().all(|b| b == b'a') || got.bytes().all(|b| b == b'b'));
+                        assert!(whole, "{p}: a partial file of {} bytes", got.len());
+                    }
+                }
+            })
+        };
+        for w in writers {
+            w.join().expect("a writer failed");
+        }
+        reader.join().expect("the reader saw a partial file");
+        write_under(&state, &set('b')).unwrap();
+        assert_eq!(
+            tree(&state),
+            [
+                "dnsmasq/",
+                "dnsmasq/dnsmasq.conf",
+                "nodes/",
+                "nodes/a/",
+                "nodes/a/node.env",
+                "web/",
+                "web/boot.ipxe",
+                "web/nodes/",
+                "web/nodes/a/",
+                "web/nodes/a/cloud-config.yaml",
+            ],
+            "no temporary file is left"
+        );
+    }
+
+    #[test]
+    fn another_live_process_temp_file_is_left_and_a_dead_one_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        let files = vec![file("web/boot.ipxe", "#!ipxe\n")];
+        write_under(&state, &files).unwrap();
+        // This process is alive; 4194305 is above any pid the kernel hands out.
+        let live = format!(".boot.ipxe.{}.999999.tmp", std::process::id());
+        let dead = ".boot.ipxe.4194305.0.tmp";
+        fs::write(state.join("web").join(&live), "being written").unwrap();
+        fs::write(state.join("web").join(dead), "left by a crash").unwrap();
+        let r = write_under(&state, &files).unwrap();
+        assert!(r.removed.is_empty(), "{:?}", r.removed);
+        assert_eq!(
+            tree(&state.join("web")),
+            [live.as_str(), "boot.ipxe"],
+            "the live one is kept, the dead one removed"
         );
     }
 

@@ -1,7 +1,9 @@
-//! Nodes: `[node_defaults]` merged in, `count` expanded, MACs, addresses and ports stepped up.
+//! Nodes: `[node_defaults]` merged in, `count` expanded, MACs (listed per member or stepped
+//! up), addresses and ports stepped up.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::ops::Range;
 
 use toml::Spanned;
 
@@ -10,7 +12,15 @@ use crate::config::{RawConfig, RawNode, Str};
 use crate::lab::{Accel, BootDevice, Mac, Network, Node, Power, Profile};
 
 /// Keys that identify one machine and so cannot be shared through `[node_defaults]`.
-const PER_NODE_KEYS: [&str; 6] = ["count", "mac", "ip", "bmc_ip", "vnc_port", "ipmi_port"];
+const PER_NODE_KEYS: [&str; 7] = [
+    "count",
+    "mac",
+    "macs",
+    "ip",
+    "bmc_ip",
+    "vnc_port",
+    "ipmi_port",
+];
 
 fn pick<'r, T>(node: &'r Option<T>, dflt: &'r Option<T>) -> Option<&'r T> {
     node.as_ref().or(dflt.as_ref())
@@ -40,6 +50,7 @@ impl Validator<'_> {
         let spans = [
             d.count.as_ref().map(Spanned::span),
             d.mac.as_ref().map(Spanned::span),
+            d.macs.as_ref().map(Spanned::span),
             d.ip.as_ref().map(Spanned::span),
             d.bmc_ip.as_ref().map(Spanned::span),
             d.vnc_port.as_ref().map(Spanned::span),
@@ -97,6 +108,7 @@ impl Validator<'_> {
             .mac
             .as_ref()
             .and_then(|m| self.mac(m, &format!("{key}.mac")));
+        let listed = self.listed_macs(n, count, key);
         let ip = n.ip.as_ref().and_then(|s| self.ip(s, &format!("{key}.ip")));
         let bmc_ip = n
             .bmc_ip
@@ -119,15 +131,19 @@ impl Validator<'_> {
             let node_key = format!("nodes.{name}");
             let mut node = template.clone();
             node.name = name.clone();
-            node.mac = match mac {
-                Some(m) => match step_mac(m, i) {
+            let listed_mac = listed.as_ref().map(|l| l[i as usize].clone());
+            node.mac = match (&listed_mac, mac) {
+                (Some((Some(m), _)), _) => *m,
+                // Not a MAC address: reported already.
+                (Some((None, _)), _) => continue,
+                (None, Some(m)) => match step_mac(m, i) {
                     Some(m) => m,
                     None => {
-                        self.err(n.mac.as_ref().map(Spanned::span), format!("{node_key}.mac"), format!("{m} + {i} is not a unicast MAC address"), "start the group at a MAC whose last bytes leave room for the count, e.g. ...:00");
+                        self.err(n.mac.as_ref().map(Spanned::span), format!("{node_key}.mac"), format!("{m} + {i} is not a unicast MAC address"), "start the group at a MAC whose last bytes leave room for the count, e.g. ...:00, or list each member's MAC in `macs`");
                         continue;
                     }
                 },
-                None => derived_mac(&name),
+                (None, None) => derived_mac(&name),
             };
             node.ip = ip.map_or(Ipv4Addr::UNSPECIFIED, |a| step_ip(a, i));
             node.bmc_ip = bmc_ip.map_or(Ipv4Addr::UNSPECIFIED, |a| step_ip(a, i));
@@ -140,17 +156,77 @@ impl Validator<'_> {
             out.push(PendingNode {
                 node,
                 key: node_key,
-                mac_span: n.mac.as_ref().map(Spanned::span).or(Some(table.span())),
+                mac_span: listed_mac
+                    .map(|(_, span)| span)
+                    .or(n.mac.as_ref().map(Spanned::span))
+                    .or(Some(table.span())),
                 ip_span: n.ip.as_ref().map(Spanned::span).or(Some(table.span())),
                 bmc_span: n.bmc_ip.as_ref().map(Spanned::span).or(Some(table.span())),
                 vnc_span: n.vnc_port.as_ref().map(Spanned::span),
                 ipmi_span: n.ipmi_port.as_ref().map(Spanned::span),
                 ip_given: ip.is_some(),
                 bmc_given: bmc_ip.is_some(),
-                mac_given: mac.is_some(),
+                mac_given: mac.is_some() || listed.is_some(),
             });
         }
         out
+    }
+
+    /// The MAC of each member of a group that lists them in `macs` (`None` for an entry that is
+    /// not a MAC address), with the entry's span; `None` when the group has no usable `macs`.
+    /// Uniqueness is checked with every other node's MAC later.
+    fn listed_macs(
+        &mut self,
+        n: &RawNode,
+        count: Option<u32>,
+        key: &str,
+    ) -> Option<Vec<(Option<Mac>, Range<usize>)>> {
+        let list = n.macs.as_ref()?;
+        let k = format!("{key}.macs");
+        if n.mac.is_some() {
+            self.err(
+                Some(list.span()),
+                k,
+                "`mac` and `macs` are both set",
+                "keep one: `mac` is the first member's MAC and the others step up from it by one; `macs` lists every member's MAC",
+            );
+            return None;
+        }
+        let Some(count) = count else {
+            self.err(
+                Some(list.span()),
+                k,
+                "`macs` lists the MACs of a group's members, but this table has no `count`",
+                "set `count` to the number of MACs listed, or write `mac = \"...\"` for a single node",
+            );
+            return None;
+        };
+        let listed = list.get_ref().len();
+        if listed != count as usize {
+            let group = key.strip_prefix("nodes.").unwrap_or(key);
+            let names = if count == 1 {
+                format!("{group}-1")
+            } else {
+                format!("{group}-1 to {group}-{count}")
+            };
+            self.err(
+                Some(list.span()),
+                k,
+                format!(
+                    "`macs` lists {listed} MAC address{} but count is {count}",
+                    if listed == 1 { "" } else { "es" }
+                ),
+                format!("list one MAC per member, in order ({names})"),
+            );
+            return None;
+        }
+        Some(
+            list.get_ref()
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (self.mac(s, &format!("{k}[{i}]")), s.span()))
+                .collect(),
+        )
     }
 
     /// The settings a node shares with its group, from the node table or `[node_defaults]`.
