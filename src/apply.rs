@@ -370,3 +370,291 @@ pub fn check_host_ports(plan: &Plan) -> anyhow::Result<()> {
     }
     anyhow::bail!("{}\nnothing was created: free those ports, or change them in the lab file (ports, vnc_port, ipmi_port) or lab.publish", busy.join("\n"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::engine::{ContainerState, FakeEngine};
+    use crate::lab::Lab;
+    use crate::observe;
+    use crate::plan::{self, Host};
+
+    const BASE: &str = "debian:bookworm-slim";
+
+    fn lab(dir: &Path, extra: &str) -> Lab {
+        std::fs::create_dir_all(dir.join("webroot")).unwrap();
+        let text = format!(
+            r#"
+[lab]
+name = "t"
+[network]
+subnet = "10.1.2.0/24"
+[services.dhcp]
+kind = "dnsmasq"
+dhcp_range = ["10.1.2.100", "10.1.2.150"]
+[services.web]
+kind = "httpd"
+root = "webroot"
+[services.ssh]
+kind = "sshd"
+ports = ["2222:22"]
+[nodes.n]
+count = 2
+mac = "02:00:00:00:00:01"
+ipmi_port = 623
+{extra}
+"#
+        );
+        crate::lab::from_str(&dir.join("lab.toml"), &text, &|_| None).expect("valid lab")
+    }
+
+    fn desired(lab: &Lab) -> Desired {
+        let files = crate::render::render(lab).expect("render");
+        plan::desired(lab, files, Host::default())
+    }
+
+    /// Plans `desired` against what `engine` holds (as `lab up` does) and applies it.
+    async fn up(engine: &FakeEngine, desired: &Desired, only: &[String]) -> (Plan, Summary) {
+        let snapshot = observe::snapshot(engine, desired).await.expect("snapshot");
+        let plan = plan::plan(desired, &snapshot, only);
+        let mut summary = Summary::default();
+        apply(engine, desired, &plan, &Progress::quiet(), &mut summary)
+            .await
+            .expect("apply");
+        (plan, summary)
+    }
+
+    fn engine() -> FakeEngine {
+        FakeEngine::new().with_image(BASE, Default::default())
+    }
+
+    #[tokio::test]
+    async fn a_lab_is_made_once_and_a_second_up_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = desired(&lab(dir.path(), ""));
+        let engine = engine();
+        let (_, s) = up(&engine, &d, &[]).await;
+        assert_eq!(s.images_built.len(), 4, "{s:?}");
+        assert_eq!(s.created, ["t-dhcp", "t-web", "t-ssh", "t-n-1", "t-n-2"]);
+        assert!(s.failed.is_empty(), "{s:?}");
+        assert_eq!(
+            engine.container_names(),
+            ["t-dhcp", "t-n-1", "t-n-2", "t-ssh", "t-web"]
+        );
+        assert_eq!(engine.volume_names(), ["t-n-1-disk", "t-n-2-disk"]);
+        assert!(dir.path().join(".lab/t/dnsmasq/dnsmasq.conf").is_file());
+        engine.take_calls();
+        let (plan, s) = up(&engine, &d, &[]).await;
+        assert!(plan
+            .actions
+            .iter()
+            .all(|a| matches!(a, Action::Keep { .. })));
+        assert!(!s.changed(), "{s:?}");
+        let calls = engine.take_calls();
+        assert!(
+            !calls.iter().any(|c| c.starts_with("build_image")
+                || c.starts_with("create_container")
+                || c.starts_with("create_volume")
+                || c.starts_with("remove_")
+                || c.starts_with("start_")),
+            "{calls:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_changed_container_is_removed_before_it_is_made_again_and_others_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine();
+        let first = desired(&lab(dir.path(), ""));
+        up(&engine, &first, &[]).await;
+        let old = observe::snapshot(&engine, &first).await.unwrap().containers;
+        let old_id = &old.iter().find(|c| c.name == "t-n-1").unwrap().id;
+        engine.take_calls();
+        let changed = desired(&lab(dir.path(), "memory = \"1G\""));
+        let (_, s) = up(&engine, &changed, &[]).await;
+        assert_eq!(s.recreated, ["t-n-1", "t-n-2"]);
+        assert_eq!(s.kept, ["t-dhcp", "t-web", "t-ssh"]);
+        let calls = engine.take_calls();
+        let at = |what: &str| {
+            calls
+                .iter()
+                .position(|c| c == what)
+                .unwrap_or_else(|| panic!("no {what} in {calls:?}"))
+        };
+        assert!(at(&format!("remove_container {old_id}")) < at("create_container t-n-1"));
+        assert!(at("create_container t-n-1") < at("start_container t-n-1"));
+        assert_eq!(
+            engine.container_spec("t-n-1").unwrap().env,
+            changed.containers[3].env
+        );
+    }
+
+    #[tokio::test]
+    async fn one_container_failing_to_start_leaves_the_others_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine();
+        engine.fail(
+            "start_container",
+            Some("t-web"),
+            EngineError::api("starting container", "t-web", Some(500), "boom"),
+        );
+        let (_, s) = up(&engine, &desired(&lab(dir.path(), "")), &[]).await;
+        assert_eq!(s.failed.len(), 1, "{s:?}");
+        assert_eq!(s.failed[0].0, "container t-web");
+        assert!(s.failed[0].1.contains("boom"), "{s:?}");
+        assert_eq!(s.created, ["t-dhcp", "t-ssh", "t-n-1", "t-n-2"]);
+        // The engine removes a container that cannot start; the next up makes it again.
+        engine.clear_failures();
+        let (_, s) = up(&engine, &desired(&lab(dir.path(), "")), &[]).await;
+        assert_eq!(s.created, ["t-web"]);
+        assert_eq!(s.kept.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_failed_removal_before_a_recreate_is_reported_once_and_nothing_is_made_in_its_place()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine();
+        up(&engine, &desired(&lab(dir.path(), "")), &[]).await;
+        let snapshot = observe::snapshot(&engine, &desired(&lab(dir.path(), "")))
+            .await
+            .unwrap();
+        let old = snapshot
+            .containers
+            .iter()
+            .find(|c| c.name == "t-n-1")
+            .unwrap()
+            .id
+            .clone();
+        engine.fail(
+            "remove_container",
+            Some(&old),
+            EngineError::api("removing container", &old, Some(500), "device busy"),
+        );
+        engine.take_calls();
+        let (_, s) = up(&engine, &desired(&lab(dir.path(), "memory = \"1G\"")), &[]).await;
+        assert_eq!(
+            s.failed,
+            [(
+                "container t-n-1".to_string(),
+                format!("removing it failed: removing container {old}: engine answered 500: device busy")
+            )]
+        );
+        assert_eq!(s.recreated, ["t-n-2"]);
+        assert!(!engine
+            .take_calls()
+            .iter()
+            .any(|c| c == "create_container t-n-1"));
+    }
+
+    #[tokio::test]
+    async fn containers_no_longer_in_the_file_are_removed_and_up_name_touches_only_that_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine();
+        let full = desired(&lab(dir.path(), ""));
+        // `up web` on an empty engine: the web service alone, with its image only.
+        let (plan, s) = up(&engine, &full, &["web".to_string()]).await;
+        assert_eq!(s.created, ["t-web"]);
+        assert_eq!(s.images_built, ["metal-lab/httpd:latest"]);
+        assert_eq!(plan.actions.len(), 1);
+        up(&engine, &full, &[]).await;
+        // A lab file without the nodes: they go, and with `up NAME` nothing else is removed.
+        let mut smaller = full.clone();
+        smaller
+            .containers
+            .retain(|c| c.role == crate::plan::Role::Service);
+        let (_, s) = up(&engine, &smaller, &["ssh".to_string()]).await;
+        assert!(s.removed.is_empty(), "{s:?}");
+        let (_, s) = up(&engine, &smaller, &[]).await;
+        assert_eq!(s.removed, ["t-n-1", "t-n-2"]);
+        assert_eq!(engine.container_names(), ["t-dhcp", "t-ssh", "t-web"]);
+    }
+
+    #[tokio::test]
+    async fn teardown_removes_everything_of_the_lab_and_twice_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine();
+        up(&engine, &desired(&lab(dir.path(), "")), &[]).await;
+        engine.add_container("not-ours", ContainerState::Running);
+        let done = teardown(&engine, "t", false).await.unwrap();
+        assert!(done.errors.is_empty(), "{done:?}");
+        assert_eq!(done.removed.len(), 6, "{done:?}");
+        assert!(done.removed.contains(&"network t-net".to_string()));
+        assert_eq!(engine.container_names(), ["not-ours"]);
+        assert_eq!(
+            engine.volume_names().len(),
+            2,
+            "volumes stay without --volumes"
+        );
+        let again = teardown(&engine, "t", true).await.unwrap();
+        assert_eq!(again.removed, ["volume t-n-1-disk", "volume t-n-2-disk"]);
+        assert_eq!(
+            teardown(&engine, "t", true).await.unwrap(),
+            Teardown::default()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_smoke_os_is_built_once_exported_once_and_again_when_its_image_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = lab(
+            dir.path(),
+            "profile = \"smoke\"\n[profiles.smoke]\nkernel = \"smoke/vmlinuz\"\ninitrd = \"smoke/initrd\"",
+        );
+        let d = desired(&l);
+        let engine = engine();
+        engine.set_image_files(
+            "metal-lab/smoke:latest",
+            "/out",
+            &[("vmlinuz", b"kernel"), ("initrd", b"ramfs")],
+        );
+        let (_, s) = up(&engine, &d, &[]).await;
+        assert!(s
+            .images_built
+            .contains(&"metal-lab/smoke:latest".to_string()));
+        let web = dir.path().join("webroot/smoke");
+        assert_eq!(s.exported, [web.display().to_string()]);
+        assert_eq!(std::fs::read(web.join("vmlinuz")).unwrap(), b"kernel");
+        assert_eq!(std::fs::read(web.join("initrd")).unwrap(), b"ramfs");
+        assert!(dir.path().join(".lab/t/images/smoke/Dockerfile").is_file());
+
+        let (plan, s) = up(&engine, &d, &[]).await;
+        assert!(plan.exports.is_empty() && !s.changed(), "{plan:?} {s:?}");
+
+        // A deleted file is copied again, without a build.
+        std::fs::remove_file(web.join("initrd")).unwrap();
+        let (_, s) = up(&engine, &d, &[]).await;
+        assert!(s.images_built.is_empty() && s.exported.len() == 1, "{s:?}");
+
+        // Another image (same context hash, another id: rebuilt by hand) replaces the files.
+        let snapshot = observe::snapshot(&engine, &d).await.unwrap();
+        let labels = snapshot.images["metal-lab/smoke:latest"].labels.clone();
+        engine.add_image("metal-lab/smoke:latest", labels);
+        let (_, s) = up(&engine, &d, &[]).await;
+        assert!(s.images_built.is_empty() && s.exported.len() == 1, "{s:?}");
+    }
+
+    #[tokio::test]
+    async fn an_image_without_the_smoke_files_fails_and_the_half_copy_is_not_marked_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = lab(
+            dir.path(),
+            "profile = \"smoke\"\n[profiles.smoke]\nkernel = \"smoke/vmlinuz\"\ninitrd = \"smoke/initrd\"",
+        );
+        let d = desired(&l);
+        let engine = engine();
+        engine.set_image_files("metal-lab/smoke:latest", "/out", &[("vmlinuz", b"kernel")]);
+        let snapshot = observe::snapshot(&engine, &d).await.unwrap();
+        let plan = plan::plan(&d, &snapshot, &[]);
+        let mut summary = Summary::default();
+        let err = apply(&engine, &d, &plan, &Progress::quiet(), &mut summary)
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("has no /out/initrd"), "{err:#}");
+        assert!(d.assets[0].exported_from().is_none());
+        // Nothing was started on top of a failed shared step.
+        assert!(engine.container_names().is_empty());
+    }
+}

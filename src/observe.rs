@@ -593,3 +593,193 @@ mod tests {
         assert_eq!(last_lines(b"", 5), b"");
     }
 }
+
+#[cfg(test)]
+mod fake_tests {
+    use super::*;
+    use crate::engine::{ExecOutput, FakeEngine};
+    use crate::plan::{self, Host};
+
+    const LAB: &str = r#"
+[lab]
+name = "o"
+[network]
+subnet = "10.1.3.0/24"
+[services.dhcp]
+kind = "dnsmasq"
+ip = "10.1.3.2"
+dhcp_range = ["10.1.3.100", "10.1.3.150"]
+[services.web]
+kind = "httpd"
+ip = "10.1.3.3"
+root = "webroot"
+[nodes.n]
+mac = "02:00:00:00:00:01"
+ip = "10.1.3.100"
+bmc_ip = "10.1.3.10"
+ipmi_port = 30623
+"#;
+
+    /// A lab applied on a fake engine, and what a look at it expects, without BMC credentials
+    /// (the BMC is then asked through `ipmitool` in the node container, which the fake answers).
+    async fn lab_on_fake(dir: &std::path::Path) -> (FakeEngine, Expected) {
+        std::fs::create_dir_all(dir.join("webroot")).unwrap();
+        let lab = crate::lab::from_str(&dir.join("lab.toml"), LAB, &|_| None).unwrap();
+        let d = plan::desired(&lab, crate::render::render(&lab).unwrap(), Host::default());
+        let engine = FakeEngine::new().with_image("debian:bookworm-slim", Default::default());
+        let snapshot = snapshot(&engine, &d).await.unwrap();
+        let p = plan::plan(&d, &snapshot, &[]);
+        let mut summary = crate::apply::Summary::default();
+        crate::apply::apply(&engine, &d, &p, &crate::ui::Progress::quiet(), &mut summary)
+            .await
+            .unwrap();
+        let mut expected = Expected::from_lab(&lab, &d);
+        for f in expected.nodes.values_mut() {
+            f.credentials = None;
+        }
+        (engine, expected)
+    }
+
+    fn power(engine: &FakeEngine, on: bool) {
+        let word = if on { "on" } else { "off" };
+        engine.set_exec_output(
+            "o-n",
+            ExecOutput {
+                exit_code: 0,
+                output: format!("Chassis Power is {word}\n"),
+            },
+        );
+    }
+
+    #[tokio::test]
+    async fn phases_come_from_the_logs_and_power_from_the_bmc() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, expected) = lab_on_fake(dir.path()).await;
+        power(&engine, true);
+        engine.set_logs(
+            "o-n",
+            "2026-11-21T01:00:01Z lab: power on: qemu accel=tcg\n",
+        );
+        let mut observer = Observer::new(&engine, expected);
+        let o = observer.observe().await.unwrap();
+        let n = &o.nodes[0];
+        assert_eq!(
+            (n.power, n.phase),
+            (Some(PowerState::On), Some(Phase::Firmware))
+        );
+        assert_eq!(
+            n.endpoints,
+            ["ipmitool -I lanplus -H 127.0.0.1 -p 30623 -U admin -P <password>"]
+        );
+        assert_eq!(
+            o.services
+                .iter()
+                .map(|s| s.kind.to_string())
+                .collect::<Vec<_>>(),
+            ["dnsmasq", "httpd"]
+        );
+
+        engine.add_logs(
+            "o-dhcp",
+            "2026-11-21T01:00:05Z dnsmasq-dhcp[1]: DHCPACK(eth0) 10.1.3.100 02:00:00:00:00:01 n\n",
+        );
+        engine.add_logs(
+            "o-web",
+            "2026-11-21T01:00:09Z 10.1.3.100 x GET 204 0 /lab/report/02-00-00-00-00-01\n",
+        );
+        engine.take_calls();
+        let o = observer.observe().await.unwrap();
+        assert_eq!(o.nodes[0].phase, Some(Phase::Up));
+        assert_eq!(
+            o.nodes[0].phase_since.as_deref(),
+            Some("2026-11-21T01:00:09Z")
+        );
+        // The second look asks only for what is new: from the second of the last line read.
+        let calls = engine.take_calls();
+        assert!(
+            calls.contains(&"logs_since o-n since=1795222801".to_string()),
+            "{calls:?}"
+        );
+        assert!(
+            calls.contains(&"logs_since o-dhcp all".to_string()),
+            "{calls:?}"
+        );
+
+        // A reset: a new power-on, later than the report, starts the phases again.
+        engine.add_logs(
+            "o-n",
+            "2026-11-21T01:02:00Z lab: power on: qemu accel=tcg\n",
+        );
+        let o = observer.observe().await.unwrap();
+        assert_eq!(o.nodes[0].phase, Some(Phase::Firmware));
+        assert_eq!(
+            o.nodes[0].phase_since.as_deref(),
+            Some("2026-11-21T01:02:00Z")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_node_off_is_off_and_a_stopped_one_is_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, expected) = lab_on_fake(dir.path()).await;
+        power(&engine, false);
+        engine.set_logs(
+            "o-n",
+            "2026-11-21T01:00:01Z lab: power on: qemu accel=tcg\n",
+        );
+        let mut observer = Observer::new(&engine, expected.clone());
+        let o = observer.observe().await.unwrap();
+        assert_eq!(
+            (o.nodes[0].power, o.nodes[0].phase),
+            (Some(PowerState::Off), Some(Phase::Off))
+        );
+        // A node its BMC reports off is not log-read.
+        assert!(!engine
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("logs_since o-n")));
+
+        engine.set_state("o-n", ContainerState::Exited);
+        let o = Observer::new(&engine, expected).observe().await.unwrap();
+        let n = &o.nodes[0];
+        assert_eq!(
+            (n.state, n.power, n.phase),
+            (
+                Some(ContainerState::Exited),
+                Some(PowerState::Unknown),
+                Some(Phase::Off)
+            )
+        );
+        let json = serde_json::to_value(&o).unwrap();
+        assert_eq!(json["nodes"][0]["power"], "unknown");
+        assert_eq!(json["nodes"][0]["state"], "exited");
+    }
+
+    #[tokio::test]
+    async fn absent_containers_are_listed_from_the_file_and_unknown_ones_from_their_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, expected) = lab_on_fake(dir.path()).await;
+        power(&engine, true);
+        let found = containers(&engine, "o").await.unwrap();
+        let web_id = found.iter().find(|c| c.name == "o-web").unwrap().id.clone();
+        engine.remove_container(&web_id).await.unwrap();
+        let o = Observer::new(&engine, expected).observe().await.unwrap();
+        let web = o.services.iter().find(|s| s.name == "web").unwrap();
+        assert_eq!(web.state, None);
+        assert_eq!(serde_json::to_value(web).unwrap()["state"], "absent");
+        // Without the file (`status --name`), what the labels say.
+        let o = Observer::new(&engine, Expected::named("o"))
+            .observe()
+            .await
+            .unwrap();
+        let names: Vec<_> = o
+            .services
+            .iter()
+            .chain(&o.nodes)
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(names, ["dhcp", "n"]);
+        assert_eq!(o.nodes[0].mac.as_deref(), Some("02:00:00:00:00:01"));
+        assert_eq!(o.nodes[0].power, Some(PowerState::On));
+    }
+}

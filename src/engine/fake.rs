@@ -550,7 +550,8 @@ impl Engine for FakeEngine {
 
     /// The lines set by `set_logs` (each `TIMESTAMP text`) from the second `since` on.
     async fn logs_since(&self, container: &str, since: Option<i64>) -> Result<String, EngineError> {
-        let state = self.begin("logs_since", container)?;
+        let since_text = since.map_or("all".to_string(), |s| format!("since={s}"));
+        let state = self.begin("logs_since", &format!("{container} {since_text}"))?;
         let key = state
             .container_key(container)
             .ok_or_else(|| not_found("container", container))?;
