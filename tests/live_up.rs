@@ -518,3 +518,61 @@ fn overlapping_subnet_names_the_other_network() {
     );
     assert_eq!(leftovers(&engine, &b.name).0, 0);
 }
+
+/// Ctrl-C during `lab up` ends it with exit code 130 and says what was made; the next `lab up`
+/// finishes the lab in one run.
+#[test]
+fn an_interrupted_up_exits_130_and_the_next_up_converges() {
+    let Some(engine) = engine_or_skip("interrupted_up") else {
+        return;
+    };
+    let u = unique("ir");
+    let lab = TestLab::new(&u.name, &small_lab(&u, u.port_base));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+        .current_dir(lab.dir.path())
+        .arg("-f")
+        .arg(lab.file())
+        .arg("up")
+        .env("CI", "true")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run lab up");
+    // Interrupt once it has started making things (its first progress line).
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).expect("a progress line");
+    let pid = child.id() as i32;
+    // SAFETY: kill(2) on our own child's pid with a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let mut rest = String::new();
+    let _ = stdout.read_to_string(&mut rest);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("stderr");
+    let status = child.wait().expect("wait for lab up");
+    // It may have finished before the signal arrived on a fast machine; then it succeeded.
+    match status.code().unwrap_or_else(|| panic!("lab up died by a signal: {status:?}")) {
+        130 => {
+            assert!(
+                err.starts_with(&format!("error: interrupted: lab `{}` so far: ", u.name)),
+                "{err}"
+            );
+            assert!(
+                err.contains("help: what was made carries the lab's labels: run `lab up` again to finish, or `lab down` to remove it"),
+                "{err}"
+            );
+        }
+        0 => eprintln!("lab up finished before the interrupt: {rest}"),
+        code => panic!("lab up exited {code}: {err}"),
+    }
+    let again = lab.lab(&["up"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let banner = read_banner(SocketAddr::from(([127, 0, 0, 1], u.port_base)), 8);
+    assert!(banner.starts_with("SSH-2.0"), "{banner}");
+    assert_eq!(leftovers(&engine, &u.name).0, 2);
+}

@@ -76,7 +76,7 @@ root = "webroot"
 [profiles.smoke]
 kernel = "smoke/vmlinuz"
 initrd = "smoke/initrd"
-cmdline = "console=ttyS0,115200n8 lab.node={{{{ node.name }}}} lab.report={{{{ report_url }}}} quiet"
+cmdline = "console=ttyS0,115200n8 no_timer_check lab.node={{{{ node.name }}}} lab.report={{{{ report_url }}}} quiet"
 
 [nodes.n]
 mac = "02:5a:00:00:00:01"
