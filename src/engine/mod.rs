@@ -17,7 +17,7 @@
 
 pub mod docker;
 pub mod export;
-#[cfg(any(test, feature = "fake-engine"))]
+#[cfg(test)]
 pub mod fake;
 
 use std::collections::BTreeMap;
@@ -31,7 +31,7 @@ use serde::Serialize;
 use crate::plan::{ContainerSpec, ImageSpec, NetworkSpec, PortBinding, VolumeSpec};
 
 pub use docker::DockerEngine;
-#[cfg(any(test, feature = "fake-engine"))]
+#[cfg(test)]
 pub use fake::FakeEngine;
 
 /// Labels as the engine stores them; sorted so that output and snapshots are stable.
