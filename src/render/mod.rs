@@ -26,7 +26,9 @@
 //! - `node`: the node being rendered (`name`, `group`, `mac`, `ip`, `bmc_ip`, `cpus`,
 //!   `memory_mb`, `disk_bytes`, `boot`, `power`, `profile`, `vnc_port`, `ipmi_port`, ...);
 //! - `nodes`: every node of the lab, in file order;
-//! - `services`: a map from service name to service (`kind`, `ip`, `ports`, `image`, ...);
+//! - `services`: a map from service name to service (`kind`, `ip`, `ports`, `env`, `volumes`,
+//!   `command`, and its kind's own settings: `dhcp` and `tftp_root` for dnsmasq, `root` for httpd,
+//!   `password` and `authorized_keys` for sshd, `image` for rancher and container);
 //! - `vars`: the lab's `[vars]` table, `${ENV}` already interpolated;
 //! - `profile`: the node's profile (`name`, `kernel`, `initrd`, `cmdline`, `cloud_configs`, `ipxe`);
 //! - `web_url`: `http://WEB_IP`, the first httpd service (the web root is served at `/`);
