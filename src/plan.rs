@@ -16,7 +16,9 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::lab::{Accel, Lab, Node, PortMap, Proto, Service, ServiceKind, VolumeMount};
+use crate::lab::{
+    Accel, Lab, Node, PortMap, Proto, Service, ServiceConfig, ServiceKind, VolumeMount,
+};
 use crate::observe::Snapshot;
 use crate::render::{self, RenderedFile};
 
@@ -240,9 +242,9 @@ pub fn desired(lab: &Lab, files: Vec<RenderedFile>, host: Host) -> Desired {
 fn desired_with(lab: &Lab, inputs: &Inputs) -> Desired {
     let network = NetworkSpec {
         name: lab.network_name(),
-        subnet: lab.network.subnet,
-        gateway: lab.network.gateway,
-        labels: labels(&lab.name),
+        subnet: lab.network().subnet,
+        gateway: lab.network().gateway,
+        labels: labels(lab.name()),
     };
     let mut images: Vec<ImageSpec> = Vec::new();
     let mut volumes: Vec<VolumeSpec> = Vec::new();
@@ -255,23 +257,23 @@ fn desired_with(lab: &Lab, inputs: &Inputs) -> Desired {
         }
         found
     };
-    for s in &lab.services {
-        let (img, img_hash) = match s.kind.built_image() {
-            Some(name) => image(name),
-            None => (s.image.clone().unwrap_or_default(), String::new()),
+    for s in lab.services() {
+        let (img, img_hash) = match (s.kind().built_image(), s.image()) {
+            (Some(name), _) => image(name),
+            (None, image) => (image.unwrap_or_default().to_string(), String::new()),
         };
         let spec = service_container(lab, s, img, inputs.state_dir, &mut volumes);
         containers.push(finish(
             lab,
             spec,
-            &s.kind.to_string(),
+            &s.kind().to_string(),
             &img_hash,
-            &service_files_hash(s.kind, inputs),
+            &service_files_hash(s.kind(), inputs),
         ));
     }
-    for n in &lab.nodes {
+    for n in lab.nodes() {
         let (img, img_hash) = image("node");
-        let vol = format!("{}-{}-disk", lab.name, n.name);
+        let vol = format!("{}-{}-disk", lab.name(), n.name);
         volumes.push(VolumeSpec {
             name: vol.clone(),
             labels: volume_labels(lab, &n.name),
@@ -286,7 +288,7 @@ fn desired_with(lab: &Lab, inputs: &Inputs) -> Desired {
         debug_assert_eq!(a.image, crate::images::tag(crate::smoke::IMAGE));
     }
     Desired {
-        lab: lab.name.clone(),
+        lab: lab.name().to_string(),
         state_dir: inputs.state_dir.to_path_buf(),
         network,
         images,
@@ -300,11 +302,11 @@ fn desired_with(lab: &Lab, inputs: &Inputs) -> Desired {
 /// One of lab's own images (`images/<name>/`), built from `<state dir>/images/<name>` on the
 /// lab's base image and labelled with its context hash.
 pub fn image_spec(lab: &Lab, name: &str, state_dir: &std::path::Path) -> ImageSpec {
-    let context_hash = crate::images::context_hash(name, &lab.base_image);
+    let context_hash = crate::images::context_hash(name, lab.base_image());
     ImageSpec {
         tag: crate::images::tag(name),
         context: state_dir.join("images").join(name),
-        base_image: lab.base_image.clone(),
+        base_image: lab.base_image().to_string(),
         labels: BTreeMap::from([(LABEL_CONTEXT_HASH.to_string(), context_hash.clone())]),
         context_hash,
     }
@@ -319,7 +321,7 @@ fn service_files_hash(kind: ServiceKind, inputs: &Inputs) -> String {
 }
 
 fn volume_labels(lab: &Lab, owner: &str) -> BTreeMap<String, String> {
-    let mut l = labels(&lab.name);
+    let mut l = labels(lab.name());
     l.insert(LABEL_NAME.to_string(), owner.to_string());
     l
 }
@@ -337,7 +339,7 @@ fn ports(lab: &Lab, ports: &[PortMap]) -> Vec<PortBinding> {
     ports
         .iter()
         .map(|p| PortBinding {
-            host_ip: lab.publish,
+            host_ip: lab.publish(),
             host_port: p.host,
             container_port: p.container,
             protocol: p.protocol,
@@ -383,34 +385,33 @@ fn service_container(
     let mut c = base(lab, &s.name, Role::Service, image, s.ip, &s.ports);
     c.env = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     c.command = s.command.clone();
-    match s.kind {
-        ServiceKind::Dnsmasq => {
+    match &s.config {
+        ServiceConfig::Dnsmasq { tftp_root, .. } => {
             c.cap_add = vec!["NET_ADMIN".into(), "NET_RAW".into()];
             c.mounts.push(bind(
                 &state.join(render::DNSMASQ_CONF),
                 "/etc/lab/dnsmasq.conf",
                 true,
             ));
-            if let Some(t) = &s.tftp_root {
+            if let Some(t) = tftp_root {
                 c.mounts.push(bind(t, "/srv/tftp/local", true));
             }
         }
-        ServiceKind::Httpd => {
-            if let Some(root) = &s.root {
-                c.mounts.push(bind(root, "/srv/www", true));
-            }
+        ServiceConfig::Httpd { root } => {
+            c.mounts.push(bind(root, "/srv/www", true));
             c.mounts
                 .push(bind(&state.join(render::WEB_DIR), "/srv/lab", true));
         }
-        ServiceKind::Sshd => {
-            if let Some(p) = &s.password {
-                c.env.push(format!("ROOT_PASSWORD={p}"));
-            }
-            if let Some(k) = &s.authorized_keys {
+        ServiceConfig::Sshd {
+            password,
+            authorized_keys,
+        } => {
+            c.env.push(format!("ROOT_PASSWORD={password}"));
+            if let Some(k) = authorized_keys {
                 c.mounts.push(bind(k, "/etc/lab/authorized_keys", true));
             }
         }
-        ServiceKind::Rancher | ServiceKind::Container => {}
+        ServiceConfig::Rancher { .. } | ServiceConfig::Container { .. } => {}
     }
     for v in &s.volumes {
         c.mounts.push(match v {
@@ -424,7 +425,7 @@ fn service_container(
                 target,
                 read_only,
             } => {
-                let full = format!("{}-{name}", lab.name);
+                let full = format!("{}-{name}", lab.name());
                 if !volumes.iter().any(|x| x.name == full) {
                     volumes.push(VolumeSpec {
                         name: full.clone(),
@@ -487,7 +488,7 @@ fn finish(
         Role::Node => "node",
     };
     let mut l = std::mem::take(&mut c.labels);
-    l.extend(labels(&lab.name));
+    l.extend(labels(lab.name()));
     l.insert(LABEL_NAME.into(), c.lab_name.clone());
     l.insert(LABEL_ROLE.into(), role.into());
     l.insert(LABEL_KIND.into(), kind.into());

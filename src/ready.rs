@@ -87,7 +87,7 @@ pub fn probe(lab: &Lab, c: &ContainerSpec, started: bool) -> Probe {
         }
         Role::Service => lab
             .service(&c.lab_name)
-            .map_or(Probe::Running, |s| Probe::for_service(s.kind, s.ip)),
+            .map_or(Probe::Running, |s| Probe::for_service(s.kind(), s.ip)),
     }
 }
 

@@ -303,7 +303,7 @@ fn quick() -> assets::Options {
 }
 
 fn fetch(lab: &Lab, opts: &assets::Options) -> Vec<assets::FileReport> {
-    let all: Vec<_> = lab.assets.values().collect();
+    let all: Vec<_> = lab.assets().values().collect();
     assets::fetch(&all, opts, &Progress::quiet()).expect("proxy settings")
 }
 
@@ -921,18 +921,14 @@ fn the_example_labs_fetch_rancheros_into_the_web_root() {
     for name in ["rancheros", "rancher"] {
         let lab =
             lab::load(&root.join(format!("labs/{name}.toml"))).unwrap_or_else(|d| panic!("{d}"));
-        let a = &lab.assets["rancheros"];
+        let a = &lab.assets()["rancheros"];
         assert_eq!(
             a.base_url,
             "https://github.com/rancher/os/releases/download/v1.5.8"
         );
         assert_eq!(a.files, ["vmlinuz", "initrd", "rancheros.iso"]);
         assert_eq!(a.checksums.as_deref(), Some("checksums.txt"));
-        let web = lab
-            .services
-            .iter()
-            .find_map(|s| s.root.clone())
-            .expect("web root");
+        let web = lab.web_root().expect("web root");
         assert_eq!(
             a.path("vmlinuz"),
             web.join("rancheros/vmlinuz"),

@@ -18,7 +18,7 @@ const BOOT_DEADLINE: Duration = Duration::from_secs(180);
 fn the_smoke_lab_boots_the_smoke_os_on_every_node() {
     let lab = metal_lab::lab::load(Path::new("labs/smoke.toml")).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(
-        lab.nodes
+        lab.nodes()
             .iter()
             .map(|n| n.name.as_str())
             .collect::<Vec<_>>(),

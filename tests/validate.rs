@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use metal_lab::lab::{self, Lab, Mac, Proto, ServiceKind, VolumeMount};
+use metal_lab::lab::{self, Lab, Mac, Proto, ServiceConfig, ServiceKind, VolumeMount};
 
 /// A directory holding a lab file and what its paths point at.
 struct Fixture {
@@ -187,9 +187,19 @@ fn with(extra: &str) -> String {
 
 fn node<'a>(lab: &'a Lab, name: &str) -> &'a lab::Node {
     lab.node(name).unwrap_or_else(|| {
-        let names: Vec<_> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+        let names: Vec<_> = lab.nodes().iter().map(|n| n.name.as_str()).collect();
         panic!("no node {name}; nodes: {names:?}")
     })
+}
+
+/// The authorized keys file of an sshd service.
+fn authorized_keys<'a>(lab: &'a Lab, service: &str) -> Option<&'a std::path::Path> {
+    match &lab.service(service)?.config {
+        ServiceConfig::Sshd {
+            authorized_keys, ..
+        } => authorized_keys.as_deref(),
+        _ => None,
+    }
 }
 
 fn ip(s: &str) -> Ipv4Addr {
@@ -209,21 +219,21 @@ fn mac(s: &str) -> Mac {
 #[test]
 fn base_lab_is_valid() {
     let lab = valid(BASE);
-    assert_eq!(lab.name, "t");
+    assert_eq!(lab.name(), "t");
     assert_eq!(
-        lab.network.gateway,
+        lab.network().gateway,
         ip("10.20.0.1"),
         "the gateway defaults to the first host"
     );
-    assert_eq!(lab.services.len(), 2);
-    assert_eq!(lab.nodes.len(), 1);
+    assert_eq!(lab.services().len(), 2);
+    assert_eq!(lab.nodes().len(), 1);
 }
 
 #[test]
 fn full_lab_is_valid() {
     let lab = valid(FULL);
-    assert_eq!(lab.nodes.len(), 4);
-    assert_eq!(lab.vars["x"], "s3cret");
+    assert_eq!(lab.nodes().len(), 4);
+    assert_eq!(lab.vars()["x"], "s3cret");
 }
 
 #[test]
@@ -746,12 +756,7 @@ fn httpd_root_defaults_to_webroot() {
     let text = BASE.replace("root = \"webroot\"\n", "");
     let fx = Fixture::new();
     assert_eq!(
-        fx.load(&text)
-            .unwrap()
-            .service("web")
-            .unwrap()
-            .root
-            .as_deref(),
+        fx.load(&text).unwrap().web_root(),
         Some(fx.root.join("webroot").as_path())
     );
     fs::remove_dir_all(fx.root.join("webroot")).unwrap();
@@ -812,14 +817,11 @@ volumes = ["./data:/data:ro", "cache:/cache"]
 "#,
         ))
         .unwrap();
-    assert_eq!(lab.dir, fx.root);
+    assert_eq!(lab.dir(), fx.root);
+    assert_eq!(lab.web_root(), Some(fx.root.join("webroot").as_path()));
     assert_eq!(
-        lab.service("web").unwrap().root,
-        Some(fx.root.join("webroot"))
-    );
-    assert_eq!(
-        lab.service("ssh").unwrap().authorized_keys,
-        Some(fx.root.join("keys/id.pub"))
+        authorized_keys(&lab, "ssh"),
+        Some(fx.root.join("keys/id.pub").as_path())
     );
     assert_eq!(
         lab.service("box").unwrap().volumes,
@@ -848,8 +850,8 @@ fn authorized_keys_in_the_home_directory() {
         ))
         .unwrap();
     assert_eq!(
-        lab.service("ssh").unwrap().authorized_keys,
-        Some(fx.root.join("keys/id.pub"))
+        authorized_keys(&lab, "ssh"),
+        Some(fx.root.join("keys/id.pub").as_path())
     );
 }
 
@@ -1004,7 +1006,7 @@ mixed = "a-${TOKEN}-${NOPE:-}-b"
 "#,
     ));
     let vars: Vec<(&str, &str)> = lab
-        .vars
+        .vars()
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
@@ -1018,7 +1020,7 @@ fn variables_reach_every_string() {
             .replace("name = \"t\"", "name = \"${LAB_NAME:-envlab}\"")
             .replace("10.20.0.3", "${WEB_IP:-10.20.0.3}"),
     );
-    assert_eq!(lab.name, "envlab");
+    assert_eq!(lab.name(), "envlab");
     assert_eq!(lab.service("web").unwrap().ip, ip("10.20.0.3"));
     insta::assert_snapshot!(errors(&BASE.replace("10.20.0.3", "${WEB_IP}")));
 }
@@ -1119,9 +1121,12 @@ fn service_defaults() {
         "\n[services.ssh]\nkind = \"sshd\"\n\n[services.rancher]\nkind = \"rancher\"\n\n[services.box]\nkind = \"container\"\nimage = \"alpine\"\ncommand = \"sleep infinity\"\n",
     ));
     let ssh = lab.service("ssh").unwrap();
-    assert_eq!(ssh.password.as_deref(), Some("labpassword"));
+    assert!(
+        matches!(&ssh.config, ServiceConfig::Sshd { password, .. } if password == "labpassword"),
+        "{ssh:?}"
+    );
     let rancher = lab.service("rancher").unwrap();
-    assert_eq!(rancher.image.as_deref(), Some("rancher/rancher:v2.8.5"));
+    assert_eq!(rancher.image(), Some("rancher/rancher:v2.8.5"));
     assert_eq!(
         rancher.ports.iter().map(|p| p.host).collect::<Vec<_>>(),
         vec![80, 443]
@@ -1138,14 +1143,10 @@ fn service_defaults() {
         lab.service("box").unwrap().command,
         Some(vec!["sleep".to_string(), "infinity".to_string()])
     );
-    assert_eq!(
-        lab.service("dhcp")
-            .unwrap()
-            .dhcp
-            .as_ref()
-            .unwrap()
-            .lease_time,
-        "2h"
+    let dhcp = lab.service("dhcp").unwrap();
+    assert!(
+        matches!(&dhcp.config, ServiceConfig::Dnsmasq { dhcp, .. } if dhcp.lease_time == "2h"),
+        "{dhcp:?}"
     );
 }
 
@@ -1166,7 +1167,7 @@ memory = "1G"
 "#,
     ));
     let got: Vec<_> = lab
-        .nodes
+        .nodes()
         .iter()
         .filter(|n| n.group == "worker")
         .map(|n| {
@@ -1243,7 +1244,7 @@ ip = "10.20.0.150"
 "#,
     ));
     let got: Vec<_> = lab
-        .services
+        .services()
         .iter()
         .map(|s| (s.name.as_str(), s.ip.to_string()))
         .collect();
@@ -1257,7 +1258,7 @@ ip = "10.20.0.150"
         ]
     );
     let got: Vec<_> = lab
-        .nodes
+        .nodes()
         .iter()
         .map(|n| (n.name.as_str(), n.bmc_ip.to_string(), n.ip.to_string()))
         .collect();
@@ -1353,7 +1354,7 @@ mac = "02:00:00:00:00:01"
 #[test]
 fn a_lab_without_nodes_needs_no_boot_services() {
     let lab = valid("[lab]\nname = \"t\"\n\n[network]\nsubnet = \"10.20.0.0/24\"\n\n[services.ssh]\nkind = \"sshd\"\n");
-    assert_eq!(lab.services[0].kind, ServiceKind::Sshd);
+    assert_eq!(lab.services()[0].kind(), ServiceKind::Sshd);
 }
 
 #[test]
@@ -1372,6 +1373,19 @@ fn profile_not_found_without_profiles() {
 fn profile_that_boots_nothing() {
     insta::assert_snapshot!(errors(&with(
         "\n[profiles.os]\ncmdline = \"console=ttyS0\"\n"
+    )));
+}
+
+#[test]
+fn cloud_configs_render_to_distinct_files() {
+    // Both would be written to web/nodes/<node>/hello.yaml (the fixture's web root has one
+    // template, so it is named twice; two directories holding `hello.yaml.j2` clash the same).
+    insta::assert_snapshot!(errors(&with(
+        r#"
+[profiles.os]
+kernel = "os/vmlinuz"
+cloud_configs = ["templates/hello.yaml.j2", "./templates/hello.yaml.j2"]
+"#
     )));
 }
 

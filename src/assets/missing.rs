@@ -38,7 +38,7 @@ impl fmt::Display for MissingAsset {
 pub fn missing_assets(lab: &Lab) -> Vec<MissingAsset> {
     let web_root = lab.web_root();
     let mut out = Vec::new();
-    for asset in lab.assets.values() {
+    for asset in lab.assets().values() {
         let files: Vec<String> = asset
             .files
             .iter()
@@ -50,10 +50,10 @@ pub fn missing_assets(lab: &Lab) -> Vec<MissingAsset> {
         }
         let paths: Vec<PathBuf> = files.iter().map(|f| asset.path(f)).collect();
         let nodes = lab
-            .nodes
+            .nodes()
             .iter()
             .filter(|n| {
-                let profile = n.profile.as_ref().and_then(|p| lab.profiles.get(p));
+                let profile = lab.profile_of(n);
                 let boots = profile
                     .into_iter()
                     .flat_map(|p| p.kernel.iter().chain(p.initrd.iter()));
@@ -77,9 +77,9 @@ pub fn missing_assets(lab: &Lab) -> Vec<MissingAsset> {
 /// `lab fetch-assets [-f FILE] NAME...`: `-f` only when the lab file is not the default `lab.toml`.
 pub fn fetch_command(lab: &Lab, names: &[&str]) -> String {
     let mut cmd = String::from("lab fetch-assets");
-    if lab.file != Path::new("lab.toml") {
+    if lab.file() != Path::new("lab.toml") {
         cmd.push_str(" -f ");
-        cmd.push_str(&shell_word(&lab.file.display().to_string()));
+        cmd.push_str(&shell_word(&lab.file().display().to_string()));
     }
     for n in names {
         cmd.push(' ');

@@ -20,26 +20,28 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
+/// Fields are private: only validation (a child module) builds a `Lab`, so every value here has
+/// been checked, and code downstream reads it through the accessors below.
 pub struct Lab {
-    pub name: String,
+    name: String,
     /// The lab file, as given.
     #[serde(skip)]
-    pub file: PathBuf,
+    file: PathBuf,
     /// Directory of the lab file: relative paths in the file are relative to it.
     #[serde(skip)]
-    pub dir: PathBuf,
+    dir: PathBuf,
     /// Host address that published ports bind to.
-    pub publish: IpAddr,
+    publish: IpAddr,
     /// Image that lab's own images are built from.
-    pub base_image: String,
-    pub network: Network,
-    pub vars: BTreeMap<String, String>,
-    pub services: Vec<Service>,
-    pub nodes: Vec<Node>,
-    pub profiles: BTreeMap<String, Profile>,
+    base_image: String,
+    network: Network,
+    vars: BTreeMap<String, String>,
+    services: Vec<Service>,
+    nodes: Vec<Node>,
+    profiles: BTreeMap<String, Profile>,
     /// What `lab fetch-assets` downloads, by name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub assets: BTreeMap<String, Asset>,
+    assets: BTreeMap<String, Asset>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -109,22 +111,68 @@ impl std::str::FromStr for ServiceKind {
 #[derive(Debug, Clone, Serialize)]
 pub struct Service {
     pub name: String,
-    pub kind: ServiceKind,
     pub ip: Ipv4Addr,
     pub ports: Vec<PortMap>,
-    /// The image for `container` and `rancher` services.
-    pub image: Option<String>,
     pub env: BTreeMap<String, String>,
     pub volumes: Vec<VolumeMount>,
     pub command: Option<Vec<String>>,
-    pub dhcp: Option<Dhcp>,
-    /// `httpd`: the directory served at `/` (absolute).
-    pub root: Option<PathBuf>,
-    /// `dnsmasq`: extra directory served over TFTP (absolute).
-    pub tftp_root: Option<PathBuf>,
-    /// `sshd`: root password and authorized keys file.
-    pub password: Option<String>,
-    pub authorized_keys: Option<PathBuf>,
+    /// The kind and its own settings; serialized flat, as `kind` beside them.
+    #[serde(flatten)]
+    pub config: ServiceConfig,
+}
+
+/// What a service is, with the settings only that kind has: a dnsmasq service always has its
+/// DHCP range, an httpd service its web root, a container its image.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ServiceConfig {
+    Dnsmasq {
+        dhcp: Dhcp,
+        /// Extra directory served over TFTP (absolute).
+        tftp_root: Option<PathBuf>,
+    },
+    Httpd {
+        /// The directory served at `/` (absolute).
+        root: PathBuf,
+    },
+    Sshd {
+        /// Root password.
+        password: String,
+        /// Authorized keys file (absolute).
+        authorized_keys: Option<PathBuf>,
+    },
+    Rancher {
+        image: String,
+    },
+    Container {
+        image: String,
+    },
+}
+
+impl ServiceConfig {
+    pub fn kind(&self) -> ServiceKind {
+        match self {
+            ServiceConfig::Dnsmasq { .. } => ServiceKind::Dnsmasq,
+            ServiceConfig::Httpd { .. } => ServiceKind::Httpd,
+            ServiceConfig::Sshd { .. } => ServiceKind::Sshd,
+            ServiceConfig::Rancher { .. } => ServiceKind::Rancher,
+            ServiceConfig::Container { .. } => ServiceKind::Container,
+        }
+    }
+}
+
+impl Service {
+    /// The service's kind, for code that needs no kind-specific settings.
+    pub fn kind(&self) -> ServiceKind {
+        self.config.kind()
+    }
+    /// The image a `container` or `rancher` service runs (lab builds the others' images).
+    pub fn image(&self) -> Option<&str> {
+        match &self.config {
+            ServiceConfig::Rancher { image } | ServiceConfig::Container { image } => Some(image),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -325,6 +373,26 @@ pub struct Profile {
     pub ipxe: Option<String>,
 }
 
+impl Profile {
+    /// Each cloud-config template with the file it renders to: its file name without `.j2`.
+    /// Validation made sure no two templates of a profile render to the same file.
+    pub fn cloud_config_outputs(&self) -> Vec<(&str, String)> {
+        self.cloud_configs
+            .iter()
+            .map(|t| (t.as_str(), cloud_config_output(t)))
+            .collect()
+    }
+}
+
+/// The file a cloud-config template renders to: its file name without `.j2`.
+pub(crate) fn cloud_config_output(template: &str) -> String {
+    let file = Path::new(template)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    file.strip_suffix(".j2").unwrap_or(&file).to_string()
+}
+
 /// Files downloaded from `base_url` into `dest` and verified by SHA-256 (`[assets.NAME]`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Asset {
@@ -387,7 +455,8 @@ impl Lab {
     pub fn assets(&self) -> &BTreeMap<String, Asset> {
         &self.assets
     }
-    /// The profile a node boots; validation made sure the name resolves.
+    /// The profile a node boots, `None` only for a node without one: validation made sure every
+    /// node's profile names a profile of the lab.
     pub fn profile_of(&self, node: &Node) -> Option<&Profile> {
         node.profile.as_ref().and_then(|p| self.profiles.get(p))
     }
@@ -409,12 +478,14 @@ impl Lab {
     }
     /// The first service of a kind (the one nodes boot from, for dnsmasq and httpd).
     pub fn first_of(&self, kind: ServiceKind) -> Option<&Service> {
-        self.services.iter().find(|s| s.kind == kind)
+        self.services.iter().find(|s| s.kind() == kind)
     }
     /// The web root of the first httpd service: where nodes' kernels, initrds and templates are.
     pub fn web_root(&self) -> Option<&Path> {
-        self.first_of(ServiceKind::Httpd)
-            .and_then(|s| s.root.as_deref())
+        self.services.iter().find_map(|s| match &s.config {
+            ServiceConfig::Httpd { root } => Some(root.as_path()),
+            _ => None,
+        })
     }
     /// Where lab writes what it generates for this lab: `.lab/<name>/` beside the file.
     pub fn state_dir(&self) -> PathBuf {
@@ -431,7 +502,14 @@ impl Lab {
 
 #[cfg(test)]
 mod tests {
-    use super::web_path;
+    use super::{cloud_config_output, web_path};
+
+    #[test]
+    fn cloud_config_outputs_drop_j2_and_the_directory() {
+        assert_eq!(cloud_config_output("t/a.yaml.j2"), "a.yaml");
+        assert_eq!(cloud_config_output("b.yaml"), "b.yaml");
+        assert_eq!(cloud_config_output("./c.j2"), "c");
+    }
 
     #[test]
     fn web_paths_drop_leading_dot_and_slash_and_leave_urls_alone() {

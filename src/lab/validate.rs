@@ -10,8 +10,8 @@ use ipnet::Ipv4Net;
 use toml::Spanned;
 
 use super::{
-    Dhcp, Diag, Diagnostics, Lab, Network, Node, PortMap, Profile, Proto, Service, ServiceKind,
-    Source, VolumeMount,
+    Dhcp, Diag, Diagnostics, Lab, Network, Node, PortMap, Profile, Proto, Service, ServiceConfig,
+    ServiceKind, Source, VolumeMount,
 };
 use crate::config::interp::{interpolate, InterpError};
 use crate::config::{Command, RawConfig, RawService, Str};
@@ -294,11 +294,26 @@ impl<'a> Validator<'a> {
             let key = format!("profiles.{}", name.get_ref());
             self.dns_label(name.get_ref(), Some(name.span()), &key);
             let p = p.get_ref();
-            let mut cloud_configs = Vec::new();
+            let mut cloud_configs: Vec<String> = Vec::new();
             for c in &p.cloud_configs {
-                if let Some(t) = self.text(c, &format!("{key}.cloud_configs")) {
-                    cloud_configs.push(t);
+                let ckey = format!("{key}.cloud_configs");
+                let Some(t) = self.text(c, &ckey) else {
+                    continue;
+                };
+                let output = super::cloud_config_output(&t);
+                if let Some(first) = cloud_configs
+                    .iter()
+                    .find(|f| super::cloud_config_output(f) == output)
+                {
+                    let msg = format!("`{first}` and `{t}` both render to `{output}`");
+                    self.err(
+                        Some(c.span()),
+                        ckey,
+                        msg,
+                        "rename one of the templates (a node's file is the template's file name without `.j2`)",
+                    );
                 }
+                cloud_configs.push(t);
             }
             let profile = Profile {
                 name: name.get_ref().clone(),
@@ -334,7 +349,7 @@ impl<'a> Validator<'a> {
         }
         let dnsmasq: Vec<_> = out
             .iter()
-            .filter(|(s, _)| s.kind == ServiceKind::Dnsmasq)
+            .filter(|(s, _)| s.kind() == ServiceKind::Dnsmasq)
             .map(|(s, sp)| (s.name.clone(), sp.table.clone()))
             .collect();
         if let Some((second, span)) = dnsmasq.get(1) {
@@ -503,38 +518,43 @@ impl<'a> Validator<'a> {
                 Command::Args(a) => a.iter().map(|x| self.text(&at(x), &k)).collect(),
             }
         });
-        let dhcp = if kind == ServiceKind::Dnsmasq {
-            self.dhcp(s, &table, key, net)
-        } else {
-            None
-        };
-        let root = match kind {
-            ServiceKind::Httpd => {
-                self.dir_path(s.root.as_ref(), "webroot", &table, &format!("{key}.root"))
+        // A setting that failed was reported: the lab is not returned, and the placeholder
+        // (an empty image or path, an empty DHCP range) only lets the other checks run.
+        let config = match kind {
+            ServiceKind::Dnsmasq => ServiceConfig::Dnsmasq {
+                dhcp: self.dhcp(s, &table, key, net).unwrap_or(Dhcp {
+                    range: (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED),
+                    lease_time: String::new(),
+                }),
+                tftp_root: s
+                    .tftp_root
+                    .as_ref()
+                    .and_then(|t| self.dir_path(Some(t), "", &table, &format!("{key}.tftp_root"))),
+            },
+            ServiceKind::Httpd => ServiceConfig::Httpd {
+                root: self
+                    .dir_path(s.root.as_ref(), "webroot", &table, &format!("{key}.root"))
+                    .unwrap_or_default(),
+            },
+            ServiceKind::Sshd => {
+                let authorized_keys = s
+                    .authorized_keys
+                    .as_ref()
+                    .and_then(|p| self.file_path(p, &format!("{key}.authorized_keys")));
+                let password = self
+                    .opt_text(&s.password, &format!("{key}.password"))
+                    .unwrap_or_else(|| "labpassword".into());
+                ServiceConfig::Sshd {
+                    password,
+                    authorized_keys,
+                }
             }
-            _ => None,
-        };
-        let tftp_root = match (kind, &s.tftp_root) {
-            (ServiceKind::Dnsmasq, Some(_)) => self.dir_path(
-                s.tftp_root.as_ref(),
-                "",
-                &table,
-                &format!("{key}.tftp_root"),
-            ),
-            _ => None,
-        };
-        let authorized_keys = match &s.authorized_keys {
-            Some(p) if kind == ServiceKind::Sshd => {
-                self.file_path(p, &format!("{key}.authorized_keys"))
-            }
-            _ => None,
-        };
-        let password = match kind {
-            ServiceKind::Sshd => Some(
-                self.opt_text(&s.password, &format!("{key}.password"))
-                    .unwrap_or_else(|| "labpassword".into()),
-            ),
-            _ => None,
+            ServiceKind::Rancher => ServiceConfig::Rancher {
+                image: image.unwrap_or_default(),
+            },
+            ServiceKind::Container => ServiceConfig::Container {
+                image: image.unwrap_or_default(),
+            },
         };
         let spans = ServiceSpans {
             table,
@@ -543,18 +563,12 @@ impl<'a> Validator<'a> {
         };
         let service = Service {
             name: name.to_string(),
-            kind,
             ip: ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
             ports: ports.into_iter().map(|(p, _)| p).collect(),
-            image,
             env,
             volumes,
             command,
-            dhcp,
-            root,
-            tftp_root,
-            password,
-            authorized_keys,
+            config,
         };
         Some((service, spans))
     }

@@ -26,7 +26,9 @@
 //! - `node`: the node being rendered (`name`, `group`, `mac`, `ip`, `bmc_ip`, `cpus`,
 //!   `memory_mb`, `disk_bytes`, `boot`, `power`, `profile`, `vnc_port`, `ipmi_port`, ...);
 //! - `nodes`: every node of the lab, in file order;
-//! - `services`: a map from service name to service (`kind`, `ip`, `ports`, `image`, ...);
+//! - `services`: a map from service name to service (`kind`, `ip`, `ports`, `env`, `volumes`,
+//!   `command`, and its kind's own settings: `dhcp` and `tftp_root` for dnsmasq, `root` for httpd,
+//!   `password` and `authorized_keys` for sshd, `image` for rancher and container);
 //! - `vars`: the lab's `[vars]` table, `${ENV}` already interpolated;
 //! - `profile`: the node's profile (`name`, `kernel`, `initrd`, `cmdline`, `cloud_configs`, `ipxe`);
 //! - `web_url`: `http://WEB_IP`, the first httpd service (the web root is served at `/`);
@@ -88,6 +90,12 @@ pub fn node_dir(node: &str) -> PathBuf {
 
 /// Why rendering failed. Every message says which template (file and line), for which node or
 /// service, and what to do.
+///
+/// Only what validation cannot know fails here: the contents of templates (an undefined
+/// variable, a syntax error, `fail(...)`) and a template file gone since the lab was loaded. What
+/// the lab file itself gets wrong (an unknown profile, a profile that boots nothing, nodes without
+/// an httpd service, templates outside the web root, two cloud-configs rendering to one file) a
+/// [`Lab`] cannot hold: validation refused it.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     /// A template did not compile or render: an undefined variable, a syntax error, `fail(...)`.
@@ -101,31 +109,6 @@ pub enum RenderError {
         /// What was being rendered, e.g. ``cloud-config `cloud-config.yaml` of node `master` ``.
         target: String,
         help: String,
-    },
-    /// A template file a profile names is missing, unreadable or outside the web root.
-    #[error("{template}: {problem}\n  needed for {target}\n  help: {help}")]
-    TemplateFile {
-        template: String,
-        problem: String,
-        target: String,
-        help: String,
-    },
-    /// A node boots a profile, but the lab has no httpd service to serve its boot files.
-    #[error("node `{node}` boots profile `{profile}` over HTTP, but the lab has no httpd service\n  help: add a [services.web] table with kind = \"httpd\"")]
-    NoWebService { node: String, profile: String },
-    /// A node names a profile the lab does not define.
-    #[error("node `{node}` boots profile `{profile}`, which the lab does not define\n  help: add [profiles.{profile}] to the lab file, or fix the node's `profile`")]
-    UnknownProfile { node: String, profile: String },
-    /// A profile with neither a kernel nor a custom iPXE template.
-    #[error("profile `{profile}` boots nothing (needed for node `{node}`)\n  help: give it a `kernel` (and `initrd`), or a custom `ipxe` script template")]
-    ProfileBootsNothing { node: String, profile: String },
-    /// Two cloud-config templates of a profile would be written to the same file.
-    #[error("profile `{profile}`: cloud-configs `{first}` and `{second}` both render to `{output}`\n  help: rename one of the templates (the output name is the file name without `.j2`)")]
-    DuplicateOutput {
-        profile: String,
-        output: String,
-        first: String,
-        second: String,
     },
 }
 
@@ -172,11 +155,7 @@ pub fn render(lab: &Lab) -> Result<Vec<RenderedFile>, RenderError> {
         ctx.insert("service", ser(dnsmasq));
         ctx.insert(
             "netmask",
-            Value::from(lab.network.subnet.netmask().to_string()),
-        );
-        ctx.insert(
-            "network",
-            Value::from(lab.network.subnet.network().to_string()),
+            Value::from(lab.network().subnet.netmask().to_string()),
         );
         let target = format!("the dnsmasq.conf of service `{}`", dnsmasq.name);
         files.push(RenderedFile {
@@ -191,7 +170,7 @@ pub fn render(lab: &Lab) -> Result<Vec<RenderedFile>, RenderError> {
             contents,
         });
     }
-    for node in &lab.nodes {
+    for node in lab.nodes() {
         r.node(node, &mut files)?;
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -229,16 +208,16 @@ impl<'a> Renderer<'a> {
         }
         let web_url = httpd.map(|s| format!("http://{}", s.ip));
         let services: BTreeMap<&str, Value> = lab
-            .services
+            .services()
             .iter()
             .map(|s| (s.name.as_str(), ser(s)))
             .collect();
         let mut base = BTreeMap::new();
         base.insert("lab", ser(lab));
-        base.insert("lab_file", Value::from(file_name(&lab.file)));
-        base.insert("nodes", ser(&lab.nodes));
+        base.insert("lab_file", Value::from(file_name(lab.file())));
+        base.insert("nodes", ser(&lab.nodes()));
         base.insert("services", ser(&services));
-        base.insert("vars", ser(&lab.vars));
+        base.insert("vars", ser(lab.vars()));
         if let Some(url) = &web_url {
             base.insert("web_url", Value::from(url.clone()));
         }
@@ -256,38 +235,17 @@ impl<'a> Renderer<'a> {
     /// Renders one node's files: its iPXE script and cloud-configs under `web/`, its BMC config
     /// under `nodes/<node>/`.
     fn node(&self, node: &Node, files: &mut Vec<RenderedFile>) -> Result<(), RenderError> {
-        let profile =
-            match &node.profile {
-                None => None,
-                Some(name) => Some(self.lab.profiles.get(name).ok_or_else(|| {
-                    RenderError::UnknownProfile {
-                        node: node.name.clone(),
-                        profile: name.clone(),
-                    }
-                })?),
-            };
+        let profile = self.lab.profile_of(node);
         let mut ctx = self.base.clone();
         ctx.insert("node", ser(node));
-        let web = match (&self.web_url, profile) {
-            (Some(url), _) => Some(url),
-            (None, Some(p)) => {
-                return Err(RenderError::NoWebService {
-                    node: node.name.clone(),
-                    profile: p.name.clone(),
-                })
-            }
-            (None, None) => None,
-        };
-        if let Some(web_url) = web {
+        // Validation refuses nodes in a lab without an httpd service: there is always a web URL.
+        if let Some(web_url) = &self.web_url {
             let node_url = format!("{web_url}/lab/nodes/{}", node.name);
             ctx.insert(
                 "report_url",
                 Value::from(format!("{web_url}/lab/report/{}", node.mac.hyphenated())),
             );
-            let outputs = match profile {
-                Some(p) => cloud_config_outputs(p)?,
-                None => Vec::new(),
-            };
+            let outputs = profile.map_or_else(Vec::new, Profile::cloud_config_outputs);
             let urls: BTreeMap<&str, String> = outputs
                 .iter()
                 .map(|(_, out)| (out.as_str(), format!("{node_url}/{out}")))
@@ -356,13 +314,10 @@ impl<'a> Renderer<'a> {
             Value::from(profile.initrd.as_deref().map(|i| asset_url(web_url, i))),
         );
         let target = format!("the iPXE script of {of}");
-        match (&profile.ipxe, &profile.kernel) {
-            (Some(template), _) => self.user_file(template, &ctx, &target),
-            (None, Some(_)) => self.builtin("node.ipxe.j2", &ctx, &target),
-            (None, None) => Err(RenderError::ProfileBootsNothing {
-                node: node.name.clone(),
-                profile: profile.name.clone(),
-            }),
+        // Validation made sure a profile without a custom template has a kernel.
+        match &profile.ipxe {
+            Some(template) => self.user_file(template, &ctx, &target),
+            None => self.builtin("node.ipxe.j2", &ctx, &target),
         }
     }
 
@@ -375,7 +330,7 @@ impl<'a> Renderer<'a> {
     ) -> Result<String, RenderError> {
         let origin = format!(
             "{}: profiles.{}.cmdline",
-            self.lab.file.display(),
+            self.lab.file().display(),
             profile.name
         );
         let target = format!("the kernel command line of {of}");
@@ -408,36 +363,24 @@ impl<'a> Renderer<'a> {
         ctx: &BTreeMap<&'static str, Value>,
         target: &str,
     ) -> Result<String, RenderError> {
+        // Validation made sure the file is under the web root and was there; it may have gone
+        // since, which only the disk can tell.
         let name = name.trim_start_matches("./");
-        let template = self.user_path(name);
-        let file_error = |problem: String, help: &str| RenderError::TemplateFile {
-            template: template.clone(),
-            problem,
-            target: target.to_string(),
-            help: help.to_string(),
-        };
-        let Some(root) = &self.web_root else {
-            return Err(file_error(
-                "the lab has no httpd service with a web root to load it from".into(),
-                "add a [services.web] table with kind = \"httpd\"",
-            ));
-        };
-        if !is_relative_inside(name) {
-            return Err(file_error(
-                "is not inside the web root".into(),
-                "name templates by a path relative to the web root, without `..`",
-            ));
-        }
-        let path = root.join(name);
-        if !path.is_file() {
-            return Err(file_error(
-                "template file does not exist".into(),
-                "create it, or fix the path in the profile (paths are relative to the web root)",
-            ));
-        }
-        self.user
-            .get_template(name)
-            .and_then(|t| t.render(context(ctx)))
+        let template = self.user.get_template(name).map_err(|e| {
+            if e.kind() == ErrorKind::TemplateNotFound {
+                RenderError::Template {
+                    template: self.user_path(name),
+                    line: None,
+                    message: "template file does not exist".into(),
+                    target: target.to_string(),
+                    help: "it was there when the lab file was checked: create it again, or fix the path in the profile (paths are relative to the web root)".into(),
+                }
+            } else {
+                self.error(&e, Origin::User, target)
+            }
+        })?;
+        template
+            .render(context(ctx))
             .map_err(|e| self.error(&e, Origin::User, target))
     }
 
@@ -447,8 +390,8 @@ impl<'a> Renderer<'a> {
         let Some(root) = &self.web_root else {
             return name.to_string();
         };
-        let from_lab_dir = relative_to(&normalize(&root.join(name)), &normalize(&self.lab.dir));
-        let lab_parent = self.lab.file.parent().unwrap_or(Path::new(""));
+        let from_lab_dir = relative_to(&normalize(&root.join(name)), &normalize(self.lab.dir()));
+        let lab_parent = self.lab.file().parent().unwrap_or(Path::new(""));
         normalize(&lab_parent.join(from_lab_dir))
             .display()
             .to_string()
@@ -599,28 +542,6 @@ fn load_template(root: &Path, name: &str) -> Result<Option<String>, minijinja::E
     }
 }
 
-/// The file name a cloud-config template renders to, with each template of the profile.
-fn cloud_config_outputs(profile: &Profile) -> Result<Vec<(String, String)>, RenderError> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for template in &profile.cloud_configs {
-        let file = Path::new(template)
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let name = file.strip_suffix(".j2").unwrap_or(&file).to_string();
-        if let Some((first, _)) = out.iter().find(|(_, o)| *o == name) {
-            return Err(RenderError::DuplicateOutput {
-                profile: profile.name.clone(),
-                output: name,
-                first: first.clone(),
-                second: template.clone(),
-            });
-        }
-        out.push((template.clone(), name));
-    }
-    Ok(out)
-}
-
 /// A kernel or initrd of a profile: an absolute URL as it is, a path under the web root served
 /// by the web service.
 fn asset_url(web_url: &str, path: &str) -> String {
@@ -731,29 +652,5 @@ mod tests {
             env.add_template(name, source)
                 .unwrap_or_else(|e| panic!("{name}: {e:#}"));
         }
-    }
-
-    #[test]
-    fn cloud_config_outputs_drop_j2_and_reject_duplicates() {
-        let mut p = Profile {
-            name: "p".into(),
-            kernel: None,
-            initrd: None,
-            cmdline: String::new(),
-            cloud_configs: vec!["t/a.yaml.j2".into(), "b.yaml".into()],
-            ipxe: None,
-        };
-        let outs: Vec<_> = cloud_config_outputs(&p)
-            .unwrap()
-            .into_iter()
-            .map(|(_, o)| o)
-            .collect();
-        assert_eq!(outs, ["a.yaml", "b.yaml"]);
-        p.cloud_configs.push("u/a.yaml".into());
-        let e = cloud_config_outputs(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("`t/a.yaml.j2` and `u/a.yaml` both render to `a.yaml`"),
-            "{e}"
-        );
     }
 }

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use super::{first_host, is_host_of, PendingNode, ServiceSpans, Validator};
 use crate::config::RawConfig;
-use crate::lab::{Lab, Network, Proto, Service, ServiceKind};
+use crate::lab::{Lab, Network, Proto, Service, ServiceConfig, ServiceKind};
 
 /// Who holds an address or port, for messages that name both sides of a clash.
 struct Holder {
@@ -15,9 +15,10 @@ struct Holder {
 }
 
 fn dhcp_range(services: &[(Service, ServiceSpans)]) -> Option<(Ipv4Addr, Ipv4Addr)> {
-    services
-        .iter()
-        .find_map(|(s, _)| s.dhcp.as_ref().map(|d| d.range))
+    services.iter().find_map(|(s, _)| match &s.config {
+        ServiceConfig::Dnsmasq { dhcp, .. } if !dhcp.range.0.is_unspecified() => Some(dhcp.range),
+        _ => None,
+    })
 }
 
 impl Validator<'_> {
