@@ -49,6 +49,7 @@
 //! The node templates (`templates/node/*.j2`, the BMC config) and lab's own templates get the same
 //! variables.
 
+mod fru;
 mod write;
 
 pub use write::{hash_files, write, write_under, WriteReport};
@@ -503,6 +504,8 @@ fn environment() -> Environment<'static> {
                 .map_err(|e| minijinja::Error::new(ErrorKind::BadSerialization, e.to_string()))
         },
     );
+    env.add_function("ipmi_fru", fru::ipmi_fru);
+    env.add_filter("ascii_bytes", fru::ascii_bytes);
     env.add_function(
         "fail",
         |message: String| -> Result<String, minijinja::Error> {
