@@ -75,10 +75,12 @@ static sys_data_t *sysd;
 
 /* ipmi_sim's own tables and helpers (global symbols of the ipmi_sim binary, see bmc.h). */
 extern cmd_handler_f chassis_netfn_handlers[256];
+extern cmd_handler_f storage_netfn_handlers[256];
 extern int ipmi_mc_is_power_on(lmc_data_t *mc);
 extern int ipmi_mc_add_to_sel(lmc_data_t *mc, unsigned char record_type, unsigned char event[13],
                               unsigned int *recid);
 static cmd_handler_f sim_chassis_control;
+static cmd_handler_f sim_read_fru;
 
 static void say(const char *what, const char *detail)
 {
@@ -475,6 +477,17 @@ static void warm_reset(lmc_data_t *mc, msg_t *msg, unsigned char *rdata, unsigne
     say("warm reset asked: the BMC keeps running", "");
 }
 
+/* Read FRU Data asking for more than fits in one answer: ipmi_sim says "request data field length
+ * limit exceeded" (0xc8); a real BMC says "cannot return the number of bytes requested" (0xca),
+ * after which clients (pyghmi) ask for less. */
+static void read_fru(lmc_data_t *mc, msg_t *msg, unsigned char *rdata, unsigned int *rdata_len,
+                     void *cb_data)
+{
+    sim_read_fru(mc, msg, rdata, rdata_len, cb_data);
+    if (*rdata_len >= 1 && rdata[0] == IPMI_REQUESTED_DATA_LENGTH_EXCEEDED_CC)
+        rdata[0] = IPMI_CANNOT_RETURN_REQ_LENGTH_CC;
+}
+
 /* ---- 6: DCMI (group extension 0xdc) ---- */
 
 #define DCMI_GROUP 0xdc
@@ -576,6 +589,10 @@ int ipmi_sim_module_init(sys_data_t *sys, const char *initstr)
     if (ipmi_emu_register_cmd_handler(IPMI_CHASSIS_NETFN, IPMI_CHASSIS_CONTROL_CMD,
                                       chassis_control, NULL))
         fail("cannot register the chassis control command", "");
+    sim_read_fru = storage_netfn_handlers[IPMI_READ_FRU_DATA_CMD];
+    if (!sim_read_fru || ipmi_emu_register_cmd_handler(IPMI_STORAGE_NETFN, IPMI_READ_FRU_DATA_CMD,
+                                                       read_fru, NULL))
+        fail("cannot register the Read FRU Data command", "");
     if (ipmi_emu_register_cmd_handler(IPMI_CHASSIS_NETFN, 0x06, power_restore_policy, NULL)
         || ipmi_emu_register_cmd_handler(IPMI_APP_NETFN, IPMI_WARM_RESET_CMD, warm_reset, NULL))
         fail("cannot register the power restore policy and warm reset commands", "");
