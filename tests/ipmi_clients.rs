@@ -100,7 +100,13 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     let Some(_engine) = engine_or_skip("ipmi_clients") else {
         return;
     };
-    for t in ["ipmitool", "bmc-info", "ipmi-sensors", "ipmi-fru", "ipmi-sel"] {
+    for t in [
+        "ipmitool",
+        "bmc-info",
+        "ipmi-sensors",
+        "ipmi-fru",
+        "ipmi-sel",
+    ] {
         assert!(
             Command::new("sh")
                 .args(["-c", &format!("command -v {t}")])
@@ -127,14 +133,20 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     // ipmitool, plain lanplus and with cipher suite 3.
     for cipher in [None, Some("3")] {
         let fru = ipmitool(port, cipher, &["fru", "print", "0"]);
-        assert!(fru.contains(&format!("Product Serial        : {SERIAL}")), "{fru}");
+        assert!(
+            fru.contains(&format!("Product Serial        : {SERIAL}")),
+            "{fru}"
+        );
         assert!(fru.contains("Board Mfg             : metal-lab"), "{fru}");
         let sdr = ipmitool(port, cipher, &["sdr", "list"]);
         for want in ["Inlet Temp", "CPU Temp", "Fan 1", "12V", "PSU1 Power"] {
             let line = sdr.lines().find(|l| l.starts_with(want)).unwrap_or("");
             assert!(line.ends_with("| ok"), "sensor {want}: {sdr}");
         }
-        assert!(sdr.contains("4800 RPM") && sdr.contains("12 Volts"), "{sdr}");
+        assert!(
+            sdr.contains("4800 RPM") && sdr.contains("12 Volts"),
+            "{sdr}"
+        );
     }
     let info = ipmitool(port, Some("3"), &["mc", "info"]);
     assert!(info.contains("IPMI Version              : 2.0"), "{info}");
@@ -144,7 +156,10 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     let diag = ipmitool(port, Some("3"), &["power", "diag"]);
     assert!(diag.contains("Chassis Power Control: Diag"), "{diag}");
     let sel = ipmitool(port, Some("3"), &["sel", "elist"]);
-    assert!(sel.contains("NMI/Diag Interrupt"), "the NMI is logged: {sel}");
+    assert!(
+        sel.contains("NMI/Diag Interrupt"),
+        "the NMI is logged: {sel}"
+    );
     let sel = ipmitool(port, Some("3"), &["sel", "list"]);
     assert!(sel.contains("Critical Interrupt"), "{sel}");
     let dcmi = ipmitool(port, Some("3"), &["dcmi", "power", "reading"]);
@@ -156,7 +171,8 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     assert!(status.contains("System Power         : on"), "{status}");
     let logs = t.lab(&["logs", "n1"]);
     assert!(
-        stdout(&logs).contains("NMI sent to the VM") || stderr(&logs).contains("NMI sent to the VM"),
+        stdout(&logs).contains("NMI sent to the VM")
+            || stderr(&logs).contains("NMI sent to the VM"),
         "the BMC sent the NMI to the VM"
     );
 
@@ -164,11 +180,20 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     let cache = tempfile::tempdir().expect("tempdir");
     for privilege in ["USER", "OPERATOR", "ADMIN"] {
         let info = freeipmi("bmc-info", port, privilege, cache.path(), &[]);
-        assert!(info.contains("IPMI Version") && info.contains("2.0"), "{info}");
+        assert!(
+            info.contains("IPMI Version") && info.contains("2.0"),
+            "{info}"
+        );
         let fru = freeipmi("ipmi-fru", port, privilege, cache.path(), &[]);
-        assert!(fru.contains(&format!("FRU Product Serial Number: {SERIAL}")), "{fru}");
+        assert!(
+            fru.contains(&format!("FRU Product Serial Number: {SERIAL}")),
+            "{fru}"
+        );
         let sensors = freeipmi("ipmi-sensors", port, privilege, cache.path(), &[]);
-        assert!(sensors.contains("Inlet Temp") && sensors.contains("4800.00"), "{sensors}");
+        assert!(
+            sensors.contains("Inlet Temp") && sensors.contains("4800.00"),
+            "{sensors}"
+        );
         let sel = freeipmi("ipmi-sel", port, privilege, cache.path(), &[]);
         assert!(sel.contains("Critical Interrupt"), "{sel}");
     }
@@ -177,7 +202,13 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pyghmi_inventory.py");
     let out = tool(
         &python.to_string_lossy(),
-        &[&script.to_string_lossy(), "127.0.0.1", &port.to_string(), "admin", "admin"],
+        &[
+            &script.to_string_lossy(),
+            "127.0.0.1",
+            &port.to_string(),
+            "admin",
+            "admin",
+        ],
     );
     let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or(""))
         .unwrap_or_else(|e| panic!("pyghmi printed no JSON ({e}): {out}"));
