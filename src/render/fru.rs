@@ -42,7 +42,7 @@ fn checksum(bytes: &[u8]) -> u8 {
 /// Closes an area: end-of-fields marker, padding to a multiple of 8 bytes, length, checksum.
 fn area(mut a: Vec<u8>) -> Vec<u8> {
     a.push(0xc1);
-    while (a.len() + 1) % 8 != 0 {
+    while !(a.len() + 1).is_multiple_of(8) {
         a.push(0);
     }
     a[1] = ((a.len() + 1) / 8) as u8;
