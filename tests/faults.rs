@@ -152,8 +152,9 @@ fn two_ups_at_once_both_succeed_with_one_network() {
     assert_all_running(&lab);
 }
 
-/// `lab up` and, half a second later, `lab down` of the same lab: both succeed and the lab is
-/// then fully up (down ran first and found nothing) or fully down; a final `up` converges.
+/// `lab up` and, 0.2 s, 0.5 s or 0.9 s later, `lab down` of the same lab: both succeed and the
+/// lab is then fully up (down ran first and found nothing) or fully down; a final `up`
+/// converges.
 #[test]
 fn an_up_racing_a_down_leaves_a_consistent_lab() {
     let Some(engine) = engine_or_skip("up_down") else {
@@ -161,17 +162,24 @@ fn an_up_racing_a_down_leaves_a_consistent_lab() {
     };
     let u = unique("ud");
     let lab = TestLab::new(&u.name, &node_lab(&u));
-    let up = spawn(&lab, &["up"]);
-    std::thread::sleep(Duration::from_millis(500));
-    let down = spawn(&lab, &["down"]);
-    let (up, down) = (finish("lab up", up), finish("lab down", down));
-    assert!(up.status.success(), "{}", stderr(&up));
-    assert!(down.status.success(), "{}", stderr(&down));
-    let (containers, networks, _) = leftovers(&engine, &u.name);
-    assert!(
-        (containers, networks) == (0, 0) || (containers, networks) == (4, 1),
-        "half a lab: {containers} containers, {networks} networks"
-    );
+    for delay in [200, 500, 900] {
+        let up = spawn(&lab, &["up"]);
+        std::thread::sleep(Duration::from_millis(delay));
+        let down = spawn(&lab, &["down"]);
+        let (up, down) = (finish("lab up", up), finish("lab down", down));
+        assert!(up.status.success(), "down at {delay} ms: {}", stderr(&up));
+        assert!(
+            down.status.success(),
+            "down at {delay} ms: {}",
+            stderr(&down)
+        );
+        let (containers, networks, _) = leftovers(&engine, &u.name);
+        assert!(
+            (containers, networks) == (0, 0) || (containers, networks) == (4, 1),
+            "down at {delay} ms left half a lab: {containers} containers, {networks} networks"
+        );
+        assert!(lab.lab(&["down"]).status.success());
+    }
     let again = lab.lab(&["up"]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert_all_running(&lab);
