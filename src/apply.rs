@@ -281,7 +281,7 @@ async fn container<E: Engine>(
     ui.start(&key, verb);
     let result = async {
         if create {
-            engine.create_container(spec).await?;
+            create_or_replace(engine, spec).await?;
         }
         engine.start_container(&spec.name).await
     }
@@ -291,6 +291,23 @@ async fn container<E: Engine>(
         Err(e) => ui.finish(&key, false, &first_line(&e.to_string())),
     }
     result
+}
+
+/// Creates the container. One of that name made since the snapshot (a killed `lab up`'s create
+/// that the engine was still serving: the name is `<lab>-<name>`, so it is the lab's) is removed
+/// and made again as planned, rather than failing with "name already in use".
+async fn create_or_replace<E: Engine>(engine: &E, spec: &ContainerSpec) -> Result<(), EngineError> {
+    match engine.create_container(spec).await {
+        Err(EngineError::Api {
+            status: Some(409),
+            message,
+            ..
+        }) if message.contains("already in use") => {
+            engine.remove_container(&spec.name).await?;
+            engine.create_container(spec).await.map(drop)
+        }
+        r => r.map(drop),
+    }
 }
 
 fn short(id: &str) -> &str {
@@ -461,6 +478,28 @@ ipmi_port = 623
                 || c.starts_with("start_")),
             "{calls:?}"
         );
+    }
+
+    /// A killed `lab up` can leave a create the engine finishes after the next `up` looked:
+    /// that `up` replaces the container instead of failing with "name already in use".
+    #[tokio::test]
+    async fn a_container_made_since_the_snapshot_is_replaced_not_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = desired(&lab(dir.path(), ""));
+        let engine = engine();
+        up(&engine, &d, &[]).await;
+        engine.remove_container("t-web").await.unwrap();
+        let snapshot = observe::snapshot(&engine, &d).await.expect("snapshot");
+        let plan = plan::plan(&d, &snapshot, &[]);
+        // The engine makes t-web now, from an earlier run's request.
+        engine.create_container(&d.containers[1]).await.unwrap();
+        let mut s = Summary::default();
+        apply(&engine, &d, &plan, &Progress::quiet(), &mut s)
+            .await
+            .expect("apply");
+        assert!(s.failed.is_empty(), "{s:?}");
+        assert_eq!(s.created, ["t-web"], "{s:?}");
+        assert_eq!(engine.container_names().len(), 5);
     }
 
     #[tokio::test]

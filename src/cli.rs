@@ -43,7 +43,8 @@ pub enum Command {
         /// Return once containers are started, without waiting for services to answer.
         #[arg(long)]
         no_wait: bool,
-        /// Seconds to wait for every service and BMC to answer.
+        /// Seconds to wait for every service and BMC to answer (and, before that, for another
+        /// `lab` changing this lab to finish: it holds the lab's lock).
         #[arg(long, default_value_t = 120)]
         timeout: u64,
         /// Only these services or nodes (others are left as they are).
@@ -57,6 +58,9 @@ pub enum Command {
         /// The lab's name, to remove it without its file.
         #[arg(long)]
         name: Option<String>,
+        /// Seconds to wait for another `lab` changing this lab (it holds the lab's lock).
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
     },
     /// Show every service and node: state, addresses, endpoints, power.
     Status {
@@ -75,6 +79,9 @@ pub enum Command {
         /// NODE ACTION, or just ACTION with --all; ACTION is on, off, cycle, reset or status.
         #[arg(num_args = 1..=2, required = true, value_name = "NODE ACTION")]
         words: Vec<String>,
+        /// Seconds to wait for another `lab` changing this lab (it holds the lab's lock).
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
     },
     /// Wait until nodes reach a boot phase.
     Wait {

@@ -17,6 +17,7 @@ pub mod fsutil;
 pub mod images;
 pub mod ipmi;
 pub mod lab;
+pub mod lock;
 pub mod observe;
 pub mod phase;
 pub mod plan;

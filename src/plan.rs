@@ -571,7 +571,8 @@ pub struct Plan {
     pub volumes_to_create: Vec<VolumeSpec>,
     /// Built assets whose files are missing or come from another image.
     pub exports: Vec<BuiltAsset>,
-    /// Host ports that containers being started publish and no container of the lab holds.
+    /// Host ports that containers being made publish and no container of the lab holds or
+    /// exists to hold (see [`plan`]).
     pub ports_to_check: Vec<PortCheck>,
     /// One per container in scope, and one removal per container the file no longer has.
     pub actions: Vec<Action>,
@@ -638,10 +639,17 @@ pub fn plan(desired: &Desired, observed: &Snapshot, only: &[String]) -> Plan {
             })
         })
     };
+    // A lab container that exists in any state (created, restarting, exited: e.g. left by a
+    // killed `lab up` while the engine was still starting it) holds or is about to hold its own
+    // ports, which the engine reports only once it runs. The plan starts or recreates that very
+    // container, so its ports are the lab's, not someone else's. (A recreate whose file changed
+    // a port to one another program holds then fails at start, naming the port, instead of
+    // before anything is made: the price of converging after a crash in one run.)
+    let exists = |name: &str| observed.containers.iter().any(|o| o.name == name);
     let ports_to_check = desired
         .containers
         .iter()
-        .filter(|c| starting(c))
+        .filter(|c| starting(c) && !exists(&c.name))
         .flat_map(|c| {
             c.ports.iter().filter(|p| !held(p)).map(|p| PortCheck {
                 binding: p.clone(),
@@ -1012,6 +1020,38 @@ ipmi_port = 623
         let p = plan(&d, &cur, &[]);
         assert_eq!(p.started(), ["t-ssh"]);
         assert!(p.ports_to_check.is_empty(), "{:?}", p.ports_to_check);
+    }
+
+    /// A killed `lab up` leaves containers the engine is still starting: created (no published
+    /// ports reported yet) or exited. Their ports are the lab's own; only a container that does
+    /// not exist at all needs its ports checked.
+    #[test]
+    fn ports_of_lab_containers_in_any_state_are_not_checked() {
+        let d = desire(&lab(LAB), "a", false);
+        let mut cur = current(&d);
+        for c in &mut cur.containers {
+            c.ports.clear();
+        }
+        cur.containers[2].state = ContainerState::Created;
+        cur.containers[2].running = false;
+        cur.containers[3].state = ContainerState::Restarting;
+        cur.containers[3].running = false;
+        cur.containers[4]
+            .labels
+            .insert(LABEL_CONFIG_HASH.into(), "old".into());
+        cur.containers[4].running = false;
+        let p = plan(&d, &cur, &[]);
+        assert_eq!(p.started(), ["t-ssh", "t-n-1", "t-n-2"]);
+        assert!(p.ports_to_check.is_empty(), "{:?}", p.ports_to_check);
+        // n-2 does not exist: its ports are checked, the others' still not.
+        cur.containers.truncate(4);
+        let p = plan(&d, &cur, &[]);
+        let ports: Vec<_> = p
+            .ports_to_check
+            .iter()
+            .map(|c| (c.owner.as_str(), c.binding.host_port))
+            .collect();
+        assert_eq!(ports, [("n-2", 5902), ("n-2", 624)]);
     }
 
     #[test]

@@ -1,12 +1,18 @@
 //! `lab down`: removes everything of a lab, found by its labels alone.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::error::{Error, Result};
 
-pub async fn run(file: &Path, volumes: bool, name: Option<String>) -> Result<()> {
+pub async fn run(
+    file: &Path,
+    volumes: bool,
+    name: Option<String>,
+    timeout: Duration,
+) -> Result<()> {
     let (lab, state_dir) = match name {
         Some(n) => (n, None),
         None => {
@@ -19,6 +25,7 @@ pub async fn run(file: &Path, volumes: bool, name: Option<String>) -> Result<()>
             (lab.name().to_string(), Some(lab.state_dir()))
         }
     };
+    let _lock = super::lock(&lab, timeout)?;
     let engine = super::engine().await?;
     let done = crate::apply::teardown(&engine, &lab, volumes).await?;
     if !done.errors.is_empty() {

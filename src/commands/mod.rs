@@ -50,9 +50,22 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             block_on(up::run(&file, opts))
         }
-        Command::Down { volumes, name } => block_on(down::run(&file, volumes, name)),
+        Command::Down {
+            volumes,
+            name,
+            timeout,
+        } => block_on(down::run(
+            &file,
+            volumes,
+            name,
+            Duration::from_secs(timeout),
+        )),
         Command::Status { json, name } => block_on(status::run(&file, json, name)),
-        Command::Power { all, words } => block_on(power::run(&file, all, &words)),
+        Command::Power {
+            all,
+            words,
+            timeout,
+        } => block_on(power::run(&file, all, &words, Duration::from_secs(timeout))),
         Command::Wait {
             nodes,
             phase,
@@ -94,6 +107,12 @@ pub fn load(file: &Path) -> Result<Lab> {
 /// The Docker engine, as the `docker` CLI would find it.
 pub async fn engine() -> Result<DockerEngine> {
     Ok(DockerEngine::connect().await?)
+}
+
+/// Takes lab `name`'s lock (see [`crate::lock`]) for a command that changes the lab, saying on
+/// stderr whom it waits for.
+pub fn lock(name: &str, timeout: Duration) -> Result<crate::lock::LabLock> {
+    crate::lock::acquire(name, timeout, |m| eprintln!("{m}")).map_err(Error::Failed)
 }
 
 /// Fails unless every name is a service or node of the lab, listing the ones it has.

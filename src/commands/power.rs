@@ -1,6 +1,7 @@
 //! `lab power NODE ACTION` / `lab power --all ACTION`: a node's BMC, as `ipmitool` drives it.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::ValueEnum;
@@ -11,7 +12,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::lab::{Lab, Node};
 
-pub async fn run(file: &Path, all: bool, words: &[String]) -> Result<()> {
+pub async fn run(file: &Path, all: bool, words: &[String], timeout: Duration) -> Result<()> {
     let lab = super::load(file)?;
     let (nodes, action): (Vec<&Node>, _) = match (all, words) {
         (true, [action]) => (lab.nodes().iter().collect(), parse(action)?),
@@ -25,6 +26,11 @@ pub async fn run(file: &Path, all: bool, words: &[String]) -> Result<()> {
                 "use `lab power NODE ACTION` or `lab power --all ACTION`",
             ))
         }
+    };
+    // `power status` only asks; every other action changes the lab.
+    let _lock = match action {
+        PowerAction::Status => None,
+        _ => Some(super::lock(lab.name(), timeout)?),
     };
     let engine = super::engine().await?;
     let results = join_all(nodes.iter().map(|n| bmc(&engine, &lab, n, action))).await;

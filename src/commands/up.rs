@@ -29,6 +29,9 @@ pub async fn run(file: &Path, opts: Options) -> Result<()> {
     if opts.dry_run {
         return dry_run(&lab, &desired, &opts.names).await;
     }
+    // One writer per lab: another `lab up`, `down` or `power` of it finishes first, and this
+    // one then plans against what that one left.
+    let _lock = super::lock(lab.name(), opts.timeout)?;
     let engine = super::engine().await?;
     let plan = plan::plan(
         &desired,

@@ -238,7 +238,7 @@ impl Engine for DockerEngine {
         }
         match self.docker.create_network(network_body(spec)).await {
             Ok(created) => Ok(created.id),
-            Err(e) => Err(self.network_create_error(spec, e).await),
+            Err(e) => self.network_create_error(spec, e).await,
         }
     }
 
@@ -487,18 +487,29 @@ impl Engine for DockerEngine {
 }
 
 impl DockerEngine {
-    async fn network_create_error(&self, spec: &NetworkSpec, err: BollardError) -> EngineError {
+    /// What a failed network create means. "Pool overlaps" names no network: something made
+    /// one since we looked. If that is this very network (same name and subnet, made by another
+    /// `lab up` of the same lab, e.g. one not holding the lab lock such as an older lab), it is
+    /// reused; otherwise the error names the other network.
+    async fn network_create_error(
+        &self,
+        spec: &NetworkSpec,
+        err: BollardError,
+    ) -> Result<String, EngineError> {
         let err = self.error(err, "creating network", &spec.name);
         let EngineError::Api { message, .. } = &err else {
-            return err;
+            return Err(err);
         };
         if !message.contains("overlaps") {
-            return err;
+            return Err(err);
         }
-        // Created concurrently since we looked: look again to name the other network.
         match self.find_networks(&LabelFilter::new()).await {
-            Ok(all) => check_new_network(spec, &all).err().unwrap_or(err),
-            Err(_) => err,
+            Ok(all) => match check_new_network(spec, &all) {
+                Ok(Some(id)) => Ok(id),
+                Ok(None) => Err(err),
+                Err(named) => Err(named),
+            },
+            Err(_) => Err(err),
         }
     }
 
