@@ -556,7 +556,10 @@ fn an_interrupted_up_exits_130_and_the_next_up_converges() {
         .expect("stderr");
     let status = child.wait().expect("wait for lab up");
     // It may have finished before the signal arrived on a fast machine; then it succeeded.
-    match status.code().unwrap_or_else(|| panic!("lab up died by a signal: {status:?}")) {
+    match status
+        .code()
+        .unwrap_or_else(|| panic!("lab up died by a signal: {status:?}"))
+    {
         130 => {
             assert!(
                 err.starts_with(&format!("error: interrupted: lab `{}` so far: ", u.name)),

@@ -302,6 +302,15 @@ fn wrong_type() {
     insta::assert_snapshot!(errors(&with("\n[nodes.n2]\ncount = \"2\"\n")));
 }
 
+#[test]
+fn type_errors_name_the_key_path() {
+    insta::assert_snapshot!(errors(&with("\n[vars]\nx = [1, 2]\n")));
+    insta::assert_snapshot!(errors(&with("\n[nodes.worker]\ncpus = \"2\"\n")));
+    insta::assert_snapshot!(errors(&with(
+        "\n[services.app]\nkind = \"container\"\nimage = \"x\"\nports = [\"8080:80\", 8081]\n"
+    )));
+}
+
 // --- addresses -----------------------------------------------------------------------------------
 
 #[test]

@@ -50,7 +50,12 @@ pub fn from_str(
             .message()
             .trim_end()
             .replace("expected i64", "expected an integer");
-        let mut diag = Diag::at(&source, e.span(), String::new()).msg(
+        // serde names no key, only a span: find the key path at that span in the document.
+        let key = e
+            .span()
+            .and_then(|s| keypath::key_path(text, &s))
+            .unwrap_or_default();
+        let mut diag = Diag::at(&source, e.span(), key).msg(
             message,
             "fix the TOML at that position (see the README for the file format)",
         );
@@ -838,6 +843,7 @@ struct ServiceSpans {
 
 mod assets;
 mod checks;
+mod keypath;
 mod nodes;
 
 pub(super) fn first_host(net: Ipv4Net) -> Ipv4Addr {
