@@ -311,6 +311,35 @@ fn type_errors_name_the_key_path() {
     )));
 }
 
+// --- safe defaults ---------------------------------------------------------------------------
+
+/// BASE published on every interface, with a node group whose BMC is published and an sshd.
+fn published(extra: &str) -> String {
+    BASE.replace("name = \"t\"\n", "name = \"t\"\npublish = \"0.0.0.0\"\n")
+        + "\n[nodes.w]\ncount = 2\nbmc_ip = \"10.20.0.20\"\nipmi_port = 6230\n"
+        + "\n[services.ssh]\nkind = \"sshd\"\nports = [\"2222:22\"]\n"
+        + extra
+}
+
+#[test]
+fn default_credentials_are_refused_beyond_loopback() {
+    insta::assert_snapshot!(errors(&published("")));
+}
+
+#[test]
+fn credentials_from_the_environment_make_publishing_safe() {
+    valid(&published(
+        "password = \"${TOKEN}\"\n\n[node_defaults]\nbmc_password = \"${TOKEN}\"\n",
+    ));
+    // Loopback keeps the defaults, and so does a BMC that is not published.
+    valid(
+        &published("")
+            .replace("0.0.0.0", "127.0.0.2")
+            .replace("::", ":"),
+    );
+    valid(&published("password = \"x\"\n").replace("ipmi_port = 6230\n", ""));
+}
+
 // --- addresses -----------------------------------------------------------------------------------
 
 #[test]

@@ -19,6 +19,10 @@ use crate::config::{Command, RawConfig, RawService, Str};
 const DEFAULT_BASE_IMAGE: &str = "debian:bookworm-slim";
 const DEFAULT_RANCHER_IMAGE: &str = "rancher/rancher:v2.8.5";
 const MAX_COUNT: i64 = 250;
+/// Defaults as in the seed labs; refused when published beyond loopback (`check_safe_defaults`).
+const DEFAULT_BMC_USER: &str = "admin";
+const DEFAULT_BMC_PASSWORD: &str = "admin";
+const DEFAULT_ROOT_PASSWORD: &str = "labpassword";
 
 /// Reads and validates a lab file, interpolating `${VAR}` from the process environment.
 pub fn load(path: &Path) -> Result<Lab, Diagnostics> {
@@ -211,6 +215,7 @@ impl<'a> Validator<'a> {
             assets,
         };
         self.check_boot_services(raw, &lab);
+        self.check_safe_defaults(raw, &lab);
         Some(lab)
     }
 
@@ -548,7 +553,7 @@ impl<'a> Validator<'a> {
                     .and_then(|p| self.file_path(p, &format!("{key}.authorized_keys")));
                 let password = self
                     .opt_text(&s.password, &format!("{key}.password"))
-                    .unwrap_or_else(|| "labpassword".into());
+                    .unwrap_or_else(|| DEFAULT_ROOT_PASSWORD.into());
                 ServiceConfig::Sshd {
                     password,
                     authorized_keys,
