@@ -80,7 +80,7 @@ pub async fn apply<E: Engine>(
         )
     })?;
     // Only images that are built need their context on disk.
-    for image in &plan.images_to_build {
+    for image in plan.images_to_build.iter().filter(|i| i.builtin) {
         let name = image
             .context
             .file_name()

@@ -49,14 +49,19 @@ pub struct NetworkSpec {
     pub labels: BTreeMap<String, String>,
 }
 
-/// An image lab builds from `images/<name>/`.
+/// An image lab builds: one of its own from `images/<name>/`, or a `container` service's
+/// `build` directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageSpec {
-    /// Tag, e.g. `metal-lab/node:latest`.
+    /// Tag, e.g. `metal-lab/node:latest` or `metal-lab/<lab>-<service>:latest`.
     pub tag: String,
     /// Build context directory (absolute).
     pub context: PathBuf,
-    /// Build argument `BASE_IMAGE`: the image the Dockerfile starts `FROM`.
+    /// One of lab's own images, whose context lab writes into the state directory before the
+    /// build (a service's `build` directory is the user's and is sent as it is).
+    pub builtin: bool,
+    /// The image the Dockerfile starts `FROM` (lab's own: build argument `BASE_IMAGE`); empty
+    /// when unknown (`scratch`, a variable).
     pub base_image: String,
     pub context_hash: String,
     pub labels: BTreeMap<String, String>,
@@ -257,10 +262,23 @@ fn desired_with(lab: &Lab, inputs: &Inputs) -> Desired {
         }
         found
     };
+    let mut user_images = Vec::new();
     for s in lab.services() {
-        let (img, img_hash) = match (s.kind().built_image(), s.image()) {
-            (Some(name), _) => image(name),
-            (None, image) => (image.unwrap_or_default().to_string(), String::new()),
+        let (img, img_hash) = match (s.kind().built_image(), s.image(), &s.config) {
+            (Some(name), _, _) => image(name),
+            (
+                None,
+                _,
+                ServiceConfig::Container {
+                    image: tag,
+                    build: Some(b),
+                    ..
+                },
+            ) => {
+                user_images.push(user_image_spec(lab, tag, b));
+                (tag.clone(), b.hash.clone())
+            }
+            (None, image, _) => (image.unwrap_or_default().to_string(), String::new()),
         };
         let spec = service_container(lab, s, img, inputs.state_dir, &mut volumes);
         containers.push(finish(
@@ -287,6 +305,7 @@ fn desired_with(lab: &Lab, inputs: &Inputs) -> Desired {
         image(crate::smoke::IMAGE);
         debug_assert_eq!(a.image, crate::images::tag(crate::smoke::IMAGE));
     }
+    images.extend(user_images);
     Desired {
         lab: lab.name().to_string(),
         state_dir: inputs.state_dir.to_path_buf(),
@@ -306,9 +325,25 @@ pub fn image_spec(lab: &Lab, name: &str, state_dir: &std::path::Path) -> ImageSp
     ImageSpec {
         tag: crate::images::tag(name),
         context: state_dir.join("images").join(name),
+        builtin: true,
         base_image: lab.base_image().to_string(),
         labels: BTreeMap::from([(LABEL_CONTEXT_HASH.to_string(), context_hash.clone())]),
         context_hash,
+    }
+}
+
+/// A `container` service's `build` directory, built into its lab-scoped tag and labelled with
+/// the directory's hash (and the lab, so `down --volumes` could find it).
+fn user_image_spec(lab: &Lab, tag: &str, b: &crate::lab::Build) -> ImageSpec {
+    let mut labels = labels(lab.name());
+    labels.insert(LABEL_CONTEXT_HASH.to_string(), b.hash.clone());
+    ImageSpec {
+        tag: tag.to_string(),
+        context: b.dir.clone(),
+        builtin: false,
+        base_image: b.from.clone(),
+        context_hash: b.hash.clone(),
+        labels,
     }
 }
 
@@ -411,7 +446,8 @@ fn service_container(
                 c.mounts.push(bind(k, "/etc/lab/authorized_keys", true));
             }
         }
-        ServiceConfig::Rancher { .. } | ServiceConfig::Container { .. } => {}
+        ServiceConfig::Container { cap_add, .. } => c.cap_add.clone_from(cap_add),
+        ServiceConfig::Rancher { .. } => {}
     }
     for v in &s.volumes {
         c.mounts.push(match v {
@@ -962,6 +998,74 @@ ipmi_port = 623
         // Only the image the web service needs is built.
         let tags: Vec<_> = p.images_to_build.iter().map(|i| i.tag.as_str()).collect();
         assert_eq!(tags, ["metal-lab/httpd:latest"]);
+    }
+
+    /// LAB with a `container` service built from `dir` (a Dockerfile context) with a capability.
+    fn built_lab(dir: &Path) -> Lab {
+        let text = format!(
+            "{LAB}[services.app]\nkind = \"container\"\nbuild = \"{}\"\ncap_add = [\"NET_ADMIN\"]\n",
+            dir.display()
+        );
+        lab(&text)
+    }
+
+    #[test]
+    fn a_service_build_dir_is_built_to_a_lab_scoped_tag_and_rebuilt_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM debian:bookworm-slim\n").unwrap();
+        let d = desire(&built_lab(dir.path()), "a", false);
+        let spec = d
+            .images
+            .iter()
+            .find(|i| i.tag == "metal-lab/t-app:latest")
+            .expect("the service's image");
+        assert!(!spec.builtin);
+        assert_eq!(spec.context, dir.path().canonicalize().unwrap());
+        assert_eq!(spec.base_image, "debian:bookworm-slim");
+        assert_eq!(spec.labels[LABEL_LAB], "t");
+        assert_eq!(spec.labels[LABEL_CONTEXT_HASH], spec.context_hash);
+        let app = d.containers.iter().find(|c| c.name == "t-app").unwrap();
+        assert_eq!(app.image, "metal-lab/t-app:latest");
+        assert_eq!(app.cap_add, ["NET_ADMIN"]);
+        let first = plan(&d, &Snapshot::default(), &[]);
+        assert!(first.images_to_build.iter().any(|i| i.tag == spec.tag));
+
+        // Built and running: kept.
+        let cur = current(&d);
+        let same = plan(&d, &cur, &[]);
+        assert!(same.images_to_build.is_empty());
+        assert!(same
+            .actions
+            .iter()
+            .all(|a| matches!(a, Action::Keep { .. })));
+
+        // A changed file (or mode) rebuilds the image and recreates the container, only that one.
+        std::fs::write(dir.path().join("hello.txt"), "hi\n").unwrap();
+        let d2 = desire(&built_lab(dir.path()), "a", false);
+        let changed = plan(&d2, &cur, &[]);
+        let tags: Vec<_> = changed
+            .images_to_build
+            .iter()
+            .map(|i| i.tag.as_str())
+            .collect();
+        assert_eq!(tags, ["metal-lab/t-app:latest"]);
+        let remade: Vec<_> = changed
+            .actions
+            .iter()
+            .filter(|a| !matches!(a, Action::Keep { .. }))
+            .collect();
+        assert!(
+            matches!(remade[..], [Action::Recreate { ref name, .. }] if name == "t-app"),
+            "{remade:?}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let hello = dir.path().join("hello.txt");
+            std::fs::set_permissions(&hello, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let d3 = desire(&built_lab(dir.path()), "a", false);
+            assert_ne!(d3.images, d2.images, "a mode change is a change");
+        }
     }
 
     #[test]

@@ -1154,6 +1154,37 @@ fn container_needs_an_image() {
 }
 
 #[test]
+fn container_build_dir_and_caps() {
+    let f = Fixture::new();
+    fs::create_dir_all(f.root.join("app")).unwrap();
+    fs::write(f.root.join("app/Dockerfile"), "FROM debian:bookworm-slim\n").unwrap();
+    let lab = f
+        .load(&with(
+            "\n[services.box]\nkind = \"container\"\nbuild = \"app\"\ncap_add = [\"NET_ADMIN\", \"SYS_PTRACE\"]\n",
+        ))
+        .expect("valid");
+    let s = lab.services().iter().find(|s| s.name == "box").unwrap();
+    match &s.config {
+        ServiceConfig::Container {
+            image,
+            build: Some(b),
+            cap_add,
+        } => {
+            assert_eq!(image, "metal-lab/t-box:latest");
+            assert_eq!(b.dir, f.root.join("app"));
+            assert_eq!(b.from, "debian:bookworm-slim");
+            assert_eq!(cap_add, &["NET_ADMIN", "SYS_PTRACE"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Both image and build; a directory without a Dockerfile; a missing directory; a bad
+    // capability; build and cap_add on another kind.
+    insta::assert_snapshot!(errors(&with(
+        "\n[services.a]\nkind = \"container\"\nimage = \"alpine\"\nbuild = \"webroot\"\n\n[services.b]\nkind = \"container\"\nbuild = \"tftproot\"\n\n[services.c]\nkind = \"container\"\nbuild = \"nope\"\n\n[services.d]\nkind = \"container\"\nimage = \"alpine\"\ncap_add = [\"net_admin\", \"CAP-X\"]\n\n[services.ssh]\nkind = \"sshd\"\nbuild = \"webroot\"\ncap_add = [\"NET_ADMIN\"]\n"
+    )));
+}
+
+#[test]
 fn service_defaults() {
     let lab = valid(&with(
         "\n[services.ssh]\nkind = \"sshd\"\n\n[services.rancher]\nkind = \"rancher\"\n\n[services.box]\nkind = \"container\"\nimage = \"alpine\"\ncommand = \"sleep infinity\"\n",

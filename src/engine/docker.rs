@@ -125,6 +125,9 @@ impl DockerEngine {
     /// Fails with [`EngineError::ImageMissing`] unless the build's base image is local: the engine
     /// would otherwise try a registry (even with pull=false) and fail with a DNS error offline.
     async fn require_base_image(&self, spec: &ImageSpec) -> Result<(), EngineError> {
+        if spec.base_image.is_empty() {
+            return Ok(());
+        }
         match self.image_info(&spec.base_image).await? {
             Some(_) => Ok(()),
             None => Err(EngineError::base_image_missing(&spec.base_image, &spec.tag)),
@@ -847,7 +850,12 @@ fn build_options(spec: &ImageSpec) -> bollard::query_parameters::BuildImageOptio
     labels
         .entry(LABEL_CONTEXT_HASH.to_string())
         .or_insert_with(|| spec.context_hash.clone());
-    let args = HashMap::from([("BASE_IMAGE".to_string(), spec.base_image.clone())]);
+    // Lab's own Dockerfiles take their base as an argument; a user's names its own.
+    let args = if spec.builtin {
+        HashMap::from([("BASE_IMAGE".to_string(), spec.base_image.clone())])
+    } else {
+        HashMap::new()
+    };
     BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
         .t(&spec.tag)

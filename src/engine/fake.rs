@@ -481,7 +481,7 @@ impl Engine for FakeEngine {
         F: FnMut(&str) + Send,
     {
         let mut state = self.begin("build_image", &spec.tag)?;
-        if !state.images.contains_key(&spec.base_image) {
+        if !spec.base_image.is_empty() && !state.images.contains_key(&spec.base_image) {
             return Err(EngineError::base_image_missing(&spec.base_image, &spec.tag));
         }
         let mut labels = spec.labels.clone();

@@ -79,6 +79,7 @@ pub fn from_str(
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     let mut v = Validator {
         source,
+        lab_name: String::new(),
         env,
         diags: Vec::new(),
         dir,
@@ -92,6 +93,8 @@ pub fn from_str(
 
 struct Validator<'a> {
     source: Source,
+    /// The lab's name once read (empty when invalid), for names scoped to the lab.
+    lab_name: String,
     env: &'a dyn Fn(&str) -> Option<String>,
     diags: Vec<Diag>,
     dir: PathBuf,
@@ -170,6 +173,7 @@ impl<'a> Validator<'a> {
         let name = self.text(&lab.name, "lab.name");
         if let Some(n) = &name {
             self.dns_label(n, Some(lab.name.span()), "lab.name");
+            self.lab_name = n.clone();
         }
         let publish = match &lab.publish {
             None => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
@@ -444,13 +448,43 @@ impl<'a> Validator<'a> {
             "authorized_keys",
             s.authorized_keys.as_ref().map(Spanned::span),
         );
+        self.only_for(
+            kind,
+            ServiceKind::Container,
+            key,
+            "build",
+            s.build.as_ref().map(Spanned::span),
+        );
+        self.only_for(
+            kind,
+            ServiceKind::Container,
+            key,
+            "cap_add",
+            s.cap_add.first().map(Spanned::span),
+        );
+        let build = match (kind, &s.build) {
+            (ServiceKind::Container, Some(b)) => self.build(b, &table, key, name),
+            _ => None,
+        };
         let image = match (kind, &s.image) {
+            (ServiceKind::Container, None) if s.build.is_some() => {
+                build.as_ref().map(|_| self.build_tag(name))
+            }
+            (ServiceKind::Container, Some(i)) if s.build.is_some() => {
+                self.err(
+                    Some(i.span()),
+                    format!("{key}.image"),
+                    "a `container` service gives either `image` or `build`, not both",
+                    "keep image = \"NAME:TAG\" to run an image, or build = \"DIR\" to build one",
+                );
+                None
+            }
             (ServiceKind::Container, None) => {
                 self.err(
                     Some(table.clone()),
                     key,
-                    "a `container` service needs an `image`",
-                    "add image = \"NAME:TAG\"",
+                    "a `container` service needs an `image` or a `build` directory",
+                    "add image = \"NAME:TAG\", or build = \"DIR\" (a directory with a Dockerfile)",
                 );
                 None
             }
@@ -564,6 +598,8 @@ impl<'a> Validator<'a> {
             },
             ServiceKind::Container => ServiceConfig::Container {
                 image: image.unwrap_or_default(),
+                build,
+                cap_add: self.cap_add(&s.cap_add, key),
             },
         };
         let spans = ServiceSpans {
@@ -847,6 +883,7 @@ struct ServiceSpans {
 }
 
 mod assets;
+mod build;
 mod checks;
 mod keypath;
 mod nodes;
