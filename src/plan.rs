@@ -598,9 +598,39 @@ pub struct PortCheck {
     pub role: Role,
 }
 
+/// An image lab pulls because it is missing locally: a service's `image`, or the base image of
+/// a build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImagePull {
+    pub image: String,
+    /// For messages: `by service registry`, `as the base of metal-lab/node:latest`.
+    pub needed_by: String,
+    /// The base of a build (offline, `.ci/make-base-image` makes lab's).
+    pub base: bool,
+}
+
+impl Desired {
+    /// Images the lab runs or builds from but does not build itself: what may need a pull.
+    pub fn pull_candidates(&self) -> Vec<String> {
+        let built = |tag: &str| self.images.iter().any(|i| i.tag == tag);
+        let mut out: Vec<String> = Vec::new();
+        let services = self.containers.iter().map(|c| c.image.as_str());
+        let bases = self.images.iter().map(|i| i.base_image.as_str());
+        for image in services.chain(bases) {
+            if !image.is_empty() && !built(image) && !out.iter().any(|o| o == image) {
+                out.push(image.to_string());
+            }
+        }
+        out
+    }
+}
+
 /// What `lab up` does, in the order [`crate::apply`] does it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Plan {
+    /// Images missing locally that a container being made runs or an image being built starts
+    /// `FROM`: pulled before anything is built.
+    pub images_to_pull: Vec<ImagePull>,
     /// Lab's own images that are missing or whose build context changed, and that a container
     /// being made or an asset being exported needs.
     pub images_to_build: Vec<ImageSpec>,
@@ -646,7 +676,7 @@ pub fn plan(desired: &Desired, observed: &Snapshot, only: &[String]) -> Plan {
         })
         .cloned()
         .collect();
-    let images_to_build = desired
+    let images_to_build: Vec<ImageSpec> = desired
         .images
         .iter()
         .filter(|i| {
@@ -659,6 +689,30 @@ pub fn plan(desired: &Desired, observed: &Snapshot, only: &[String]) -> Plan {
         })
         .cloned()
         .collect();
+    let candidates = desired.pull_candidates();
+    let mut images_to_pull: Vec<ImagePull> = Vec::new();
+    let mut pull = |image: &str, needed_by: String, base: bool| {
+        let wanted = candidates.iter().any(|c| c == image)
+            && !observed.images.contains_key(image)
+            && !images_to_pull.iter().any(|p| p.image == image);
+        if wanted {
+            images_to_pull.push(ImagePull {
+                image: image.to_string(),
+                needed_by,
+                base,
+            });
+        }
+    };
+    for c in desired.containers.iter().filter(|c| starting(c)) {
+        pull(
+            &c.image,
+            format!("by {} {}", c.role.as_str(), c.lab_name),
+            false,
+        );
+    }
+    for i in &images_to_build {
+        pull(&i.base_image, format!("as the base of {}", i.tag), true);
+    }
     let volumes_to_create = desired
         .volumes
         .iter()
@@ -687,6 +741,7 @@ pub fn plan(desired: &Desired, observed: &Snapshot, only: &[String]) -> Plan {
         })
         .collect();
     Plan {
+        images_to_pull,
         images_to_build,
         volumes_to_create,
         exports,

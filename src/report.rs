@@ -21,6 +21,9 @@ pub fn plan(lab: &Lab, desired: &Desired, plan: &Plan, only: &[String]) -> Strin
         "\nimages (built from lab's own Dockerfiles, FROM {}):",
         lab.base_image()
     );
+    for p in &plan.images_to_pull {
+        let _ = writeln!(out, "  pull {} (missing; needed {})", p.image, p.needed_by);
+    }
     for i in &desired.images {
         let what = if plan.images_to_build.iter().any(|b| b.tag == i.tag) {
             "build"

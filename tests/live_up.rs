@@ -651,3 +651,36 @@ fn a_service_built_from_a_directory_is_rebuilt_and_recreated_when_it_changes() {
         .expect("image");
     assert_ne!(image2.id, image.id);
 }
+
+#[test]
+fn an_image_that_cannot_be_pulled_fails_naming_it_and_the_ways_out() {
+    let Some(engine) = engine_or_skip("pull_offline") else {
+        return;
+    };
+    let u = unique("pl");
+    let image = format!("metal-lab-test/{}-missing:v0", u.name);
+    let toml = format!(
+        "[lab]\nname = \"{}\"\n[network]\nsubnet = \"{}\"\n[services.app]\nkind = \"container\"\nimage = \"{image}\"\n",
+        u.name,
+        u.subnet()
+    );
+    let lab = TestLab::new(&u.name, &toml);
+    let out = lab.lab(&["up", "--dry-run"]);
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains(&format!("pull {image} (missing; needed by service app)")),
+        "{}",
+        stdout(&out)
+    );
+    let out = lab.lab(&["up", "--no-wait"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "cannot pull image {image} (needed by service app)"
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("`docker pull {image}`")), "{err}");
+    assert_eq!(leftovers(&engine, &u.name).0, 0, "no container was made");
+}

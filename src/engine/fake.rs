@@ -50,6 +50,8 @@ struct State {
     volumes: BTreeMap<String, ObservedVolume>,
     /// By tag.
     images: BTreeMap<String, ImageInfo>,
+    /// Images a registry would give [`Engine::pull_image`].
+    pullable: std::collections::BTreeSet<String>,
     logs: BTreeMap<String, String>,
     exec_outputs: BTreeMap<String, ExecOutput>,
     /// What [`Engine::read_file`] finds, by (container, path).
@@ -134,6 +136,12 @@ impl FakeEngine {
         state
             .images
             .insert(tag.to_string(), ImageInfo { id, labels });
+    }
+
+    /// Lets [`Engine::pull_image`] of `image` succeed (as if a registry had it).
+    pub fn pullable(self, image: &str) -> FakeEngine {
+        self.lock().pullable.insert(image.to_string());
+        self
     }
 
     /// Every call so far, one line each: `"<method> <object>"`.
@@ -474,6 +482,32 @@ impl Engine for FakeEngine {
     async fn image_info(&self, tag: &str) -> Result<Option<ImageInfo>, EngineError> {
         let state = self.begin("image_info", tag)?;
         Ok(state.images.get(tag).cloned())
+    }
+
+    async fn pull_image<F>(&self, image: &str, mut progress: F) -> Result<(), EngineError>
+    where
+        F: FnMut(&str) + Send,
+    {
+        let mut state = self.begin("pull_image", image)?;
+        if !state.pullable.contains(image) {
+            return Err(EngineError::PullFailed {
+                image: image.to_string(),
+                needed_by: String::new(),
+                reason: "no registry knows it (fake engine)".into(),
+                base: false,
+            });
+        }
+        let id = state.new_id("image");
+        state.images.insert(
+            image.to_string(),
+            ImageInfo {
+                id,
+                labels: Labels::new(),
+            },
+        );
+        drop(state);
+        progress("Pull complete");
+        Ok(())
     }
 
     async fn build_image<F>(&self, spec: &ImageSpec, mut progress: F) -> Result<String, EngineError>
