@@ -683,4 +683,24 @@ fn an_image_that_cannot_be_pulled_fails_naming_it_and_the_ways_out() {
     );
     assert!(err.contains(&format!("`docker pull {image}`")), "{err}");
     assert_eq!(leftovers(&engine, &u.name).0, 0, "no container was made");
+
+    // A base image no registry answers for: the same, and `.ci/make-base-image` offline.
+    let base = format!("metal-lab-test/{}-base:v0", u.name);
+    lab.write(&format!(
+        "[lab]\nname = \"{}\"\nbase_image = \"{base}\"\n[network]\nsubnet = \"{}\"\n[services.web]\nkind = \"httpd\"\nroot = \"webroot\"\n",
+        u.name,
+        u.subnet()
+    ));
+    let out = lab.lab(&["up", "--no-wait"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "cannot pull image {base} (needed as the base of metal-lab/httpd:latest)"
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("`docker pull {base}`")), "{err}");
+    assert!(err.contains(".ci/make-base-image"), "{err}");
+    assert_eq!(leftovers(&engine, &u.name).0, 0, "no container was made");
 }
