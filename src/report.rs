@@ -30,9 +30,15 @@ pub fn plan(lab: &Lab, desired: &Desired, plan: &Plan, only: &[String]) -> Strin
         } else {
             "keep"
         };
+        // A service's own build names its directory; lab's own images share the header's base.
+        let from = if i.builtin {
+            String::new()
+        } else {
+            format!(" from {}", i.context.display())
+        };
         let _ = writeln!(
             out,
-            "  {what} {} context-hash {}",
+            "  {what} {}{from} context-hash {}",
             i.tag,
             &i.context_hash[..12.min(i.context_hash.len())]
         );

@@ -631,14 +631,30 @@ fn a_service_built_from_a_directory_is_rebuilt_and_recreated_when_it_changes() {
         image.labels.get(LABEL_LAB).map(String::as_str),
         Some(u.name.as_str())
     );
+    let caps = Command::new("docker")
+        .args(["inspect", "-f", "{{.HostConfig.CapAdd}}", &container])
+        .output()
+        .expect("docker inspect");
+    assert!(
+        String::from_utf8_lossy(&caps.stdout).contains("NET_ADMIN"),
+        "cap_add reaches the container: {caps:?}"
+    );
 
     // Unchanged: nothing is built or recreated.
     let out = lab.lab(&["up", "--no-wait"]);
     assert!(out.status.success());
     assert_eq!(container_ids(&engine, &u.name)[&container], first);
 
-    // A changed file rebuilds the image and recreates the container.
+    // A changed file rebuilds the image and recreates the container; the dry run says so.
     std::fs::write(app.join("msg.txt"), "built-two\n").expect("msg");
+    let dry = stdout(&lab.lab(&["up", "--dry-run"]));
+    assert!(
+        dry.contains(&format!(
+            "build {tag} from {}",
+            app.canonicalize().unwrap().display()
+        )),
+        "{dry}"
+    );
     let out = lab.lab(&["up", "--no-wait"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out) + &stderr(&out);
