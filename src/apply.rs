@@ -12,11 +12,12 @@ use anyhow::Context;
 use futures_util::future::join_all;
 
 use crate::engine::{Engine, EngineError, LabelFilter};
-use crate::plan::{Action, BuiltAsset, ContainerSpec, Desired, ImageSpec, Plan};
+use crate::plan::{Action, BuiltAsset, ContainerSpec, Desired, ImagePull, ImageSpec, Plan};
 use crate::ui::Progress;
 /// What `up` did to containers, by container name.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
+    pub images_pulled: Vec<String>,
     pub images_built: Vec<String>,
     /// Directories built assets were copied into.
     pub exported: Vec<String>,
@@ -31,7 +32,8 @@ pub struct Summary {
 
 impl Summary {
     pub fn changed(&self) -> bool {
-        !(self.images_built.is_empty()
+        !(self.images_pulled.is_empty()
+            && self.images_built.is_empty()
             && self.exported.is_empty()
             && self.created.is_empty()
             && self.recreated.is_empty()
@@ -42,6 +44,7 @@ impl Summary {
     pub fn describe(&self) -> String {
         let mut s = String::new();
         for (label, list) in [
+            ("pulled", &self.images_pulled),
             ("built", &self.images_built),
             ("exported", &self.exported),
             ("created", &self.created),
@@ -80,7 +83,7 @@ pub async fn apply<E: Engine>(
         )
     })?;
     // Only images that are built need their context on disk.
-    for image in &plan.images_to_build {
+    for image in plan.images_to_build.iter().filter(|i| i.builtin) {
         let name = image
             .context
             .file_name()
@@ -89,6 +92,7 @@ pub async fn apply<E: Engine>(
         crate::images::write_context(&desired.state_dir.join("images"), name)
             .with_context(|| format!("writing the build context of {}", image.tag))?;
     }
+    pulls(engine, &plan.images_to_pull, ui, summary).await?;
     images(engine, &plan.images_to_build, ui, summary).await?;
     network_and_volumes(engine, desired, plan, ui).await?;
     for asset in &plan.exports {
@@ -96,6 +100,52 @@ pub async fn apply<E: Engine>(
     }
     containers(engine, desired, &plan.actions, ui, summary).await;
     Ok(())
+}
+
+/// Pulls missing images concurrently, each with its own progress line (a bar on a terminal).
+async fn pulls<E: Engine>(
+    engine: &E,
+    pulls: &[ImagePull],
+    ui: &Progress,
+    summary: &mut Summary,
+) -> Result<(), EngineError> {
+    let results = join_all(pulls.iter().map(|p| pull(engine, p, ui))).await;
+    let mut first_err = None;
+    for (p, r) in pulls.iter().zip(results) {
+        match r {
+            Ok(()) => summary.images_pulled.push(p.image.clone()),
+            Err(e) => {
+                summary
+                    .failed
+                    .push((format!("image {}", p.image), e.to_string()));
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+async fn pull<E: Engine>(engine: &E, p: &ImagePull, ui: &Progress) -> Result<(), EngineError> {
+    let key = format!("image {}", p.image);
+    ui.start(&key, "pulling");
+    let result = engine
+        .pull_image(&p.image, |status| ui.status(&key, status))
+        .await
+        .map_err(|e| match e {
+            // The engine knows the image; the plan knows who needs it.
+            EngineError::PullFailed { image, reason, .. } => EngineError::PullFailed {
+                image,
+                needed_by: p.needed_by.clone(),
+                reason,
+                base: p.base,
+            },
+            other => other,
+        });
+    match &result {
+        Ok(()) => ui.finish(&key, true, "pulled"),
+        Err(e) => ui.finish(&key, false, &first_line(&e.to_string())),
+    }
+    result
 }
 
 /// Builds images concurrently.
@@ -445,6 +495,93 @@ ipmi_port = 623
 
     fn engine() -> FakeEngine {
         FakeEngine::new().with_image(BASE, Default::default())
+    }
+
+    #[tokio::test]
+    async fn missing_service_and_base_images_are_pulled_before_anything_is_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = "[services.reg]\nkind = \"container\"\nimage = \"registry:2\"\n";
+        let d = desired(&lab(dir.path(), extra));
+        let engine = FakeEngine::new().pullable(BASE).pullable("registry:2");
+        let snapshot = observe::snapshot(&engine, &d).await.expect("snapshot");
+        let p = plan::plan(&d, &snapshot, &[]);
+        let pulls: Vec<_> = p
+            .images_to_pull
+            .iter()
+            .map(|p| (p.image.as_str(), p.needed_by.as_str(), p.base))
+            .collect();
+        assert_eq!(
+            pulls,
+            [
+                ("registry:2", "by service reg", false),
+                (BASE, "as the base of metal-lab/dnsmasq:latest", true)
+            ]
+        );
+        let (_, s) = up(&engine, &d, &[]).await;
+        assert_eq!(s.images_pulled, ["registry:2", BASE]);
+        assert!(s.failed.is_empty(), "{s:?}");
+        let calls = engine.take_calls();
+        let first_build = calls
+            .iter()
+            .position(|c| c.starts_with("build_image"))
+            .unwrap();
+        let last_pull = calls
+            .iter()
+            .rposition(|c| c.starts_with("pull_image"))
+            .unwrap();
+        assert!(last_pull < first_build, "{calls:?}");
+        // Present now: a second up pulls nothing.
+        let (p, _) = up(&engine, &d, &[]).await;
+        assert!(p.images_to_pull.is_empty(), "{:?}", p.images_to_pull);
+        assert!(!engine
+            .take_calls()
+            .iter()
+            .any(|c| c.starts_with("pull_image")));
+    }
+
+    #[tokio::test]
+    async fn an_image_no_registry_has_fails_naming_it_and_the_ways_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = desired(&lab(dir.path(), ""));
+        let bare = FakeEngine::new();
+        let snapshot = observe::snapshot(&bare, &d).await.expect("snapshot");
+        let p = plan::plan(&d, &snapshot, &[]);
+        let mut summary = Summary::default();
+        let err = apply(&bare, &d, &p, &Progress::quiet(), &mut summary)
+            .await
+            .expect_err("the base cannot be pulled");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains(&format!("cannot pull image {BASE} (needed as the base of")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("`docker pull {BASE}`")), "{text}");
+        assert!(text.contains(".ci/make-base-image"), "{text}");
+        // Nothing was built or made after the failed pull.
+        let calls = bare.take_calls();
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.starts_with("build_image") || c.starts_with("create_")),
+            "{calls:?}"
+        );
+
+        // A service image: the same, without the base-image way out.
+        let extra = "[services.reg]\nkind = \"container\"\nimage = \"registry:2\"\n";
+        let d = desired(&lab(dir.path(), extra));
+        let engine = engine();
+        let snapshot = observe::snapshot(&engine, &d).await.expect("snapshot");
+        let p = plan::plan(&d, &snapshot, &[]);
+        let err = apply(&engine, &d, &p, &Progress::quiet(), &mut Summary::default())
+            .await
+            .expect_err("registry:2 cannot be pulled");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("cannot pull image registry:2 (needed by service reg)"),
+            "{text}"
+        );
+        assert!(text.contains("`docker pull registry:2`"), "{text}");
+        assert!(!text.contains("make-base-image"), "{text}");
     }
 
     #[tokio::test]

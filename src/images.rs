@@ -53,6 +53,43 @@ pub fn context_hash(name: &str, base_image: &str) -> String {
     hex::encode(h.finalize())
 }
 
+/// Hash of a build directory of the user's: every file's path, mode and contents, in path order
+/// (symlinks followed, as the build context tar follows them), so that any change rebuilds.
+pub fn dir_hash(dir: &Path) -> io::Result<String> {
+    let mut files = Vec::new();
+    list_files(dir, Path::new(""), &mut files)?;
+    files.sort();
+    let mut h = Sha256::new();
+    for rel in files {
+        let path = dir.join(&rel);
+        let meta = std::fs::metadata(&path)?;
+        #[cfg(unix)]
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+        #[cfg(not(unix))]
+        let mode = u32::from(meta.permissions().readonly());
+        let data = std::fs::read(&path)?;
+        h.update([0]);
+        h.update(rel.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(mode.to_le_bytes());
+        h.update((data.len() as u64).to_le_bytes());
+        h.update(&data);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+fn list_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(root.join(rel))? {
+        let rel = rel.join(entry?.file_name());
+        if root.join(&rel).is_dir() {
+            list_files(root, &rel, out)?;
+        } else {
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
+
 /// Writes an image's context under `dir/<name>/` (scripts executable) and returns that path.
 ///
 /// The tree appears whole or not at all, because two `lab up` may run at once and one may be

@@ -209,7 +209,8 @@ pub async fn containers<E: Engine>(
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub containers: Vec<ObservedContainer>,
-    /// Local images among the desired ones, by tag.
+    /// Local images among the desired ones and those they need (services' images, bases of
+    /// builds), by tag.
     pub images: BTreeMap<String, ImageInfo>,
     /// Names of the lab's volumes that exist.
     pub volumes: Vec<String>,
@@ -225,11 +226,13 @@ pub async fn snapshot<E: Engine>(engine: &E, desired: &Desired) -> Result<Snapsh
         containers(engine, &desired.lab),
         engine.list_volumes(&filter)
     );
-    let infos = join_all(desired.images.iter().map(|i| engine.image_info(&i.tag))).await;
+    let mut tags: Vec<String> = desired.images.iter().map(|i| i.tag.clone()).collect();
+    tags.extend(desired.pull_candidates());
+    let infos = join_all(tags.iter().map(|t| engine.image_info(t))).await;
     let mut images = BTreeMap::new();
-    for (spec, info) in desired.images.iter().zip(infos) {
+    for (tag, info) in tags.into_iter().zip(infos) {
         if let Some(info) = info? {
-            images.insert(spec.tag.clone(), info);
+            images.insert(tag, info);
         }
     }
     let exported = desired

@@ -49,14 +49,19 @@ pub struct NetworkSpec {
     pub labels: BTreeMap<String, String>,
 }
 
-/// An image lab builds from `images/<name>/`.
+/// An image lab builds: one of its own from `images/<name>/`, or a `container` service's
+/// `build` directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageSpec {
-    /// Tag, e.g. `metal-lab/node:latest`.
+    /// Tag, e.g. `metal-lab/node:latest` or `metal-lab/<lab>-<service>:latest`.
     pub tag: String,
     /// Build context directory (absolute).
     pub context: PathBuf,
-    /// Build argument `BASE_IMAGE`: the image the Dockerfile starts `FROM`.
+    /// One of lab's own images, whose context lab writes into the state directory before the
+    /// build (a service's `build` directory is the user's and is sent as it is).
+    pub builtin: bool,
+    /// The image the Dockerfile starts `FROM` (lab's own: build argument `BASE_IMAGE`); empty
+    /// when unknown (`scratch`, a variable).
     pub base_image: String,
     pub context_hash: String,
     pub labels: BTreeMap<String, String>,
@@ -257,10 +262,23 @@ fn desired_with(lab: &Lab, inputs: &Inputs) -> Desired {
         }
         found
     };
+    let mut user_images = Vec::new();
     for s in lab.services() {
-        let (img, img_hash) = match (s.kind().built_image(), s.image()) {
-            (Some(name), _) => image(name),
-            (None, image) => (image.unwrap_or_default().to_string(), String::new()),
+        let (img, img_hash) = match (s.kind().built_image(), s.image(), &s.config) {
+            (Some(name), _, _) => image(name),
+            (
+                None,
+                _,
+                ServiceConfig::Container {
+                    image: tag,
+                    build: Some(b),
+                    ..
+                },
+            ) => {
+                user_images.push(user_image_spec(lab, tag, b));
+                (tag.clone(), b.hash.clone())
+            }
+            (None, image, _) => (image.unwrap_or_default().to_string(), String::new()),
         };
         let spec = service_container(lab, s, img, inputs.state_dir, &mut volumes);
         containers.push(finish(
@@ -287,6 +305,7 @@ fn desired_with(lab: &Lab, inputs: &Inputs) -> Desired {
         image(crate::smoke::IMAGE);
         debug_assert_eq!(a.image, crate::images::tag(crate::smoke::IMAGE));
     }
+    images.extend(user_images);
     Desired {
         lab: lab.name().to_string(),
         state_dir: inputs.state_dir.to_path_buf(),
@@ -306,9 +325,25 @@ pub fn image_spec(lab: &Lab, name: &str, state_dir: &std::path::Path) -> ImageSp
     ImageSpec {
         tag: crate::images::tag(name),
         context: state_dir.join("images").join(name),
+        builtin: true,
         base_image: lab.base_image().to_string(),
         labels: BTreeMap::from([(LABEL_CONTEXT_HASH.to_string(), context_hash.clone())]),
         context_hash,
+    }
+}
+
+/// A `container` service's `build` directory, built into its lab-scoped tag and labelled with
+/// the directory's hash (and the lab, so `down --volumes` could find it).
+fn user_image_spec(lab: &Lab, tag: &str, b: &crate::lab::Build) -> ImageSpec {
+    let mut labels = labels(lab.name());
+    labels.insert(LABEL_CONTEXT_HASH.to_string(), b.hash.clone());
+    ImageSpec {
+        tag: tag.to_string(),
+        context: b.dir.clone(),
+        builtin: false,
+        base_image: b.from.clone(),
+        context_hash: b.hash.clone(),
+        labels,
     }
 }
 
@@ -411,7 +446,8 @@ fn service_container(
                 c.mounts.push(bind(k, "/etc/lab/authorized_keys", true));
             }
         }
-        ServiceConfig::Rancher { .. } | ServiceConfig::Container { .. } => {}
+        ServiceConfig::Container { cap_add, .. } => c.cap_add.clone_from(cap_add),
+        ServiceConfig::Rancher { .. } => {}
     }
     for v in &s.volumes {
         c.mounts.push(match v {
@@ -562,9 +598,39 @@ pub struct PortCheck {
     pub role: Role,
 }
 
+/// An image lab pulls because it is missing locally: a service's `image`, or the base image of
+/// a build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImagePull {
+    pub image: String,
+    /// For messages: `by service registry`, `as the base of metal-lab/node:latest`.
+    pub needed_by: String,
+    /// The base of a build (offline, `.ci/make-base-image` makes lab's).
+    pub base: bool,
+}
+
+impl Desired {
+    /// Images the lab runs or builds from but does not build itself: what may need a pull.
+    pub fn pull_candidates(&self) -> Vec<String> {
+        let built = |tag: &str| self.images.iter().any(|i| i.tag == tag);
+        let mut out: Vec<String> = Vec::new();
+        let services = self.containers.iter().map(|c| c.image.as_str());
+        let bases = self.images.iter().map(|i| i.base_image.as_str());
+        for image in services.chain(bases) {
+            if !image.is_empty() && !built(image) && !out.iter().any(|o| o == image) {
+                out.push(image.to_string());
+            }
+        }
+        out
+    }
+}
+
 /// What `lab up` does, in the order [`crate::apply`] does it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Plan {
+    /// Images missing locally that a container being made runs or an image being built starts
+    /// `FROM`: pulled before anything is built.
+    pub images_to_pull: Vec<ImagePull>,
     /// Lab's own images that are missing or whose build context changed, and that a container
     /// being made or an asset being exported needs.
     pub images_to_build: Vec<ImageSpec>,
@@ -611,7 +677,7 @@ pub fn plan(desired: &Desired, observed: &Snapshot, only: &[String]) -> Plan {
         })
         .cloned()
         .collect();
-    let images_to_build = desired
+    let images_to_build: Vec<ImageSpec> = desired
         .images
         .iter()
         .filter(|i| {
@@ -624,6 +690,30 @@ pub fn plan(desired: &Desired, observed: &Snapshot, only: &[String]) -> Plan {
         })
         .cloned()
         .collect();
+    let candidates = desired.pull_candidates();
+    let mut images_to_pull: Vec<ImagePull> = Vec::new();
+    let mut pull = |image: &str, needed_by: String, base: bool| {
+        let wanted = candidates.iter().any(|c| c == image)
+            && !observed.images.contains_key(image)
+            && !images_to_pull.iter().any(|p| p.image == image);
+        if wanted {
+            images_to_pull.push(ImagePull {
+                image: image.to_string(),
+                needed_by,
+                base,
+            });
+        }
+    };
+    for c in desired.containers.iter().filter(|c| starting(c)) {
+        pull(
+            &c.image,
+            format!("by {} {}", c.role.as_str(), c.lab_name),
+            false,
+        );
+    }
+    for i in &images_to_build {
+        pull(&i.base_image, format!("as the base of {}", i.tag), true);
+    }
     let volumes_to_create = desired
         .volumes
         .iter()
@@ -659,6 +749,7 @@ pub fn plan(desired: &Desired, observed: &Snapshot, only: &[String]) -> Plan {
         })
         .collect();
     Plan {
+        images_to_pull,
         images_to_build,
         volumes_to_create,
         exports,
@@ -970,6 +1061,74 @@ ipmi_port = 623
         // Only the image the web service needs is built.
         let tags: Vec<_> = p.images_to_build.iter().map(|i| i.tag.as_str()).collect();
         assert_eq!(tags, ["metal-lab/httpd:latest"]);
+    }
+
+    /// LAB with a `container` service built from `dir` (a Dockerfile context) with a capability.
+    fn built_lab(dir: &Path) -> Lab {
+        let text = format!(
+            "{LAB}[services.app]\nkind = \"container\"\nbuild = \"{}\"\ncap_add = [\"NET_ADMIN\"]\n",
+            dir.display()
+        );
+        lab(&text)
+    }
+
+    #[test]
+    fn a_service_build_dir_is_built_to_a_lab_scoped_tag_and_rebuilt_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM debian:bookworm-slim\n").unwrap();
+        let d = desire(&built_lab(dir.path()), "a", false);
+        let spec = d
+            .images
+            .iter()
+            .find(|i| i.tag == "metal-lab/t-app:latest")
+            .expect("the service's image");
+        assert!(!spec.builtin);
+        assert_eq!(spec.context, dir.path().canonicalize().unwrap());
+        assert_eq!(spec.base_image, "debian:bookworm-slim");
+        assert_eq!(spec.labels[LABEL_LAB], "t");
+        assert_eq!(spec.labels[LABEL_CONTEXT_HASH], spec.context_hash);
+        let app = d.containers.iter().find(|c| c.name == "t-app").unwrap();
+        assert_eq!(app.image, "metal-lab/t-app:latest");
+        assert_eq!(app.cap_add, ["NET_ADMIN"]);
+        let first = plan(&d, &Snapshot::default(), &[]);
+        assert!(first.images_to_build.iter().any(|i| i.tag == spec.tag));
+
+        // Built and running: kept.
+        let cur = current(&d);
+        let same = plan(&d, &cur, &[]);
+        assert!(same.images_to_build.is_empty());
+        assert!(same
+            .actions
+            .iter()
+            .all(|a| matches!(a, Action::Keep { .. })));
+
+        // A changed file (or mode) rebuilds the image and recreates the container, only that one.
+        std::fs::write(dir.path().join("hello.txt"), "hi\n").unwrap();
+        let d2 = desire(&built_lab(dir.path()), "a", false);
+        let changed = plan(&d2, &cur, &[]);
+        let tags: Vec<_> = changed
+            .images_to_build
+            .iter()
+            .map(|i| i.tag.as_str())
+            .collect();
+        assert_eq!(tags, ["metal-lab/t-app:latest"]);
+        let remade: Vec<_> = changed
+            .actions
+            .iter()
+            .filter(|a| !matches!(a, Action::Keep { .. }))
+            .collect();
+        assert!(
+            matches!(remade[..], [Action::Recreate { ref name, .. }] if name == "t-app"),
+            "{remade:?}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let hello = dir.path().join("hello.txt");
+            std::fs::set_permissions(&hello, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let d3 = desire(&built_lab(dir.path()), "a", false);
+            assert_ne!(d3.images, d2.images, "a mode change is a change");
+        }
     }
 
     #[test]

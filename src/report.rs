@@ -21,15 +21,24 @@ pub fn plan(lab: &Lab, desired: &Desired, plan: &Plan, only: &[String]) -> Strin
         "\nimages (built from lab's own Dockerfiles, FROM {}):",
         lab.base_image()
     );
+    for p in &plan.images_to_pull {
+        let _ = writeln!(out, "  pull {} (missing; needed {})", p.image, p.needed_by);
+    }
     for i in &desired.images {
         let what = if plan.images_to_build.iter().any(|b| b.tag == i.tag) {
             "build"
         } else {
             "keep"
         };
+        // A service's own build names its directory; lab's own images share the header's base.
+        let from = if i.builtin {
+            String::new()
+        } else {
+            format!(" from {}", i.context.display())
+        };
         let _ = writeln!(
             out,
-            "  {what} {} context-hash {}",
+            "  {what} {}{from} context-hash {}",
             i.tag,
             &i.context_hash[..12.min(i.context_hash.len())]
         );

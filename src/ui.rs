@@ -136,6 +136,15 @@ impl Progress {
     }
 
     /// A step moves on (e.g. a build step); plain output prints it too.
+    /// A passing state of a step, shown on its bar only (plain output keeps one line per step).
+    pub fn status(&self, key: &str, msg: &str) {
+        if let Mode::Bars { bars, .. } = &self.mode {
+            if let Some(bar) = bars.lock().ok().and_then(|b| b.get(key).cloned()) {
+                bar.set_message(msg.to_string());
+            }
+        }
+    }
+
     pub fn update(&self, key: &str, msg: &str) {
         match &self.mode {
             Mode::Bars { bars, .. } => {

@@ -340,6 +340,7 @@ fn image_spec(t: &Test, what: &str, context: &Path, base: &str) -> ImageSpec {
     ImageSpec {
         tag,
         context: context.to_path_buf(),
+        builtin: true,
         base_image: base.to_string(),
         context_hash: format!("hash-{}", t.prefix),
         labels: t.labels(),

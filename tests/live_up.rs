@@ -579,3 +579,144 @@ fn an_interrupted_up_exits_130_and_the_next_up_converges() {
     assert!(banner.starts_with("SSH-2.0"), "{banner}");
     assert_eq!(leftovers(&engine, &u.name).0, 2);
 }
+
+/// Removes an image the test made (lab's `down` leaves images), even when the test fails.
+struct RemoveImage(String);
+
+impl Drop for RemoveImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+#[test]
+fn a_service_built_from_a_directory_is_rebuilt_and_recreated_when_it_changes() {
+    let Some(engine) = engine_or_skip("service_build") else {
+        return;
+    };
+    let u = unique("bd");
+    let toml = format!(
+        "[lab]\nname = \"{}\"\n[network]\nsubnet = \"{}\"\n[services.app]\nkind = \"container\"\nbuild = \"app\"\ncap_add = [\"NET_ADMIN\"]\n",
+        u.name,
+        u.subnet()
+    );
+    let lab = TestLab::new(&u.name, &toml);
+    let tag = format!("metal-lab/{}-app:latest", u.name);
+    let _image = RemoveImage(tag.clone());
+    let app = lab.dir.path().join("app");
+    std::fs::create_dir_all(&app).expect("app dir");
+    std::fs::write(
+        app.join("Dockerfile"),
+        "FROM debian:bookworm-slim\nCOPY msg.txt /msg.txt\nRUN cp /msg.txt /built.txt\nCMD [\"sh\", \"-c\", \"cat /built.txt; exec sleep infinity\"]\n",
+    )
+    .expect("Dockerfile");
+    std::fs::write(app.join("msg.txt"), "built-one\n").expect("msg");
+    let container = format!("{}-app", u.name);
+    let logs = |want: &str| {
+        wait_for(want, || {
+            stdout(&lab.lab(&["logs", "app", "--tail", "5"])).contains(want)
+        })
+    };
+
+    let out = lab.lab(&["up", "--no-wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    logs("built-one");
+    let first = container_ids(&engine, &u.name)[&container].clone();
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let image = rt
+        .block_on(engine.image_info(&tag))
+        .expect("inspect")
+        .expect("the service's image exists");
+    assert_eq!(
+        image.labels.get(LABEL_LAB).map(String::as_str),
+        Some(u.name.as_str())
+    );
+    let caps = Command::new("docker")
+        .args(["inspect", "-f", "{{.HostConfig.CapAdd}}", &container])
+        .output()
+        .expect("docker inspect");
+    assert!(
+        String::from_utf8_lossy(&caps.stdout).contains("NET_ADMIN"),
+        "cap_add reaches the container: {caps:?}"
+    );
+
+    // Unchanged: nothing is built or recreated.
+    let out = lab.lab(&["up", "--no-wait"]);
+    assert!(out.status.success());
+    assert_eq!(container_ids(&engine, &u.name)[&container], first);
+
+    // A changed file rebuilds the image and recreates the container; the dry run says so.
+    std::fs::write(app.join("msg.txt"), "built-two\n").expect("msg");
+    let dry = stdout(&lab.lab(&["up", "--dry-run"]));
+    assert!(
+        dry.contains(&format!(
+            "build {tag} from {}",
+            app.canonicalize().unwrap().display()
+        )),
+        "{dry}"
+    );
+    let out = lab.lab(&["up", "--no-wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out) + &stderr(&out);
+    assert!(text.contains(&tag), "the build is reported: {text}");
+    logs("built-two");
+    assert_ne!(container_ids(&engine, &u.name)[&container], first);
+    let image2 = rt
+        .block_on(engine.image_info(&tag))
+        .expect("inspect")
+        .expect("image");
+    assert_ne!(image2.id, image.id);
+}
+
+#[test]
+fn an_image_that_cannot_be_pulled_fails_naming_it_and_the_ways_out() {
+    let Some(engine) = engine_or_skip("pull_offline") else {
+        return;
+    };
+    let u = unique("pl");
+    let image = format!("metal-lab-test/{}-missing:v0", u.name);
+    let toml = format!(
+        "[lab]\nname = \"{}\"\n[network]\nsubnet = \"{}\"\n[services.app]\nkind = \"container\"\nimage = \"{image}\"\n",
+        u.name,
+        u.subnet()
+    );
+    let lab = TestLab::new(&u.name, &toml);
+    let out = lab.lab(&["up", "--dry-run"]);
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains(&format!("pull {image} (missing; needed by service app)")),
+        "{}",
+        stdout(&out)
+    );
+    let out = lab.lab(&["up", "--no-wait"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "cannot pull image {image} (needed by service app)"
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("`docker pull {image}`")), "{err}");
+    assert_eq!(leftovers(&engine, &u.name).0, 0, "no container was made");
+
+    // A base image no registry answers for: the same, and `.ci/make-base-image` offline.
+    let base = format!("metal-lab-test/{}-base:v0", u.name);
+    lab.write(&format!(
+        "[lab]\nname = \"{}\"\nbase_image = \"{base}\"\n[network]\nsubnet = \"{}\"\n[services.web]\nkind = \"httpd\"\nroot = \"webroot\"\n",
+        u.name,
+        u.subnet()
+    ));
+    let out = lab.lab(&["up", "--no-wait"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "cannot pull image {base} (needed as the base of metal-lab/httpd:latest)"
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("`docker pull {base}`")), "{err}");
+    assert!(err.contains(".ci/make-base-image"), "{err}");
+    assert_eq!(leftovers(&engine, &u.name).0, 0, "no container was made");
+}

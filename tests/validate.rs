@@ -302,6 +302,44 @@ fn wrong_type() {
     insta::assert_snapshot!(errors(&with("\n[nodes.n2]\ncount = \"2\"\n")));
 }
 
+#[test]
+fn type_errors_name_the_key_path() {
+    insta::assert_snapshot!(errors(&with("\n[vars]\nx = [1, 2]\n")));
+    insta::assert_snapshot!(errors(&with("\n[nodes.worker]\ncpus = \"2\"\n")));
+    insta::assert_snapshot!(errors(&with(
+        "\n[services.app]\nkind = \"container\"\nimage = \"x\"\nports = [\"8080:80\", 8081]\n"
+    )));
+}
+
+// --- safe defaults ---------------------------------------------------------------------------
+
+/// BASE published on every interface, with a node group whose BMC is published and an sshd.
+fn published(extra: &str) -> String {
+    BASE.replace("name = \"t\"\n", "name = \"t\"\npublish = \"0.0.0.0\"\n")
+        + "\n[nodes.w]\ncount = 2\nbmc_ip = \"10.20.0.20\"\nipmi_port = 6230\n"
+        + "\n[services.ssh]\nkind = \"sshd\"\nports = [\"2222:22\"]\n"
+        + extra
+}
+
+#[test]
+fn default_credentials_are_refused_beyond_loopback() {
+    insta::assert_snapshot!(errors(&published("")));
+}
+
+#[test]
+fn credentials_from_the_environment_make_publishing_safe() {
+    valid(&published(
+        "password = \"${TOKEN}\"\n\n[node_defaults]\nbmc_password = \"${TOKEN}\"\n",
+    ));
+    // Loopback keeps the defaults, and so does a BMC that is not published.
+    valid(
+        &published("")
+            .replace("0.0.0.0", "127.0.0.2")
+            .replace("::", ":"),
+    );
+    valid(&published("password = \"x\"\n").replace("ipmi_port = 6230\n", ""));
+}
+
 // --- addresses -----------------------------------------------------------------------------------
 
 #[test]
@@ -1113,6 +1151,37 @@ authorized_keys = "keys/id.pub"
 #[test]
 fn container_needs_an_image() {
     insta::assert_snapshot!(errors(&with("\n[services.box]\nkind = \"container\"\n")));
+}
+
+#[test]
+fn container_build_dir_and_caps() {
+    let f = Fixture::new();
+    fs::create_dir_all(f.root.join("app")).unwrap();
+    fs::write(f.root.join("app/Dockerfile"), "FROM debian:bookworm-slim\n").unwrap();
+    let lab = f
+        .load(&with(
+            "\n[services.box]\nkind = \"container\"\nbuild = \"app\"\ncap_add = [\"NET_ADMIN\", \"SYS_PTRACE\"]\n",
+        ))
+        .expect("valid");
+    let s = lab.services().iter().find(|s| s.name == "box").unwrap();
+    match &s.config {
+        ServiceConfig::Container {
+            image,
+            build: Some(b),
+            cap_add,
+        } => {
+            assert_eq!(image, "metal-lab/t-box:latest");
+            assert_eq!(b.dir, f.root.join("app"));
+            assert_eq!(b.from, "debian:bookworm-slim");
+            assert_eq!(cap_add, &["NET_ADMIN", "SYS_PTRACE"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Both image and build; a directory without a Dockerfile; a missing directory; a bad
+    // capability; build and cap_add on another kind.
+    insta::assert_snapshot!(errors(&with(
+        "\n[services.a]\nkind = \"container\"\nimage = \"alpine\"\nbuild = \"webroot\"\n\n[services.b]\nkind = \"container\"\nbuild = \"tftproot\"\n\n[services.c]\nkind = \"container\"\nbuild = \"nope\"\n\n[services.d]\nkind = \"container\"\nimage = \"alpine\"\ncap_add = [\"net_admin\", \"CAP-X\"]\n\n[services.ssh]\nkind = \"sshd\"\nbuild = \"webroot\"\ncap_add = [\"NET_ADMIN\"]\n"
+    )));
 }
 
 #[test]

@@ -84,7 +84,10 @@ async fn apply_or_interrupt(
         r = apply::apply(engine, desired, plan, ui, &mut summary) => Some(r),
         _ = tokio::signal::ctrl_c() => None,
     };
-    let so_far = || format!("lab `{}` so far: {}", lab.name(), summary.describe());
+    let so_far = || match summary.describe() {
+        d if d.is_empty() => format!("lab `{}`: nothing was made yet", lab.name()),
+        d => format!("lab `{}` so far: {d}", lab.name()),
+    };
     match outcome {
         None => Err(Error::Interrupted(so_far())),
         Some(Err(e)) => Err(Error::from(e.context(so_far()))),

@@ -62,6 +62,12 @@ pub struct RawService {
     pub ports: Vec<Str>,
     /// `container` and `rancher`: the image to run.
     pub image: Option<Str>,
+    /// `container`: a Dockerfile context directory (relative to the file) to build instead of
+    /// `image`, like compose's `build:`.
+    pub build: Option<Str>,
+    /// `container`: Linux capabilities to add, e.g. `NET_ADMIN`.
+    #[serde(default)]
+    pub cap_add: Vec<Str>,
     #[serde(default)]
     pub env: IndexMap<String, Str>,
     /// compose-style `SOURCE:TARGET[:ro]`; SOURCE is a path (relative to the file) or a volume name.

@@ -19,9 +19,10 @@ use bollard::models::{
     PortSummaryTypeEnum, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptions, DownloadFromContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptions, CreateImageOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
@@ -125,6 +126,9 @@ impl DockerEngine {
     /// Fails with [`EngineError::ImageMissing`] unless the build's base image is local: the engine
     /// would otherwise try a registry (even with pull=false) and fail with a DNS error offline.
     async fn require_base_image(&self, spec: &ImageSpec) -> Result<(), EngineError> {
+        if spec.base_image.is_empty() {
+            return Ok(());
+        }
         match self.image_info(&spec.base_image).await? {
             Some(_) => Ok(()),
             None => Err(EngineError::base_image_missing(&spec.base_image, &spec.tag)),
@@ -308,6 +312,52 @@ impl Engine for DockerEngine {
                 EngineError::NotFound { .. } => Ok(None),
                 other => Err(other),
             },
+        }
+    }
+
+    async fn pull_image<F>(&self, image: &str, mut progress: F) -> Result<(), EngineError>
+    where
+        F: FnMut(&str) + Send,
+    {
+        let (name, tag) = split_tag(image);
+        let options = CreateImageOptionsBuilder::new()
+            .from_image(name)
+            .tag(tag)
+            .build();
+        let failed = |reason: String| EngineError::PullFailed {
+            image: image.to_string(),
+            needed_by: String::new(),
+            reason,
+            base: false,
+        };
+        let mut stream = std::pin::pin!(self.docker.create_image(Some(options), None, None));
+        let mut last = String::new();
+        while let Some(item) = stream.next().await {
+            let info = match item {
+                Ok(info) => info,
+                Err(BollardError::DockerStreamError { error }) => return Err(failed(error)),
+                Err(BollardError::DockerResponseServerError { message, .. }) => {
+                    return Err(failed(message))
+                }
+                Err(e) => return Err(failed(e.to_string())),
+            };
+            if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                return Err(failed(detail));
+            }
+            let line = match (info.id, info.status) {
+                (Some(id), Some(status)) => format!("{id}: {status}"),
+                (None, Some(status)) => status,
+                _ => continue,
+            };
+            // Byte counts arrive many times a second; a status change is what is worth showing.
+            if line != last {
+                progress(&line);
+                last = line;
+            }
+        }
+        match self.image_info(image).await? {
+            Some(_) => Ok(()),
+            None => Err(failed("the pull ended but left no image".into())),
         }
     }
 
@@ -858,7 +908,12 @@ fn build_options(spec: &ImageSpec) -> bollard::query_parameters::BuildImageOptio
     labels
         .entry(LABEL_CONTEXT_HASH.to_string())
         .or_insert_with(|| spec.context_hash.clone());
-    let args = HashMap::from([("BASE_IMAGE".to_string(), spec.base_image.clone())]);
+    // Lab's own Dockerfiles take their base as an argument; a user's names its own.
+    let args = if spec.builtin {
+        HashMap::from([("BASE_IMAGE".to_string(), spec.base_image.clone())])
+    } else {
+        HashMap::new()
+    };
     BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
         .t(&spec.tag)
@@ -867,6 +922,18 @@ fn build_options(spec: &ImageSpec) -> bollard::query_parameters::BuildImageOptio
         .rm(true)
         .forcerm(true)
         .build()
+}
+
+/// `NAME[:TAG]` as the pull API wants it: the name, and the tag (`latest` when none). A `:` in
+/// a registry's `host:port` is not a tag; a digest (`@sha256:...`) stays in the name.
+fn split_tag(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (image, "latest"),
+    }
 }
 
 /// The build context as an in-memory tar, made off the async threads since it reads files.

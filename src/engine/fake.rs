@@ -50,6 +50,8 @@ struct State {
     volumes: BTreeMap<String, ObservedVolume>,
     /// By tag.
     images: BTreeMap<String, ImageInfo>,
+    /// Images a registry would give [`Engine::pull_image`].
+    pullable: std::collections::BTreeSet<String>,
     logs: BTreeMap<String, String>,
     exec_outputs: BTreeMap<String, ExecOutput>,
     /// What [`Engine::read_file`] finds, by (container, path).
@@ -134,6 +136,12 @@ impl FakeEngine {
         state
             .images
             .insert(tag.to_string(), ImageInfo { id, labels });
+    }
+
+    /// Lets [`Engine::pull_image`] of `image` succeed (as if a registry had it).
+    pub fn pullable(self, image: &str) -> FakeEngine {
+        self.lock().pullable.insert(image.to_string());
+        self
     }
 
     /// Every call so far, one line each: `"<method> <object>"`.
@@ -476,12 +484,38 @@ impl Engine for FakeEngine {
         Ok(state.images.get(tag).cloned())
     }
 
+    async fn pull_image<F>(&self, image: &str, mut progress: F) -> Result<(), EngineError>
+    where
+        F: FnMut(&str) + Send,
+    {
+        let mut state = self.begin("pull_image", image)?;
+        if !state.pullable.contains(image) {
+            return Err(EngineError::PullFailed {
+                image: image.to_string(),
+                needed_by: String::new(),
+                reason: "no registry knows it (fake engine)".into(),
+                base: false,
+            });
+        }
+        let id = state.new_id("image");
+        state.images.insert(
+            image.to_string(),
+            ImageInfo {
+                id,
+                labels: Labels::new(),
+            },
+        );
+        drop(state);
+        progress("Pull complete");
+        Ok(())
+    }
+
     async fn build_image<F>(&self, spec: &ImageSpec, mut progress: F) -> Result<String, EngineError>
     where
         F: FnMut(&str) + Send,
     {
         let mut state = self.begin("build_image", &spec.tag)?;
-        if !state.images.contains_key(&spec.base_image) {
+        if !spec.base_image.is_empty() && !state.images.contains_key(&spec.base_image) {
             return Err(EngineError::base_image_missing(&spec.base_image, &spec.tag));
         }
         let mut labels = spec.labels.clone();

@@ -213,6 +213,19 @@ pub enum EngineError {
     },
 
     #[error(
+        "cannot pull image {image} (needed {needed_by}): {reason}\n  \
+         where a registry is reachable, run `docker pull {image}` (or set DOCKER_HOST to an engine that reaches one){}",
+        if *base { "; offline, make lab's base image with `.ci/make-base-image` (BASE_IMAGE=... for another one)" } else { "; offline, load it with `docker load -i FILE` from a machine that has it" }
+    )]
+    PullFailed {
+        image: String,
+        needed_by: String,
+        reason: String,
+        /// The base image of a build: `.ci/make-base-image` can make it offline.
+        base: bool,
+    },
+
+    #[error(
         "cannot create network {network}: its subnet {subnet} overlaps network {other} ({other_subnet}); \
          choose another subnet in the lab file, or remove {other} if it is left over"
     )]
@@ -279,14 +292,14 @@ fn busy_port_text(host_ip: &Option<String>, host_port: Option<u16>) -> String {
 }
 
 impl EngineError {
-    /// A build's base image is missing: lab never pulls (offline labs must not reach for a
-    /// registry), so say how to get it.
+    /// A build's base image is missing at build time (`lab up` pulls it first, so this is a
+    /// base image removed meanwhile, or a build run on its own): say how to get it.
     pub fn base_image_missing(base: &str, tag: &str) -> EngineError {
         EngineError::ImageMissing {
             image: base.to_string(),
             needed_by: format!("as the base of {tag}"),
             hint: format!(
-                "lab never pulls it. Where a registry is reachable run `docker pull {base}`; \
+                "`lab up` pulls it when missing. Where a registry is reachable run `docker pull {base}`; \
                  offline, make lab's base image with `.ci/make-base-image`"
             ),
         }
@@ -395,6 +408,18 @@ pub trait Engine: Send + Sync {
         &self,
         tag: &str,
     ) -> impl Future<Output = Result<Option<ImageInfo>, EngineError>> + Send;
+
+    /// Pulls `image` (`NAME[:TAG]`, `latest` when no tag) from its registry, through the
+    /// engine (so `DOCKER_HOST` and the engine's registry settings apply). Each status change
+    /// (`Downloading`, `Pull complete`, ...) is passed to `progress`. Failing, it is
+    /// [`EngineError::PullFailed`], naming the image and the ways out.
+    fn pull_image<F>(
+        &self,
+        image: &str,
+        progress: F,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send
+    where
+        F: FnMut(&str) + Send;
 
     /// Builds `spec.context` into `spec.tag` with build argument `BASE_IMAGE`, labelled with
     /// `spec.labels` (and the context hash); returns the image id. Each line of build output is

@@ -145,8 +145,24 @@ pub enum ServiceConfig {
         image: String,
     },
     Container {
+        /// The image to run: the user's, or the tag lab builds from `build`.
         image: String,
+        /// A build context of the user's, which lab builds into `image`.
+        build: Option<Build>,
+        cap_add: Vec<String>,
     },
+}
+
+/// A `container` service's own build context (`build = "DIR"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Build {
+    /// The context directory (absolute), holding a `Dockerfile`.
+    pub dir: PathBuf,
+    /// Hash of the directory's files, paths and modes: a change rebuilds the image.
+    pub hash: String,
+    /// The image the Dockerfile's first `FROM` names (empty when it is `scratch` or a variable):
+    /// checked to be local before a build, as lab does for its own images.
+    pub from: String,
 }
 
 impl ServiceConfig {
@@ -169,7 +185,9 @@ impl Service {
     /// The image a `container` or `rancher` service runs (lab builds the others' images).
     pub fn image(&self) -> Option<&str> {
         match &self.config {
-            ServiceConfig::Rancher { image } | ServiceConfig::Container { image } => Some(image),
+            ServiceConfig::Rancher { image } | ServiceConfig::Container { image, .. } => {
+                Some(image)
+            }
             _ => None,
         }
     }

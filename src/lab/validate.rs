@@ -19,6 +19,10 @@ use crate::config::{Command, RawConfig, RawService, Str};
 const DEFAULT_BASE_IMAGE: &str = "debian:bookworm-slim";
 const DEFAULT_RANCHER_IMAGE: &str = "rancher/rancher:v2.8.5";
 const MAX_COUNT: i64 = 250;
+/// Defaults as in the seed labs; refused when published beyond loopback (`check_safe_defaults`).
+const DEFAULT_BMC_USER: &str = "admin";
+const DEFAULT_BMC_PASSWORD: &str = "admin";
+const DEFAULT_ROOT_PASSWORD: &str = "labpassword";
 
 /// Reads and validates a lab file, interpolating `${VAR}` from the process environment.
 pub fn load(path: &Path) -> Result<Lab, Diagnostics> {
@@ -50,7 +54,12 @@ pub fn from_str(
             .message()
             .trim_end()
             .replace("expected i64", "expected an integer");
-        let mut diag = Diag::at(&source, e.span(), String::new()).msg(
+        // serde names no key, only a span: find the key path at that span in the document.
+        let key = e
+            .span()
+            .and_then(|s| keypath::key_path(text, &s))
+            .unwrap_or_default();
+        let mut diag = Diag::at(&source, e.span(), key).msg(
             message,
             "fix the TOML at that position (see the README for the file format)",
         );
@@ -70,6 +79,7 @@ pub fn from_str(
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     let mut v = Validator {
         source,
+        lab_name: String::new(),
         env,
         diags: Vec::new(),
         dir,
@@ -83,6 +93,8 @@ pub fn from_str(
 
 struct Validator<'a> {
     source: Source,
+    /// The lab's name once read (empty when invalid), for names scoped to the lab.
+    lab_name: String,
     env: &'a dyn Fn(&str) -> Option<String>,
     diags: Vec<Diag>,
     dir: PathBuf,
@@ -161,6 +173,7 @@ impl<'a> Validator<'a> {
         let name = self.text(&lab.name, "lab.name");
         if let Some(n) = &name {
             self.dns_label(n, Some(lab.name.span()), "lab.name");
+            self.lab_name = n.clone();
         }
         let publish = match &lab.publish {
             None => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
@@ -206,6 +219,7 @@ impl<'a> Validator<'a> {
             assets,
         };
         self.check_boot_services(raw, &lab);
+        self.check_safe_defaults(raw, &lab);
         Some(lab)
     }
 
@@ -434,13 +448,43 @@ impl<'a> Validator<'a> {
             "authorized_keys",
             s.authorized_keys.as_ref().map(Spanned::span),
         );
+        self.only_for(
+            kind,
+            ServiceKind::Container,
+            key,
+            "build",
+            s.build.as_ref().map(Spanned::span),
+        );
+        self.only_for(
+            kind,
+            ServiceKind::Container,
+            key,
+            "cap_add",
+            s.cap_add.first().map(Spanned::span),
+        );
+        let build = match (kind, &s.build) {
+            (ServiceKind::Container, Some(b)) => self.build(b, &table, key, name),
+            _ => None,
+        };
         let image = match (kind, &s.image) {
+            (ServiceKind::Container, None) if s.build.is_some() => {
+                build.as_ref().map(|_| self.build_tag(name))
+            }
+            (ServiceKind::Container, Some(i)) if s.build.is_some() => {
+                self.err(
+                    Some(i.span()),
+                    format!("{key}.image"),
+                    "a `container` service gives either `image` or `build`, not both",
+                    "keep image = \"NAME:TAG\" to run an image, or build = \"DIR\" to build one",
+                );
+                None
+            }
             (ServiceKind::Container, None) => {
                 self.err(
                     Some(table.clone()),
                     key,
-                    "a `container` service needs an `image`",
-                    "add image = \"NAME:TAG\"",
+                    "a `container` service needs an `image` or a `build` directory",
+                    "add image = \"NAME:TAG\", or build = \"DIR\" (a directory with a Dockerfile)",
                 );
                 None
             }
@@ -543,7 +587,7 @@ impl<'a> Validator<'a> {
                     .and_then(|p| self.file_path(p, &format!("{key}.authorized_keys")));
                 let password = self
                     .opt_text(&s.password, &format!("{key}.password"))
-                    .unwrap_or_else(|| "labpassword".into());
+                    .unwrap_or_else(|| DEFAULT_ROOT_PASSWORD.into());
                 ServiceConfig::Sshd {
                     password,
                     authorized_keys,
@@ -554,6 +598,8 @@ impl<'a> Validator<'a> {
             },
             ServiceKind::Container => ServiceConfig::Container {
                 image: image.unwrap_or_default(),
+                build,
+                cap_add: self.cap_add(&s.cap_add, key),
             },
         };
         let spans = ServiceSpans {
@@ -837,7 +883,9 @@ struct ServiceSpans {
 }
 
 mod assets;
+mod build;
 mod checks;
+mod keypath;
 mod nodes;
 
 pub(super) fn first_host(net: Ipv4Net) -> Ipv4Addr {

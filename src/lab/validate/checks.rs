@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 
-use super::{first_host, is_host_of, PendingNode, ServiceSpans, Validator};
+use super::{
+    first_host, is_host_of, PendingNode, ServiceSpans, Validator, DEFAULT_BMC_PASSWORD,
+    DEFAULT_BMC_USER, DEFAULT_ROOT_PASSWORD,
+};
 use crate::config::RawConfig;
 use crate::lab::{Lab, Network, Proto, Service, ServiceConfig, ServiceKind};
 
@@ -254,6 +257,46 @@ impl Validator<'_> {
                 );
             } else {
                 seen.insert(&n.node.name, n.key.clone());
+            }
+        }
+    }
+
+    /// Published on an address other hosts reach, a BMC with lab's default credential
+    /// (admin/admin) or an sshd with the default root password (`labpassword`) is an open door:
+    /// refused, saying what to set. Loopback (the default `lab.publish`) keeps the defaults.
+    pub(super) fn check_safe_defaults(&mut self, raw: &RawConfig, lab: &Lab) {
+        if lab.publish.is_loopback() {
+            return;
+        }
+        let span = raw.lab.get_ref().publish.as_ref().map(|p| p.span());
+        let publish = lab.publish;
+        let mut groups = Vec::new();
+        for node in &lab.nodes {
+            let default =
+                node.bmc_user == DEFAULT_BMC_USER && node.bmc_password == DEFAULT_BMC_PASSWORD;
+            if default && node.ipmi_port.is_some() && !groups.contains(&node.group) {
+                groups.push(node.group.clone());
+            }
+        }
+        for group in groups {
+            self.err(
+                span.clone(),
+                format!("nodes.{group}.bmc_password"),
+                format!("the BMC of nodes.{group} is published on lab.publish = {publish} with the default credential admin/admin"),
+                format!("set bmc_password in [nodes.{group}] or [node_defaults], e.g. from the environment: bmc_password = \"${{LAB_BMC_PASSWORD}}\"; or publish on 127.0.0.1"),
+            );
+        }
+        for service in &lab.services {
+            if let ServiceConfig::Sshd { password, .. } = &service.config {
+                if password == DEFAULT_ROOT_PASSWORD && !service.ports.is_empty() {
+                    let name = &service.name;
+                    self.err(
+                        span.clone(),
+                        format!("services.{name}.password"),
+                        format!("the sshd service {name} is published on lab.publish = {publish} with the default root password"),
+                        format!("set password in [services.{name}], e.g. from the environment: password = \"${{LAB_SSH_PASSWORD}}\"; or publish on 127.0.0.1"),
+                    );
+                }
             }
         }
     }

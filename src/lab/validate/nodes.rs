@@ -7,7 +7,9 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::{parse_size, PendingNode, Validator, MAX_COUNT};
+use super::{
+    parse_size, PendingNode, Validator, DEFAULT_BMC_PASSWORD, DEFAULT_BMC_USER, MAX_COUNT,
+};
 use crate::config::{RawConfig, RawNode, Str};
 use crate::lab::{Accel, BootDevice, Mac, Network, Node, Power, Profile};
 
@@ -321,15 +323,15 @@ impl Validator<'_> {
             }),
         };
         let bmc_user = pick(&n.bmc_user, &d.bmc_user)
-            .map_or(Some("admin".into()), |s| {
+            .map_or(Some(DEFAULT_BMC_USER.into()), |s| {
                 self.text(s, &format!("{key}.bmc_user"))
             })
-            .unwrap_or_else(|| "admin".into());
+            .unwrap_or_else(|| DEFAULT_BMC_USER.into());
         let bmc_password = pick(&n.bmc_password, &d.bmc_password)
-            .map_or(Some("admin".into()), |s| {
+            .map_or(Some(DEFAULT_BMC_PASSWORD.into()), |s| {
                 self.text(s, &format!("{key}.bmc_password"))
             })
-            .unwrap_or_else(|| "admin".into());
+            .unwrap_or_else(|| DEFAULT_BMC_PASSWORD.into());
         // The BMC (ipmi_sim) reads user names of at most 15 bytes; passwords are kept to IPMI 1.5's 16.
         for (field, value, span, max) in [
             ("bmc_user", &bmc_user, pick(&n.bmc_user, &d.bmc_user), 15),
