@@ -333,7 +333,15 @@ async fn container<E: Engine>(
         if create {
             create_or_replace(engine, spec).await?;
         }
-        engine.start_container(&spec.name).await
+        match engine.start_container(&spec.name).await {
+            // Gone since it was made or seen: an interrupted `lab up`'s create that the engine
+            // rolled back late. Make it again, once.
+            Err(EngineError::NotFound { .. }) => {
+                create_or_replace(engine, spec).await?;
+                engine.start_container(&spec.name).await
+            }
+            r => r,
+        }
     }
     .await;
     match &result {

@@ -562,7 +562,7 @@ fn an_interrupted_up_exits_130_and_the_next_up_converges() {
     {
         130 => {
             assert!(
-                err.starts_with(&format!("error: interrupted: lab `{}` so far: ", u.name)),
+                err.starts_with(&format!("error: interrupted: lab `{}`", u.name)),
                 "{err}"
             );
             assert!(

@@ -553,14 +553,24 @@ impl DockerEngine {
         if !message.contains("overlaps") {
             return Err(err);
         }
-        match self.find_networks(&LabelFilter::new()).await {
-            Ok(all) => match check_new_network(spec, &all) {
-                Ok(Some(id)) => Ok(id),
-                Ok(None) => Err(err),
-                Err(named) => Err(named),
-            },
-            Err(_) => Err(err),
+        // The network that overlaps may be one being made right now (another `lab up` of this
+        // lab, or one killed mid-way whose create the engine still finishes): it is not listed
+        // yet, or its pool is freed a moment later. Look again, and create again, for a while.
+        for _ in 0..15 {
+            match self.find_networks(&LabelFilter::new()).await {
+                Ok(all) => match check_new_network(spec, &all) {
+                    Ok(Some(id)) => return Ok(id),
+                    Err(named) => return Err(named),
+                    Ok(None) => {}
+                },
+                Err(_) => return Err(err),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Ok(created) = self.docker.create_network(network_body(spec)).await {
+                return Ok(created.id);
+            }
         }
+        Err(err)
     }
 
     /// The engine's tar archive of `path` in a container (created, running or stopped), in
