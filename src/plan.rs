@@ -34,6 +34,13 @@ pub const LABEL_BOOT_IP: &str = "io.metal-lab.boot-ip";
 pub const LABEL_BMC_USER: &str = "io.metal-lab.bmc-user";
 /// Hash of an image's build context (Dockerfile and files beside it, and the base image name).
 pub const LABEL_CONTEXT_HASH: &str = "io.metal-lab.context-hash";
+/// Marks an object shared by every lab on the engine (value `host`). Such an object carries no
+/// [`LABEL_LAB`], so no lab's `down --volumes` removes it.
+pub const LABEL_SHARED: &str = "io.metal-lab.shared";
+/// The volume every node container mounts at [`HOST_STATE_DIR`]: facts about the engine's host
+/// kept across labs, such as whether KVM works (probed once per host boot, see `lab-accel`).
+pub const HOST_VOLUME: &str = "metal-lab-host";
+pub const HOST_STATE_DIR: &str = "/var/lib/lab-host";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetworkSpec {
@@ -123,7 +130,8 @@ pub struct ContainerSpec {
 /// Everything `lab up` makes exist for a lab.
 #[derive(Debug, Clone, Serialize)]
 pub struct Desired {
-    /// The lab's name: everything below carries it in [`LABEL_LAB`].
+    /// The lab's name: everything below carries it in [`LABEL_LAB`], except the volume shared
+    /// by all labs ([`HOST_VOLUME`]).
     pub lab: String,
     pub network: NetworkSpec,
     pub images: Vec<ImageSpec>,
@@ -194,6 +202,13 @@ pub fn desired(lab: &Lab, inputs: &Inputs) -> Desired {
         let spec = node_container(lab, n, img, vol, inputs);
         let files = (inputs.files_hash)(&render::node_dir(&n.name).to_string_lossy());
         containers.push(finish(lab, spec, "node", &img_hash, &files));
+    }
+    if !lab.nodes.is_empty() {
+        // Created like the lab's volumes; the engine keeps an existing one as it is.
+        volumes.push(VolumeSpec {
+            name: HOST_VOLUME.into(),
+            labels: BTreeMap::from([(LABEL_SHARED.to_string(), "host".to_string())]),
+        });
     }
     Desired {
         lab: lab.name.clone(),
@@ -372,6 +387,12 @@ fn node_container(
         kind: MountKind::Volume,
         source: disk_volume,
         target: "/var/lib/lab".into(),
+        read_only: false,
+    });
+    c.mounts.push(Mount {
+        kind: MountKind::Volume,
+        source: HOST_VOLUME.into(),
+        target: HOST_STATE_DIR.into(),
         read_only: false,
     });
     c.labels.insert(LABEL_MAC.into(), n.mac.to_string());
@@ -561,7 +582,7 @@ ipmi_port = 623
                 .iter()
                 .map(|v| v.name.as_str())
                 .collect::<Vec<_>>(),
-            ["t-n-1-disk", "t-n-2-disk"]
+            ["t-n-1-disk", "t-n-2-disk", "metal-lab-host"]
         );
         let n2 = &d.containers[4];
         assert_eq!(n2.labels[LABEL_LAB], "t");
@@ -593,6 +614,36 @@ ipmi_port = 623
             .iter()
             .any(|m| m.source == "/state/dnsmasq/dnsmasq.conf" && m.read_only));
         assert_eq!(d.containers[2].env, ["ROOT_PASSWORD=labpassword"]);
+    }
+
+    #[test]
+    fn nodes_mount_the_host_volume_shared_by_all_labs() {
+        let d = plan(&lab(LAB), "a", false);
+        for n in d.containers.iter().filter(|c| c.role == Role::Node) {
+            assert!(
+                n.mounts.contains(&Mount {
+                    kind: MountKind::Volume,
+                    source: HOST_VOLUME.into(),
+                    target: HOST_STATE_DIR.into(),
+                    read_only: false,
+                }),
+                "{:?}",
+                n.mounts
+            );
+        }
+        let shared: Vec<_> = d.volumes.iter().filter(|v| v.name == HOST_VOLUME).collect();
+        assert_eq!(shared.len(), 1);
+        // Not the lab's: `down --volumes` of one lab leaves it to the others.
+        assert_eq!(
+            shared[0].labels,
+            BTreeMap::from([(LABEL_SHARED.to_string(), "host".to_string())])
+        );
+        // A lab without nodes has no use for it.
+        let services_only = lab(&LAB[..LAB.find("[nodes.n]").unwrap()]);
+        assert!(plan(&services_only, "a", false)
+            .volumes
+            .iter()
+            .all(|v| v.name != HOST_VOLUME));
     }
 
     #[test]
