@@ -268,7 +268,9 @@ pub async fn wait_ready<E: Engine>(
                 ui.finish(&key, false, &last);
                 return Err((c.name.clone(), p.describe(), last));
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            // Network probes are cheap; the DHCP probe is a docker exec.
+            let pause = if matches!(p, Probe::Dhcp) { 250 } else { 50 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
     }))
     .await;
