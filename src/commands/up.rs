@@ -268,9 +268,7 @@ pub async fn wait_ready<E: Engine>(
                 ui.finish(&key, false, &last);
                 return Err((c.name.clone(), p.describe(), last));
             }
-            // Network probes are cheap; the DHCP probe is a docker exec.
-            let pause = if matches!(p, Probe::Dhcp) { 250 } else { 50 };
-            tokio::time::sleep(Duration::from_millis(pause)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }))
     .await;
