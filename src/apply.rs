@@ -136,13 +136,15 @@ pub async fn network_and_volumes<E: Engine>(
 }
 
 /// Applies container actions: removals first, then every creation and start concurrently.
-/// Failures are collected, not fatal to the others.
+/// Failures are collected, not fatal to the others. `started` hears of each container running
+/// as planned (started now, or kept) as soon as it is.
 pub async fn containers<E: Engine>(
     engine: &E,
     desired: &Desired,
     actions: &[Action],
     ui: &Progress,
     summary: &mut Summary,
+    started: &(dyn Fn(&str) + Sync),
 ) {
     let spec = |name: &str| desired.containers.iter().find(|c| c.name == name);
     let removals = actions.iter().filter_map(|a| match a {
@@ -186,7 +188,14 @@ pub async fn containers<E: Engine>(
         .iter()
         .filter_map(|a| spec(a.name()).map(|s| (a, s)))
         .collect();
-    let results = join_all(group.iter().map(|(a, s)| container(engine, a, s, ui))).await;
+    let results = join_all(group.iter().map(|(a, s)| async move {
+        let r = container(engine, a, s, ui).await;
+        if r.is_ok() {
+            started(&s.name);
+        }
+        r
+    }))
+    .await;
     for ((a, _), r) in group.iter().zip(results) {
         let name = a.name().to_string();
         match (a, r) {

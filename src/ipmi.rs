@@ -135,15 +135,24 @@ fn channel_auth_request() -> Vec<u8> {
 }
 
 /// Whether the BMC at `addr` answers IPMI: a well-formed reply to Get Channel Authentication
-/// Capabilities means it is up.
+/// Capabilities means it is up. Asked again every 100 ms on the same socket, for 2 s: a BMC
+/// still starting drops the request (the ICMP error that would say so is rate-limited), and
+/// answers the next one as soon as it listens; a late answer to an earlier one counts too.
 pub async fn ping(addr: SocketAddr) -> Result<(), String> {
     let asked = async {
         let sock = socket(addr).await?;
-        call(&sock, &channel_auth_request(), 0x38).await
+        let request = channel_auth_request();
+        let mut buf = [0u8; 512];
+        loop {
+            sock.send(&request).await.map_err(|e| e.to_string())?;
+            if let Ok(r) = timeout(Duration::from_millis(100), sock.recv(&mut buf)).await {
+                let n = r.map_err(|e| e.to_string())?;
+                return reply_data(&buf[..n], 0x38);
+            }
+        }
     };
     match timeout(Duration::from_secs(2), asked).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) if e == NO_REPLY => Err(format!("{addr}: no IPMI reply")),
         Ok(Err(e)) => Err(format!("{addr}: {e}")),
         Err(_) => Err(format!("{addr}: no IPMI reply")),
     }

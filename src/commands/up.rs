@@ -121,11 +121,32 @@ pub async fn up<E: Engine>(
         crate::images::write_context(&state_dir.join("images"), name)
             .with_context(|| format!("writing the build context of {}", image.tag))?;
     }
+    // A node (re)started now must reach the power state its file asks for; one that was kept
+    // stays as the user last left it through its BMC.
+    let fresh: Vec<&str> = actions
+        .iter()
+        .filter(|a| !matches!(a, Action::Keep { .. } | Action::Remove { .. }))
+        .map(Action::name)
+        .collect();
+    // Each container's readiness is checked as soon as it has started, while the engine still
+    // starts the others (on a busy host it spends seconds on a few containers).
+    let (started_tx, started) = tokio::sync::watch::channel(Started::default());
+    let mut ready = Ok(());
     let interrupted = tokio::select! {
         r = async {
             apply::images(engine, &needed, ui, &mut summary).await?;
             apply::network_and_volumes(engine, desired, ui).await?;
-            apply::containers(engine, desired, &actions, ui, &mut summary).await;
+            let on_started = |name: &str| started_tx.send_modify(|s| s.0.push(name.to_string()));
+            let apply = async {
+                apply::containers(engine, desired, &actions, ui, &mut summary, &on_started).await;
+                started_tx.send_modify(|s| s.1 = true);
+            };
+            if opts.no_wait {
+                apply.await;
+            } else {
+                let wait = wait_ready(engine, lab, desired, &opts.names, &fresh, opts.timeout, ui, &started);
+                ready = tokio::join!(apply, wait).1;
+            }
             Ok::<_, crate::engine::EngineError>(())
         } => { r.map_err(anyhow::Error::from).with_context(|| report(lab, &summary))?; false }
         _ = tokio::signal::ctrl_c() => true,
@@ -155,18 +176,15 @@ pub async fn up<E: Engine>(
             summary.kept.len()
         ));
     }
+    ready?;
     if !opts.no_wait {
-        // A node (re)started now must reach the power state its file asks for; one that was kept
-        // stays as the user last left it through its BMC.
-        let fresh: Vec<&str> = actions
-            .iter()
-            .filter(|a| !matches!(a, Action::Keep { .. } | Action::Remove { .. }))
-            .map(Action::name)
-            .collect();
-        wait_ready(engine, lab, desired, &opts.names, &fresh, opts.timeout, ui).await?;
+        ui.println(&format!("lab `{}` is ready", lab.name));
     }
     Ok(())
 }
+
+/// The containers started so far by `up` (by container name), and whether it is done starting.
+type Started = (Vec<String>, bool);
 
 fn report(lab: &Lab, s: &Summary) -> String {
     let done = s.describe();
@@ -235,8 +253,10 @@ fn check_host_ports(
     bail!("{}\nnothing was created: free those ports, or change them in the lab file (ports, vnc_port, ipmi_port) or lab.publish", busy.join("\n"))
 }
 
-/// Polls every service and BMC until it answers, concurrently; on timeout names the ones that
-/// did not and shows their last log lines.
+/// Polls every service and BMC until it answers, concurrently, each from the moment its container
+/// has started (one that does not start is left to the failed step's report), for at most
+/// `limit`; on timeout names the ones that did not answer and shows their last log lines.
+#[allow(clippy::too_many_arguments)]
 pub async fn wait_ready<E: Engine>(
     engine: &E,
     lab: &Lab,
@@ -245,6 +265,7 @@ pub async fn wait_ready<E: Engine>(
     fresh: &[&str],
     limit: Duration,
     ui: &Progress,
+    started: &tokio::sync::watch::Receiver<Started>,
 ) -> anyhow::Result<()> {
     let probes: Vec<(&ContainerSpec, Probe)> = desired
         .containers
@@ -252,8 +273,16 @@ pub async fn wait_ready<E: Engine>(
         .filter(|c| only.is_empty() || only.contains(&c.lab_name))
         .map(|c| (c, probe(lab, c, fresh.contains(&c.name.as_str()))))
         .collect();
-    let deadline = Instant::now() + limit;
     let results = futures_util::future::join_all(probes.iter().map(|(c, p)| async move {
+        let mut started = started.clone();
+        let up = started
+            .wait_for(|(names, done)| *done || names.contains(&c.name))
+            .await
+            .is_ok_and(|s| s.0.contains(&c.name));
+        if !up {
+            return Ok(());
+        }
+        let deadline = Instant::now() + limit;
         let key = format!("ready {}", c.lab_name);
         ui.start(&key, &format!("waiting: {}", p.describe()));
         loop {
@@ -281,7 +310,6 @@ pub async fn wait_ready<E: Engine>(
         failures.push(format!("container {name} is not ready after {}s (wanted: {what}; last: {why})\n--- last log lines of {name} ---\n{}", limit.as_secs(), logs.trim_end()));
     }
     if failures.is_empty() {
-        ui.println(&format!("lab `{}` is ready", lab.name));
         return Ok(());
     }
     bail!(
