@@ -136,10 +136,11 @@ pub async fn up<E: Engine>(
         r = async {
             apply::images(engine, &needed, ui, &mut summary).await?;
             apply::network_and_volumes(engine, desired, ui).await?;
-            let on_started = |name: &str| started_tx.send_modify(|s| s.0.push(name.to_string()));
+            let on_started = |name: &str| started_tx.send_modify(|s| s.names.push(name.to_string()));
             let apply = async {
                 apply::containers(engine, desired, &actions, ui, &mut summary, &on_started).await;
-                started_tx.send_modify(|s| s.1 = true);
+                let failed = !summary.failed.is_empty();
+                started_tx.send_modify(|s| (s.done, s.failed) = (true, failed));
             };
             if opts.no_wait {
                 apply.await;
@@ -183,8 +184,16 @@ pub async fn up<E: Engine>(
     Ok(())
 }
 
-/// The containers started so far by `up` (by container name), and whether it is done starting.
-type Started = (Vec<String>, bool);
+/// What `up` has started so far, for [`wait_ready`] to begin with each container at once.
+#[derive(Debug, Default)]
+pub struct Started {
+    /// Containers (names) running as planned.
+    names: Vec<String>,
+    /// Every container was started, or failed to.
+    done: bool,
+    /// Some failed: up reports that, and readiness no longer matters.
+    failed: bool,
+}
 
 fn report(lab: &Lab, s: &Summary) -> String {
     let done = s.describe();
@@ -254,8 +263,8 @@ fn check_host_ports(
 }
 
 /// Polls every service and BMC until it answers, concurrently, each from the moment its container
-/// has started (one that does not start is left to the failed step's report), for at most
-/// `limit`; on timeout names the ones that did not answer and shows their last log lines.
+/// has started, for at most `limit`; on timeout names the ones that did not answer and shows
+/// their last log lines. Once a container failed to start, `up` reports that and stops waiting.
 #[allow(clippy::too_many_arguments)]
 pub async fn wait_ready<E: Engine>(
     engine: &E,
@@ -276,9 +285,9 @@ pub async fn wait_ready<E: Engine>(
     let results = futures_util::future::join_all(probes.iter().map(|(c, p)| async move {
         let mut started = started.clone();
         let up = started
-            .wait_for(|(names, done)| *done || names.contains(&c.name))
+            .wait_for(|s| s.done || s.names.contains(&c.name))
             .await
-            .is_ok_and(|s| s.0.contains(&c.name));
+            .is_ok_and(|s| s.names.contains(&c.name));
         if !up {
             return Ok(());
         }
@@ -293,6 +302,10 @@ pub async fn wait_ready<E: Engine>(
                 }
                 Err(e) => e,
             };
+            if started.borrow().failed {
+                ui.finish(&key, false, "not waited for (a container failed to start)");
+                return Ok(());
+            }
             if Instant::now() >= deadline {
                 ui.finish(&key, false, &last);
                 return Err((c.name.clone(), p.describe(), last));
