@@ -76,6 +76,19 @@ pub async fn apply<E: Engine>(
     ui: &Progress,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
+    apply_reporting(engine, desired, plan, ui, summary, &|_| {}).await
+}
+
+/// [`apply`], telling `running` of each container running as planned (started now, or kept) as
+/// soon as it is, so that its readiness can be checked while the engine starts the others.
+pub async fn apply_reporting<E: Engine>(
+    engine: &E,
+    desired: &Desired,
+    plan: &Plan,
+    ui: &Progress,
+    summary: &mut Summary,
+    running: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<()> {
     crate::render::write_under(&desired.state_dir, &desired.files).with_context(|| {
         format!(
             "writing generated files under {}",
@@ -98,7 +111,7 @@ pub async fn apply<E: Engine>(
     for asset in &plan.exports {
         export(engine, asset, ui, summary).await?;
     }
-    containers(engine, desired, &plan.actions, ui, summary).await;
+    containers(engine, desired, &plan.actions, ui, summary, running).await;
     Ok(())
 }
 
@@ -253,6 +266,7 @@ async fn containers<E: Engine>(
     actions: &[Action],
     ui: &Progress,
     summary: &mut Summary,
+    running: &(dyn Fn(&str) + Sync),
 ) {
     let spec = |name: &str| desired.containers.iter().find(|c| c.name == name);
     let removals = actions.iter().filter_map(|a| match a {
@@ -299,7 +313,14 @@ async fn containers<E: Engine>(
         .filter(|a| !stuck.iter().any(|s| s == a.name()))
         .filter_map(|a| spec(a.name()).map(|s| (a, s)))
         .collect();
-    let results = join_all(group.iter().map(|(a, s)| container(engine, a, s, ui))).await;
+    let results = join_all(group.iter().map(|(a, s)| async move {
+        let r = container(engine, a, s, ui).await;
+        if r.is_ok() {
+            running(&s.name);
+        }
+        r
+    }))
+    .await;
     for ((a, _), r) in group.iter().zip(results) {
         let name = a.name().to_string();
         match (a, r) {

@@ -161,10 +161,20 @@ const PER_TRY: Duration = Duration::from_millis(500);
 /// Datagrams that do not answer it (a late reply to an earlier request, a foreign or garbled
 /// packet) are dropped and the wait goes on until the try's time is up.
 async fn call(sock: &UdpSocket, req: &Request) -> Result<Vec<u8>, String> {
+    call_with(sock, req, TRIES, PER_TRY).await
+}
+
+/// [`call`] with `tries` sends, `per_try` apart.
+async fn call_with(
+    sock: &UdpSocket,
+    req: &Request,
+    tries: usize,
+    per_try: Duration,
+) -> Result<Vec<u8>, String> {
     let mut buf = [0u8; 512];
-    for _ in 0..TRIES {
+    for _ in 0..tries {
         sock.send(&req.packet).await.map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + PER_TRY;
+        let deadline = Instant::now() + per_try;
         while let Ok(r) = timeout_at(deadline, sock.recv(&mut buf)).await {
             let n = r.map_err(|e| e.to_string())?;
             match parse_reply(&buf[..n]) {
@@ -224,13 +234,14 @@ const NO_SESSION: Session = Session {
 
 /// Whether the BMC at `addr` answers IPMI: a well-formed reply to the session-less "Get Channel
 /// Authentication Capabilities" (the first message any IPMI client sends: this channel, IPMI
-/// v2.0 data, admin privilege) means it is up.
+/// v2.0 data, admin privilege) means it is up. Asked again every 100 ms for 2 s: a BMC still
+/// starting drops the request (the ICMP error that would say so is rate-limited) and answers
+/// the next one as soon as it listens; a late answer to an earlier send counts too.
 pub async fn ping(addr: SocketAddr) -> Result<(), String> {
     let asked = async {
         let mut client = Client::connect(addr).await?;
-        client
-            .call(&NO_SESSION, NETFN_APP, 0x38, &[0x8e, 0x04])
-            .await
+        let req = client.request(&NO_SESSION, NETFN_APP, 0x38, &[0x8e, 0x04]);
+        call_with(&client.sock, &req, 20, Duration::from_millis(100)).await
     };
     match timeout(Duration::from_secs(2), asked).await {
         Ok(Ok(_)) => Ok(()),

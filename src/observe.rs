@@ -222,10 +222,16 @@ pub struct Snapshot {
 /// Looks once at everything `desired` names.
 pub async fn snapshot<E: Engine>(engine: &E, desired: &Desired) -> Result<Snapshot, EngineError> {
     let filter = LabelFilter::lab(&desired.lab);
-    let (containers, volumes) = futures_util::join!(
+    let shared = LabelFilter::new().with(crate::plan::LABEL_SHARED, "host");
+    let (containers, volumes, shared) = futures_util::join!(
         containers(engine, &desired.lab),
-        engine.list_volumes(&filter)
+        engine.list_volumes(&filter),
+        engine.list_volumes(&shared)
     );
+    let volumes = volumes.and_then(|mut v| {
+        v.extend(shared?);
+        Ok(v)
+    });
     let mut tags: Vec<String> = desired.images.iter().map(|i| i.tag.clone()).collect();
     tags.extend(desired.pull_candidates());
     let infos = join_all(tags.iter().map(|t| engine.image_info(t))).await;

@@ -40,6 +40,13 @@ pub const LABEL_BOOT_IP: &str = "io.metal-lab.boot-ip";
 pub const LABEL_BMC_USER: &str = "io.metal-lab.bmc-user";
 /// Hash of an image's build context (Dockerfile and files beside it, and the base image name).
 pub const LABEL_CONTEXT_HASH: &str = "io.metal-lab.context-hash";
+/// Marks an object shared by every lab on the engine (value `host`). Such an object carries no
+/// [`LABEL_LAB`], so no lab's `down --volumes` removes it.
+pub const LABEL_SHARED: &str = "io.metal-lab.shared";
+/// The volume every node container mounts at [`HOST_STATE_DIR`]: facts about the engine's host
+/// kept across labs, such as whether KVM works (probed once per host boot, see `lab-accel`).
+pub const HOST_VOLUME: &str = "metal-lab-host";
+pub const HOST_STATE_DIR: &str = "/var/lib/lab-host";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetworkSpec {
@@ -300,6 +307,12 @@ fn desired_with(lab: &Lab, inputs: &Inputs) -> Desired {
         let files = (inputs.files_hash)(&render::node_dir(&n.name).to_string_lossy());
         containers.push(finish(lab, spec, "node", &img_hash, &files));
     }
+    if !lab.nodes().is_empty() {
+        volumes.push(VolumeSpec {
+            name: HOST_VOLUME.into(),
+            labels: BTreeMap::from([(LABEL_SHARED.to_string(), "host".to_string())]),
+        });
+    }
     let assets: Vec<BuiltAsset> = crate::smoke::asset(lab).into_iter().collect();
     for a in &assets {
         image(crate::smoke::IMAGE);
@@ -502,6 +515,12 @@ fn node_container(
         kind: MountKind::Volume,
         source: disk_volume,
         target: "/var/lib/lab".into(),
+        read_only: false,
+    });
+    c.mounts.push(Mount {
+        kind: MountKind::Volume,
+        source: HOST_VOLUME.into(),
+        target: HOST_STATE_DIR.into(),
         read_only: false,
     });
     c.labels.insert(LABEL_MAC.into(), n.mac.to_string());
@@ -922,7 +941,7 @@ ipmi_port = 623
                 .iter()
                 .map(|v| v.name.as_str())
                 .collect::<Vec<_>>(),
-            ["t-n-1-disk", "t-n-2-disk"]
+            ["t-n-1-disk", "t-n-2-disk", "metal-lab-host"]
         );
         let n2 = &d.containers[4];
         assert_eq!(n2.labels[LABEL_LAB], "t");
@@ -954,6 +973,36 @@ ipmi_port = 623
             .iter()
             .any(|m| m.source == "/state/dnsmasq/dnsmasq.conf" && m.read_only));
         assert_eq!(d.containers[2].env, ["ROOT_PASSWORD=labpassword"]);
+    }
+
+    #[test]
+    fn nodes_mount_the_host_volume_shared_by_all_labs() {
+        let d = desire(&lab(LAB), "a", false);
+        for n in d.containers.iter().filter(|c| c.role == Role::Node) {
+            assert!(
+                n.mounts.contains(&Mount {
+                    kind: MountKind::Volume,
+                    source: HOST_VOLUME.into(),
+                    target: HOST_STATE_DIR.into(),
+                    read_only: false,
+                }),
+                "{:?}",
+                n.mounts
+            );
+        }
+        let shared: Vec<_> = d.volumes.iter().filter(|v| v.name == HOST_VOLUME).collect();
+        assert_eq!(shared.len(), 1);
+        // Not the lab's: `down --volumes` of one lab leaves it to the others.
+        assert_eq!(
+            shared[0].labels,
+            BTreeMap::from([(LABEL_SHARED.to_string(), "host".to_string())])
+        );
+        // A lab without nodes has no use for it.
+        let services_only = lab(&LAB[..LAB.find("[nodes.n]").unwrap()]);
+        assert!(desire(&services_only, "a", false)
+            .volumes
+            .iter()
+            .all(|v| v.name != HOST_VOLUME));
     }
 
     #[test]

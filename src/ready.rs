@@ -15,16 +15,28 @@ use crate::observe::{bmc_power, PowerState};
 use crate::plan::{ContainerSpec, Desired, Role};
 use crate::ui::Progress;
 
-/// Polls every (named) service and BMC of `desired` until it answers, concurrently. Nodes in
-/// `started` (just made or started) must also reach the power their file asks for; a node kept
-/// as it was stays as the user last left it through its BMC. On timeout, the message names the
-/// ones that did not answer, with what was wanted, the last answer and their last log lines.
+/// Which containers `lab up` has running so far (started now, or kept), and whether it is done
+/// starting them; what [`wait`] watches.
+#[derive(Debug, Clone, Default)]
+pub struct Running {
+    pub names: Vec<String>,
+    pub done: bool,
+}
+
+/// Polls every (named) service and BMC of `desired` until it answers, concurrently, each from
+/// the moment its container runs (one that does not start is left to apply's report), for at
+/// most `limit`. Nodes in `started` (just made or started) must also reach the power their file
+/// asks for; a node kept as it was stays as the user last left it through its BMC. On timeout,
+/// the message names the ones that did not answer, with what was wanted, the last answer and
+/// their last log lines.
+#[allow(clippy::too_many_arguments)]
 pub async fn wait<E: Engine>(
     engine: &E,
     lab: &Lab,
     desired: &Desired,
     only: &[String],
     started: &[&str],
+    running: &tokio::sync::watch::Receiver<Running>,
     limit: Duration,
     ui: &Progress,
 ) -> Result<(), String> {
@@ -34,8 +46,16 @@ pub async fn wait<E: Engine>(
         .filter(|c| only.is_empty() || only.contains(&c.lab_name))
         .map(|c| (c, probe(lab, c, started.contains(&c.name.as_str()))))
         .collect();
-    let deadline = Instant::now() + limit;
     let results = futures_util::future::join_all(probes.iter().map(|(c, p)| async move {
+        let mut running = running.clone();
+        let runs = running
+            .wait_for(|r| r.done || r.names.contains(&c.name))
+            .await
+            .is_ok_and(|r| r.names.contains(&c.name));
+        if !runs {
+            return Ok(());
+        }
+        let deadline = Instant::now() + limit;
         let key = format!("ready {}", c.lab_name);
         ui.start(&key, &format!("waiting: {}", p.describe()));
         loop {
@@ -50,7 +70,7 @@ pub async fn wait<E: Engine>(
                 ui.finish(&key, false, &last);
                 return Err((c.name.clone(), p.describe(), last));
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }))
     .await;
@@ -67,7 +87,6 @@ pub async fn wait<E: Engine>(
         ));
     }
     if failures.is_empty() {
-        ui.println(&format!("lab `{}` is ready", lab.name()));
         return Ok(());
     }
     Err(failures.join("\n"))
@@ -148,6 +167,11 @@ impl Probe {
     pub async fn check<E: Engine>(&self, engine: &E, container: &str) -> Result<(), String> {
         match self {
             Probe::Dhcp => {
+                if let Some(open) = local_udp_open(engine, container, 67).await {
+                    return open
+                        .then_some(())
+                        .ok_or_else(|| "dnsmasq is not listening on UDP 67 yet".into());
+                }
                 let argv: Vec<String> = ["grep", "-q", ":0043 ", "/proc/net/udp"]
                     .map(String::from)
                     .to_vec();
@@ -178,6 +202,20 @@ impl Probe {
             Probe::Running => Ok(()),
         }
     }
+}
+
+/// Whether the container listens on UDP `port`, read from `/proc/PID/net/udp` when lab runs on
+/// the engine's host (milliseconds, where a docker exec takes a tenth of a second or more on a
+/// busy host); `None` when that cannot be told from here: another host or PID namespace (the
+/// engine's PID must be a process of this container: its cgroup names the container's id).
+async fn local_udp_open<E: Engine>(engine: &E, container: &str, port: u16) -> Option<bool> {
+    let (id, pid) = engine.container_pid(container).await.ok().flatten()?;
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    if !cgroup.contains(&id) {
+        return None;
+    }
+    let udp = std::fs::read_to_string(format!("/proc/{pid}/net/udp")).ok()?;
+    Some(udp.contains(&format!(":{port:04X} ")))
 }
 
 const IO_TIMEOUT: Duration = Duration::from_secs(2);

@@ -510,7 +510,13 @@ async fn engine_container_is_created_as_specified_and_can_exec_log_and_be_remove
             container: spec.name.clone()
         }
     );
+    assert_eq!(
+        engine.container_pid(&spec.name).await.expect("pid"),
+        None,
+        "not started yet"
+    );
     engine.start_container(&spec.name).await.expect("start");
+    check_pid(&engine, &spec, &id).await;
 
     check_inspect(&spec, &id).await;
     check_listing(&engine, &t, &spec).await;
@@ -668,6 +674,26 @@ async fn check_listing(engine: &DockerEngine, t: &Test, spec: &ContainerSpec) {
     want.sort_by_key(|p| p.host_port);
     assert_eq!(c.ports, want);
     assert_eq!(c.labels, spec.labels);
+}
+
+/// The engine reports the container's id and its first process; on the engine's own host (a
+/// local socket) that PID's cgroup names the container and its /proc shows the container's
+/// sockets, which the DHCP readiness probe reads instead of a docker exec.
+async fn check_pid(engine: &DockerEngine, spec: &ContainerSpec, id: &str) {
+    let (full_id, pid) = engine
+        .container_pid(&spec.name)
+        .await
+        .expect("pid")
+        .expect("a running container has a pid");
+    assert_eq!(full_id, id);
+    assert!(pid > 1, "{pid}");
+    let local = std::env::var("DOCKER_HOST").map_or(true, |h| h.starts_with("unix://"));
+    if local {
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+        assert!(cgroup.contains(id), "{cgroup}");
+        let udp = std::fs::read_to_string(format!("/proc/{pid}/net/udp")).expect("net/udp");
+        assert!(udp.trim_start().starts_with("sl"), "{udp}");
+    }
 }
 
 async fn check_exec_and_logs(engine: &DockerEngine, spec: &ContainerSpec) {

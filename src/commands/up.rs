@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::lab::Lab;
 use crate::observe::{self, Snapshot};
 use crate::plan::{self, Desired, Host, Plan};
+use crate::ready::Running;
 use crate::ui::Progress;
 
 pub struct Options {
@@ -45,7 +46,7 @@ pub async fn run(file: &Path, opts: Options) -> Result<()> {
     for missing in crate::assets::missing_assets(&lab) {
         ui.println(&format!("warning: {missing}"));
     }
-    let summary = apply_or_interrupt(&engine, &lab, &desired, &plan, &ui).await?;
+    let (summary, ready) = apply_and_wait(&engine, &lab, &desired, &plan, &opts, &ui).await?;
     if summary.changed() {
         ui.println(&format!("lab `{}`: {}", lab.name(), summary.describe()));
     } else {
@@ -55,34 +56,56 @@ pub async fn run(file: &Path, opts: Options) -> Result<()> {
             summary.kept.len()
         ));
     }
+    ready.map_err(Error::NotReady)?;
     if !opts.no_wait {
-        crate::ready::wait(
-            &engine,
-            &lab,
-            &desired,
-            &opts.names,
-            &plan.started(),
-            opts.timeout,
-            &ui,
-        )
-        .await
-        .map_err(Error::NotReady)?;
+        ui.println(&format!("lab `{}` is ready", lab.name()));
     }
     Ok(())
 }
 
-/// Applies the plan unless Ctrl-C comes first; either way, says what was done.
-async fn apply_or_interrupt(
+/// Applies the plan and, unless `--no-wait`, checks each container's readiness as soon as it
+/// runs, while the engine still starts the others; all of it unless Ctrl-C comes first. Says
+/// what was done either way.
+async fn apply_and_wait(
     engine: &DockerEngine,
     lab: &Lab,
     desired: &Desired,
     plan: &Plan,
+    opts: &Options,
     ui: &Progress,
-) -> Result<Summary> {
+) -> Result<(Summary, std::result::Result<(), String>)> {
     let mut summary = Summary::default();
-    let outcome = tokio::select! {
-        r = apply::apply(engine, desired, plan, ui, &mut summary) => Some(r),
-        _ = tokio::signal::ctrl_c() => None,
+    let (tx, rx) = tokio::sync::watch::channel(Running::default());
+    let started = plan.started();
+    let outcome = {
+        let on_running = |name: &str| tx.send_modify(|r| r.names.push(name.to_string()));
+        let apply = async {
+            let r =
+                apply::apply_reporting(engine, desired, plan, ui, &mut summary, &on_running).await;
+            tx.send_modify(|r| r.done = true);
+            r
+        };
+        let both = async {
+            if opts.no_wait {
+                (apply.await, Ok(()))
+            } else {
+                let wait = crate::ready::wait(
+                    engine,
+                    lab,
+                    desired,
+                    &opts.names,
+                    &started,
+                    &rx,
+                    opts.timeout,
+                    ui,
+                );
+                tokio::join!(apply, wait)
+            }
+        };
+        tokio::select! {
+            r = both => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        }
     };
     let so_far = || match summary.describe() {
         d if d.is_empty() => format!("lab `{}`: nothing was made yet", lab.name()),
@@ -90,8 +113,8 @@ async fn apply_or_interrupt(
     };
     match outcome {
         None => Err(Error::Interrupted(so_far())),
-        Some(Err(e)) => Err(Error::from(e.context(so_far()))),
-        Some(Ok(())) if !summary.failed.is_empty() => {
+        Some((Err(e), _)) => Err(Error::from(e.context(so_far()))),
+        Some((Ok(()), _)) if !summary.failed.is_empty() => {
             let list: Vec<String> = summary
                 .failed
                 .iter()
@@ -104,7 +127,7 @@ async fn apply_or_interrupt(
                 so_far()
             )))
         }
-        Some(Ok(())) => Ok(summary),
+        Some((Ok(()), ready)) => Ok((summary, ready)),
     }
 }
 

@@ -154,6 +154,20 @@ impl Engine for DockerEngine {
         Ok(summaries.into_iter().map(observed_container).collect())
     }
 
+    async fn container_pid(&self, container: &str) -> Result<Option<(String, u32)>, EngineError> {
+        let inspect = self
+            .docker
+            .inspect_container(container, None)
+            .await
+            .map_err(|e| {
+                self.error_or_missing(e, "inspecting container", "container", container)
+            })?;
+        let pid = inspect.state.and_then(|s| s.pid);
+        Ok(inspect
+            .id
+            .zip(pid.and_then(|p| u32::try_from(p).ok()).filter(|p| *p > 0)))
+    }
+
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
         let options = bollard::query_parameters::CreateContainerOptionsBuilder::new()
             .name(&spec.name)

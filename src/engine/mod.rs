@@ -352,6 +352,15 @@ pub trait Engine: Send + Sync {
         filter: &LabelFilter,
     ) -> impl Future<Output = Result<Vec<ObservedContainer>, EngineError>> + Send;
 
+    /// The container's full id and the engine host's PID of its first process while it runs
+    /// (`None` when it does not run, or when the engine cannot tell).
+    fn container_pid(
+        &self,
+        _container: &str,
+    ) -> impl Future<Output = Result<Option<(String, u32)>, EngineError>> + Send {
+        async { Ok(None) }
+    }
+
     /// Creates (does not start) the container `spec` describes; returns its id.
     fn create_container(
         &self,
