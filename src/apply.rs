@@ -626,7 +626,10 @@ ipmi_port = 623
             engine.container_names(),
             ["t-dhcp", "t-n-1", "t-n-2", "t-ssh", "t-web"]
         );
-        assert_eq!(engine.volume_names(), ["t-n-1-disk", "t-n-2-disk"]);
+        assert_eq!(
+            engine.volume_names(),
+            ["metal-lab-host", "t-n-1-disk", "t-n-2-disk"]
+        );
         assert!(dir.path().join(".lab/t/dnsmasq/dnsmasq.conf").is_file());
         engine.take_calls();
         let (plan, s) = up(&engine, &d, &[]).await;
@@ -790,11 +793,13 @@ ipmi_port = 623
         assert_eq!(engine.container_names(), ["not-ours"]);
         assert_eq!(
             engine.volume_names().len(),
-            2,
+            3,
             "volumes stay without --volumes"
         );
         let again = teardown(&engine, "t", true).await.unwrap();
         assert_eq!(again.removed, ["volume t-n-1-disk", "volume t-n-2-disk"]);
+        // The volume every lab on the engine shares is not this lab's to remove.
+        assert_eq!(engine.volume_names(), ["metal-lab-host"]);
         assert_eq!(
             teardown(&engine, "t", true).await.unwrap(),
             Teardown::default()

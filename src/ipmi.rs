@@ -556,7 +556,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_try_waits_past_wrong_replies_and_gives_up_without_a_right_one() {
-        // Only wrong replies: each try waits its whole time, then the request is sent again.
+        // Only wrong replies: each try (100 ms for the ping) waits its whole time, then the
+        // request is sent again, for the ping's 2 s.
         let (addr, seen) =
             fake_bmc(|q| vec![reply(0, q.netfn + 1, q.rq_seq ^ 1, q.cmd, 0xc1, &[])]).await;
         let started = std::time::Instant::now();
@@ -565,10 +566,16 @@ mod tests {
             Err(format!("{addr}: no IPMI reply")),
             "a wrong reply is no answer"
         );
-        assert!(started.elapsed() >= PER_TRY * 3, "{:?}", started.elapsed());
-        assert_eq!(seen.lock().unwrap().len(), TRIES, "resent each try");
+        assert!(
+            started.elapsed() >= Duration::from_millis(1900),
+            "{:?}",
+            started.elapsed()
+        );
+        let sent = seen.lock().unwrap().len();
+        assert!((15..=20).contains(&sent), "resent each try: {sent}");
 
-        // The right reply comes 200 ms after a wrong one: still inside the try.
+        // The right reply comes 200 ms after a wrong one: after the ping's 100 ms try, so the
+        // request was sent again, and the late answer to the first send counts (same rqSeq).
         let (addr, seen) = fake_bmc(|q| {
             let wrong = reply(0, q.netfn + 1, q.rq_seq ^ 1, q.cmd, 0xc1, &[]);
             let right = reply(0, q.netfn + 1, q.rq_seq, q.cmd, 0, &[1, 0x80]);
@@ -576,7 +583,8 @@ mod tests {
         })
         .await;
         assert_eq!(ping(addr).await, Ok(()));
-        assert_eq!(seen.lock().unwrap().len(), 1);
+        let sent = seen.lock().unwrap().len();
+        assert!((2..=3).contains(&sent), "{sent}");
     }
 
     #[test]

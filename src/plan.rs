@@ -1185,7 +1185,7 @@ ipmi_port = 623
         let d = desire(&lab(LAB), "a", false);
         let empty = plan(&d, &Snapshot::default(), &[]);
         assert_eq!(empty.images_to_build.len(), 4);
-        assert_eq!(empty.volumes_to_create.len(), 2);
+        assert_eq!(empty.volumes_to_create.len(), 3);
         let mut cur = current(&d);
         // The node image was built from another context: running nodes keep it.
         let node_image = cur.images.get_mut("metal-lab/node:latest").unwrap();
