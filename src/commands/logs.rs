@@ -53,46 +53,77 @@ pub async fn run(
                 .map(|s| s.name.as_str())
                 .chain(lab.nodes().iter().map(|n| n.name.as_str()))
                 .collect();
-            all(&engine, &lab, &names, tail.unwrap_or(20)).await
+            let containers: Vec<String> = names.iter().map(|n| lab.container_name(n)).collect();
+            let text = all(&engine, &names, &containers, tail.unwrap_or(20))
+                .await
+                .ok_or_else(|| {
+                    Error::Failed(anyhow::anyhow!(
+                        "lab `{}` has no containers to show logs of; is it up? (`lab up`)",
+                        lab.name()
+                    ))
+                })?;
+            print!("{text}");
+            Ok(())
         }
     }
 }
 
-/// The last `tail` lines of each container, prefixed with its name; one that is missing or
-/// unreadable is said so in its place. Fails only if none could be read.
+/// The last `tail` lines of each container (`containers[i]` of member `names[i]`), prefixed with
+/// the member's name; one that is missing or unreadable is said so in its place. `None` if none
+/// could be read.
 async fn all<E: Engine>(
     engine: &E,
-    lab: &crate::lab::Lab,
     names: &[&str],
+    containers: &[String],
     tail: usize,
-) -> Result<()> {
-    let texts = futures_util::future::join_all(names.iter().map(|n| {
-        let container = lab.container_name(n);
-        async move { engine.logs(&container, Some(tail)).await }
-    }))
+) -> Option<String> {
+    let texts = futures_util::future::join_all(
+        containers
+            .iter()
+            .map(|c| async move { engine.logs(c, Some(tail)).await }),
+    )
     .await;
     let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
     let mut read = 0;
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     for (n, text) in names.iter().zip(texts) {
         match text {
             Ok(text) => {
                 read += 1;
                 for line in text.lines() {
-                    writeln!(out, "{n:>width$} | {line}")?;
+                    out.push_str(&format!("{n:>width$} | {line}\n"));
                 }
             }
             Err(EngineError::NotFound { .. }) => {
-                writeln!(out, "{n:>width$} | (no container: run `lab up`)")?
+                out.push_str(&format!("{n:>width$} | (no container: run `lab up`)\n"))
             }
-            Err(e) => writeln!(out, "{n:>width$} | (cannot read its logs: {e})")?,
+            Err(e) => out.push_str(&format!("{n:>width$} | (cannot read its logs: {e})\n")),
         }
     }
-    if read == 0 && !names.is_empty() {
-        return Err(Error::Failed(anyhow::anyhow!(
-            "lab `{}` has no containers to show logs of; is it up? (`lab up`)",
-            lab.name()
-        )));
+    (read > 0 || names.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{ContainerState, FakeEngine};
+
+    /// Without a name, every container that can be read is shown; a missing one is noted in its
+    /// place instead of ending the command.
+    #[tokio::test]
+    async fn every_container_it_can_and_a_note_for_the_missing_one() {
+        let engine = FakeEngine::new();
+        engine.add_container("t-web", ContainerState::Running);
+        engine.set_logs("t-web", "2026-11-21T01:00:00Z GET /\n2026-11-21T01:00:01Z GET /x\n");
+        engine.add_container("t-n", ContainerState::Exited);
+        engine.set_logs("t-n", "2026-11-21T01:00:02Z lab: power on\n");
+        let names = ["dhcp", "web", "n"];
+        let containers = ["t-dhcp", "t-web", "t-n"].map(String::from);
+        let text = all(&engine, &names, &containers, 20).await.unwrap();
+        assert_eq!(
+            text,
+            "dhcp | (no container: run `lab up`)\n web | GET /\n web | GET /x\n   n | lab: power on\n"
+        );
+        assert_eq!(all(&engine, &["x"], &["t-x".to_string()], 20).await, None);
     }
-    Ok(())
 }
