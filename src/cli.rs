@@ -43,6 +43,9 @@ pub enum Command {
         /// Return once containers are started, without waiting for services to answer.
         #[arg(long)]
         no_wait: bool,
+        /// Do not download missing assets that nodes being started boot (warn instead).
+        #[arg(long)]
+        no_fetch: bool,
         /// Seconds to wait for every service and BMC to answer (and, before that, for another
         /// `lab` changing this lab to finish: it holds the lab's lock).
         #[arg(long, default_value_t = 120)]

@@ -720,3 +720,94 @@ fn an_image_that_cannot_be_pulled_fails_naming_it_and_the_ways_out() {
     assert!(err.contains(".ci/make-base-image"), "{err}");
     assert_eq!(leftovers(&engine, &u.name).0, 0, "no container was made");
 }
+
+/// Serves `body` at any path over HTTP on 127.0.0.1 until the test ends; returns the port.
+fn serve_file(body: &'static [u8]) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut conn = conn;
+            let mut req = [0u8; 2048];
+            let _ = conn.read(&mut req);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(body);
+        }
+    });
+    port
+}
+
+/// `lab up` downloads (and verifies) the missing asset a node it starts boots, as compose pulls
+/// images; with `--no-fetch` it only warns, and the node is started anyway.
+#[test]
+fn up_fetches_the_missing_assets_of_the_nodes_it_starts() {
+    let Some(_engine) = engine_or_skip("up_fetches_assets") else {
+        return;
+    };
+    const KERNEL: &[u8] = b"not really a kernel, but its bytes are pinned\n";
+    let port = serve_file(KERNEL);
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(KERNEL))
+    };
+    let u = unique("af");
+    let p = u.prefix();
+    let text = format!(
+        r#"
+[lab]
+name = "{name}"
+[network]
+subnet = "{subnet}"
+[services.dhcp]
+kind = "dnsmasq"
+ip = "{p}.2"
+dhcp_range = ["{p}.100", "{p}.150"]
+[services.web]
+kind = "httpd"
+ip = "{p}.3"
+root = "webroot"
+[assets.os]
+base_url = "http://127.0.0.1:{port}/rel"
+files = ["vmlinuz"]
+sha256 = {{ vmlinuz = "{sha}" }}
+dest = "webroot/os"
+[profiles.os]
+kernel = "os/vmlinuz"
+[nodes.n]
+profile = "os"
+power = "off"
+memory = "256M"
+disk = "1G"
+accel = "tcg"
+"#,
+        name = u.name,
+        subnet = u.subnet()
+    );
+    let lab = TestLab::new(&u.name, &text);
+    let kernel = lab.dir.path().join("webroot/os/vmlinuz");
+
+    let out = lab.lab(&["up", "--no-wait", "--no-fetch"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("warning: asset `os` is not downloaded yet (vmlinuz missing)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains(&format!("created {}-dhcp", u.name)));
+    assert!(!kernel.exists(), "--no-fetch fetches nothing");
+
+    // The node is started again (after a down): now its asset comes first.
+    assert!(lab.lab(&["down"]).status.success());
+    let out = lab.lab(&["up", "--no-wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&kernel).expect("fetched"), KERNEL);
+    assert!(
+        !stdout(&out).contains("not downloaded yet"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -114,7 +114,10 @@ mod tests {
     async fn every_container_it_can_and_a_note_for_the_missing_one() {
         let engine = FakeEngine::new();
         engine.add_container("t-web", ContainerState::Running);
-        engine.set_logs("t-web", "2026-11-21T01:00:00Z GET /\n2026-11-21T01:00:01Z GET /x\n");
+        engine.set_logs(
+            "t-web",
+            "2026-11-21T01:00:00Z GET /\n2026-11-21T01:00:01Z GET /x\n",
+        );
         engine.add_container("t-n", ContainerState::Exited);
         engine.set_logs("t-n", "2026-11-21T01:00:02Z lab: power on\n");
         let names = ["dhcp", "web", "n"];

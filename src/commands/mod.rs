@@ -39,12 +39,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Up {
             dry_run,
             no_wait,
+            no_fetch,
             timeout,
             names,
         } => {
             let opts = up::Options {
                 dry_run,
                 no_wait,
+                no_fetch,
                 timeout: Duration::from_secs(timeout),
                 names,
             };

@@ -17,6 +17,8 @@ use crate::ui::Progress;
 pub struct Options {
     pub dry_run: bool,
     pub no_wait: bool,
+    /// Leave missing assets missing (warn) instead of fetching them.
+    pub no_fetch: bool,
     pub timeout: Duration,
     pub names: Vec<String>,
 }
@@ -41,11 +43,7 @@ pub async fn run(file: &Path, opts: Options) -> Result<()> {
     );
     apply::check_host_ports(&plan)?;
     let ui = Progress::auto();
-    // Nodes that boot an asset not fetched yet come up anyway and stay in firmware/pxe; say how
-    // to fetch it rather than failing halfway.
-    for missing in crate::assets::missing_assets(&lab) {
-        ui.println(&format!("warning: {missing}"));
-    }
+    fetch_assets(&lab, &desired, &plan, opts.no_fetch, &ui);
     let (summary, ready) = apply_and_wait(&engine, &lab, &desired, &plan, &opts, &ui).await?;
     if summary.changed() {
         ui.println(&format!("lab `{}`: {}", lab.name(), summary.describe()));
@@ -128,6 +126,44 @@ async fn apply_and_wait(
             )))
         }
         Some((Ok(()), ready)) => Ok((summary, ready)),
+    }
+}
+
+/// Fetches the missing assets that nodes about to start boot (as compose pulls images), with the
+/// verification of `lab fetch-assets`. A node whose asset stays missing (`--no-fetch`, offline,
+/// a failed download) comes up anyway and stays in firmware/pxe: each such asset gets one
+/// warning with the command that fetches it, and `up` carries on.
+fn fetch_assets(lab: &Lab, desired: &Desired, plan: &Plan, no_fetch: bool, ui: &Progress) {
+    let started = plan.started();
+    let starts = |node: &String| {
+        desired
+            .containers
+            .iter()
+            .any(|c| &c.lab_name == node && started.contains(&c.name.as_str()))
+    };
+    let missing = crate::assets::missing_assets(lab);
+    let wanted: Vec<&crate::lab::Asset> = missing
+        .iter()
+        .filter(|m| !no_fetch && m.nodes.iter().any(starts))
+        .filter_map(|m| lab.assets().get(&m.asset))
+        .collect();
+    if !wanted.is_empty() {
+        let opts = crate::assets::Options {
+            mirror: std::env::var("LAB_ASSET_MIRROR")
+                .ok()
+                .and_then(|m| crate::assets::parse_mirror(&m).ok()),
+            attempts: 2,
+            ..crate::assets::Options::default()
+        };
+        // The download runs on threads of its own; this task waits for it.
+        let fetched = tokio::task::block_in_place(|| crate::assets::fetch(&wanted, &opts, ui));
+        if let Err(e) = fetched {
+            ui.println(&format!("warning: cannot fetch the lab's assets: {e}"));
+        }
+    }
+    // What is still missing (not wanted, or its download failed): say so once per asset.
+    for m in crate::assets::missing_assets(lab) {
+        ui.println(&format!("warning: {m}"));
     }
 }
 
