@@ -72,8 +72,9 @@ pub struct NodeTraffic {
     pub boot_files: Vec<String>,
 }
 
-/// The marker the node image logs each time the BMC powers the VM on.
-const POWER_ON_MARKER: &str = "lab: power on";
+/// What the node image logs each time a boot starts: the BMC powers the VM on (lab-vm), or
+/// resets it (lab-bmc.c; the QEMU process stays, so lab-vm says nothing).
+const BOOT_MARKERS: [&str; 2] = ["lab: power on", "lab: bmc: power reset"];
 
 /// The node's phase and since when (the engine's timestamp of the event that set it).
 pub fn derive(
@@ -87,7 +88,7 @@ pub fn derive(
         return (Phase::Off, None);
     }
     let boot = lines(node_log)
-        .filter(|(_, l)| l.contains(POWER_ON_MARKER))
+        .filter(|(_, l)| BOOT_MARKERS.iter().any(|m| l.contains(m)))
         .last();
     let t0 = boot.map_or(f64::MIN, |(t, _)| t.1);
     let mut best = (Phase::Firmware, boot.map(|(t, _)| t.0.to_string()));
@@ -267,6 +268,17 @@ mod tests {
         assert_eq!(
             derive(&n, PowerState::On, NODE_LOG, DHCP, &web),
             (Phase::Up, Some("2026-11-21T01:00:12Z".into()))
+        );
+    }
+
+    #[test]
+    fn a_reset_through_the_bmc_starts_the_phases_again() {
+        let web = "2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n";
+        let reset =
+            format!("{NODE_LOG}2026-11-21T01:03:00Z lab: bmc: power reset: the VM restarts\n");
+        assert_eq!(
+            derive(&node(), PowerState::On, &reset, DHCP, web),
+            (Phase::Firmware, Some("2026-11-21T01:03:00Z".into()))
         );
     }
 

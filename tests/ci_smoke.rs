@@ -237,6 +237,21 @@ fn ci_smoke_run_boots_drives_and_removes_the_smoke_lab() {
         );
     }
 
+    // A reset through the BMC is a new boot: `wait --phase up` waits for it instead of taking
+    // the last boot's `up` (master: the others are driven below).
+    let (_, before) = node_phase(&status, "master");
+    let out = t.lab(&["power", "master", "reset"]);
+    assert!(out.status.success(), "power reset: {}", stderr(&out));
+    let out = t.lab(&["wait", "master", "--phase", "up", "--timeout", "300"]);
+    assert!(out.status.success(), "wait after reset: {}", stderr(&out));
+    let (phase, after) = node_phase(&phases(&t), "master");
+    assert_eq!(phase, "up");
+    let secs = |t: &Option<String>| t.as_deref().and_then(metal_lab::phase::rfc3339_seconds);
+    assert!(
+        secs(&after) > secs(&before),
+        "up again after the reset, later than before: {before:?} -> {after:?}"
+    );
+
     // Real ipmitool through the published port, plain lanplus: it finds the cipher suites at
     // once instead of giving up on them.
     let bmc = u.port_base + 11; // worker-1

@@ -420,8 +420,13 @@ static void chassis_control(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
 
     if (c != 4) {
         sim_chassis_control(mc, msg, rdata, rdata_len, cb_data);
-        if (c <= 5 && *rdata_len >= 1 && rdata[0] == 0)
+        if (c <= 5 && *rdata_len >= 1 && rdata[0] == 0) {
             log_event(mc, control_events[c][0], control_events[c][1], control_events[c][2]);
+            /* A hard reset keeps the QEMU process (no new "power on" from lab-vm): say it, so
+             * that lab's boot phases start again from this boot (src/phase.rs). */
+            if (c == 3)
+                say("power reset: the VM restarts", "");
+        }
         return;
     }
     *rdata_len = 1;
