@@ -123,14 +123,29 @@ async fn pulls<E: Engine>(
     summary: &mut Summary,
 ) -> Result<(), EngineError> {
     let results = join_all(pulls.iter().map(|p| pull(engine, p, ui))).await;
+    let names = pulls.iter().map(|p| p.image.clone());
+    record(
+        names,
+        results,
+        &mut summary.images_pulled,
+        &mut summary.failed,
+    )
+}
+
+/// Records the outcome of one step per image (`names` in order): the successes in `done`, the
+/// failures in `failed`; returns the first failure.
+fn record(
+    names: impl Iterator<Item = String>,
+    results: Vec<Result<(), EngineError>>,
+    done: &mut Vec<String>,
+    failed: &mut Vec<(String, String)>,
+) -> Result<(), EngineError> {
     let mut first_err = None;
-    for (p, r) in pulls.iter().zip(results) {
+    for (name, r) in names.zip(results) {
         match r {
-            Ok(()) => summary.images_pulled.push(p.image.clone()),
+            Ok(()) => done.push(name),
             Err(e) => {
-                summary
-                    .failed
-                    .push((format!("image {}", p.image), e.to_string()));
+                failed.push((format!("image {name}"), e.to_string()));
                 first_err.get_or_insert(e);
             }
         }
@@ -169,19 +184,13 @@ async fn images<E: Engine>(
     summary: &mut Summary,
 ) -> Result<(), EngineError> {
     let results = join_all(images.iter().map(|spec| image(engine, spec, ui))).await;
-    let mut first_err = None;
-    for (spec, r) in images.iter().zip(results) {
-        match r {
-            Ok(()) => summary.images_built.push(spec.tag.clone()),
-            Err(e) => {
-                summary
-                    .failed
-                    .push((format!("image {}", spec.tag), e.to_string()));
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    first_err.map_or(Ok(()), Err)
+    let names = images.iter().map(|i| i.tag.clone());
+    record(
+        names,
+        results,
+        &mut summary.images_built,
+        &mut summary.failed,
+    )
 }
 
 async fn image<E: Engine>(engine: &E, spec: &ImageSpec, ui: &Progress) -> Result<(), EngineError> {
