@@ -952,7 +952,10 @@ ipmi_port = 623
         assert_eq!(n2.ip, "10.1.2.7".parse::<Ipv4Addr>().unwrap());
         assert_eq!(n2.cap_add, ["NET_ADMIN"]);
         assert_eq!(n2.devices, ["/dev/net/tun"]);
-        assert!(n2.restart && n2.init, "nodes come back with the engine like services");
+        assert!(
+            n2.restart && n2.init,
+            "nodes come back with the engine like services"
+        );
         let ports: Vec<_> = n2
             .ports
             .iter()
