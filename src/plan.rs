@@ -146,7 +146,8 @@ pub struct ContainerSpec {
     /// `KEY=VALUE`
     pub env: Vec<String>,
     pub command: Option<Vec<String>>,
-    /// Restart unless stopped (services); nodes are not restarted behind their BMC's back.
+    /// Restart unless stopped: services, and nodes too (their BMC is the always-on part of a
+    /// server; the VM's power after a restart follows the node's power restore policy).
     pub restart: bool,
     /// Run an init process as PID 1 so that a stop is immediate.
     pub init: bool,
@@ -417,7 +418,7 @@ fn base(
         mounts: Vec::new(),
         env: Vec::new(),
         command: None,
-        restart: role == Role::Service,
+        restart: true,
         init: true,
         labels: BTreeMap::new(),
     }
@@ -951,7 +952,10 @@ ipmi_port = 623
         assert_eq!(n2.ip, "10.1.2.7".parse::<Ipv4Addr>().unwrap());
         assert_eq!(n2.cap_add, ["NET_ADMIN"]);
         assert_eq!(n2.devices, ["/dev/net/tun"]);
-        assert!(!n2.restart && n2.init);
+        assert!(
+            n2.restart && n2.init,
+            "nodes come back with the engine like services"
+        );
         let ports: Vec<_> = n2
             .ports
             .iter()

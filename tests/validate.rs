@@ -974,6 +974,39 @@ bmc_password = 'pa"ss'
 }
 
 #[test]
+fn power_restore_is_previous_on_or_off() {
+    insta::assert_snapshot!(errors(&with(
+        r#"
+[nodes.a]
+power_restore = "sometimes"
+"#
+    )));
+    let lab = valid(&with(
+        r#"
+[node_defaults]
+power_restore = "off"
+
+[nodes.n2]
+power_restore = "on"
+"#,
+    ));
+    assert_eq!(
+        format!(
+            "{:?} {:?}",
+            node(&lab, "n1").power_restore,
+            node(&lab, "n2").power_restore
+        ),
+        "Off On"
+    );
+    let lab = valid(&with(""));
+    assert_eq!(
+        format!("{:?}", node(&lab, "n1").power_restore),
+        "Previous",
+        "the default is the power asked for last, as most servers ship"
+    );
+}
+
+#[test]
 fn node_settings_come_from_node_defaults() {
     let lab = valid(&with(
         r#"

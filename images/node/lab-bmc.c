@@ -28,7 +28,13 @@
  * 6. DCMI Get Power Reading (`ipmitool dcmi power reading`) and Get DCMI Capabilities, which
  *    ipmi_sim lacks: a plausible reading while the VM runs, 0 W while it is off.
  *
- * Options (second argument of loadlib): "ports=623,6230 bootdev=/run/lab/bootdev".
+ * 7. The power restore policy (`ipmitool chassis policy`, shown by `chassis status`), which
+ *    ipmi_sim lacks: kept in a file of the node's volume (initialised from the lab file's
+ *    `power_restore` when missing), and the power last asked for by Chassis Control kept beside
+ *    it, so that lab-node powers the VM on or not when its container restarts (engine restart).
+ *
+ * Options (second argument of loadlib): "ports=623,6230 bootdev=/run/lab/bootdev
+ * policy=/var/lib/lab/power-policy state=/var/lib/lab/power-state restore=previous".
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -71,6 +77,9 @@ static struct lab_port ports[MAX_PORTS];
 static unsigned int num_ports;
 static lanserv_data_t *lan;
 static char *bootdev_file;
+static char *policy_file;
+static char *state_file;
+static unsigned char restore_policy = 1; /* 0 always off, 1 previous, 2 always on */
 static sys_data_t *sysd;
 
 /* ipmi_sim's own tables and helpers (global symbols of the ipmi_sim binary, see bmc.h). */
@@ -81,6 +90,9 @@ extern int ipmi_mc_add_to_sel(lmc_data_t *mc, unsigned char record_type, unsigne
                               unsigned int *recid);
 static cmd_handler_f sim_chassis_control;
 static cmd_handler_f sim_read_fru;
+static cmd_handler_f sim_chassis_status;
+static void save_word(const char *file, const char *word);
+static const char *const policy_names[3] = { "off", "previous", "on" };
 
 static void say(const char *what, const char *detail)
 {
@@ -422,6 +434,8 @@ static void chassis_control(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
         sim_chassis_control(mc, msg, rdata, rdata_len, cb_data);
         if (c <= 5 && *rdata_len >= 1 && rdata[0] == 0) {
             log_event(mc, control_events[c][0], control_events[c][1], control_events[c][2]);
+            /* 7: the power asked for last, for the power restore policy "previous". */
+            save_word(state_file, c == 0 || c == 5 ? "off" : "on");
             /* A hard reset keeps the QEMU process (no new "power on" from lab-vm): say it, so
              * that lab's boot phases start again from this boot (src/phase.rs). */
             if (c == 3)
@@ -444,9 +458,74 @@ static void chassis_control(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
     say("diagnostic interrupt: NMI sent to the VM", "");
 }
 
-/* Set Power Restore Policy (`ipmitool chassis policy`): ipmi_sim has none. The node's power
- * after a restart is its `power` setting in lab.toml, so we accept and keep the policy only. */
-static unsigned char restore_policy = 2; /* 0 always off, 1 previous, 2 always on */
+/* ---- 7: the power restore policy and the power asked for last ---- */
+
+/* Writes "WORD\n" to FILE through a temporary file and a rename; 0 on success. */
+static int write_word(const char *file, const char *word)
+{
+    char tmp[4096];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", file);
+    f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "%s\n", word);
+    if (fclose(f) != 0 || rename(tmp, file) != 0)
+        return -1;
+    return 0;
+}
+
+static void save_word(const char *file, const char *word)
+{
+    if (write_word(file, word) != 0) {
+        fprintf(stderr, "lab: error: bmc: cannot write %s: %s\n", file, strerror(errno));
+        fflush(stderr);
+    }
+}
+
+static int policy_from_word(const char *w)
+{
+    int i;
+
+    for (i = 0; i < 3; i++)
+        if (strcmp(w, policy_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* The policy file when it holds one, else the lab file's (restore=), which is then written. */
+static void load_policy(unsigned char initial)
+{
+    char word[16] = "";
+    FILE *f = fopen(policy_file, "r");
+    int p = -1;
+
+    if (f) {
+        if (fscanf(f, "%15s", word) == 1)
+            p = policy_from_word(word);
+        fclose(f);
+    }
+    if (p >= 0) {
+        restore_policy = p;
+        return;
+    }
+    restore_policy = initial;
+    save_word(policy_file, policy_names[initial]);
+}
+
+/* Get Chassis Status: ipmi_sim leaves the power restore policy (current power state, bits 6:5)
+ * at 0 ("always off"); we put ours there. */
+static void chassis_status(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
+                           unsigned int *rdata_len, void *cb_data)
+{
+    sim_chassis_status(mc, msg, rdata, rdata_len, cb_data);
+    if (*rdata_len >= 2 && rdata[0] == 0)
+        rdata[1] = (rdata[1] & ~0x60) | (restore_policy << 5);
+}
+
+/* Set Power Restore Policy (`ipmitool chassis policy`): ipmi_sim has none. Kept in the policy
+ * file, which lab-node reads when the node's container restarts. */
 
 static void power_restore_policy(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
                                  unsigned int *rdata_len, void *cb_data)
@@ -458,9 +537,14 @@ static void power_restore_policy(lmc_data_t *mc, msg_t *msg, unsigned char *rdat
         rdata[0] = IPMI_REQUEST_DATA_LENGTH_INVALID_CC;
         return;
     }
-    if ((msg->data[0] & 7) < 3)
+    if ((msg->data[0] & 7) < 3) {
+        if (write_word(policy_file, policy_names[msg->data[0] & 7]) != 0) {
+            rdata[0] = IPMI_UNKNOWN_ERR_CC;
+            return;
+        }
         restore_policy = msg->data[0] & 7;
-    else if ((msg->data[0] & 7) != 3) {
+        say("power restore policy: ", policy_names[restore_policy]);
+    } else if ((msg->data[0] & 7) != 3) {
         rdata[0] = IPMI_INVALID_DATA_FIELD_CC;
         return;
     }
@@ -562,6 +646,7 @@ static void parse_options(const char *initstr)
 {
     char *opts = strdup(initstr ? initstr : ""), *save = NULL, *tok, *p, *end;
     unsigned long v;
+    int restore = -1;
 
     if (!opts)
         fail("out of memory", "");
@@ -575,13 +660,22 @@ static void parse_options(const char *initstr)
             }
         } else if (strncmp(tok, "bootdev=", 8) == 0 && tok[8] == '/') {
             bootdev_file = strdup(tok + 8);
+        } else if (strncmp(tok, "policy=", 7) == 0 && tok[7] == '/') {
+            policy_file = strdup(tok + 7);
+        } else if (strncmp(tok, "state=", 6) == 0 && tok[6] == '/') {
+            state_file = strdup(tok + 6);
+        } else if (strncmp(tok, "restore=", 8) == 0) {
+            if ((restore = policy_from_word(tok + 8)) < 0)
+                fail("bad restore option (previous, on or off): ", tok);
         } else {
             fail("unknown option: ", tok);
         }
     }
     free(opts);
-    if (num_ports == 0 || !bootdev_file)
-        fail("loadlib options need ports=PORT[,PORT] and bootdev=/FILE, got: ", initstr ? initstr : "");
+    if (num_ports == 0 || !bootdev_file || !policy_file || !state_file || restore < 0)
+        fail("loadlib options need ports=PORT[,PORT] bootdev=/FILE policy=/FILE state=/FILE "
+             "restore=previous|on|off, got: ", initstr ? initstr : "");
+    load_policy(restore);
 }
 
 int ipmi_sim_module_init(sys_data_t *sys, const char *initstr)
@@ -594,6 +688,11 @@ int ipmi_sim_module_init(sys_data_t *sys, const char *initstr)
     if (ipmi_emu_register_cmd_handler(IPMI_CHASSIS_NETFN, IPMI_CHASSIS_CONTROL_CMD,
                                       chassis_control, NULL))
         fail("cannot register the chassis control command", "");
+    sim_chassis_status = chassis_netfn_handlers[IPMI_GET_CHASSIS_STATUS_CMD];
+    if (!sim_chassis_status
+        || ipmi_emu_register_cmd_handler(IPMI_CHASSIS_NETFN, IPMI_GET_CHASSIS_STATUS_CMD,
+                                         chassis_status, NULL))
+        fail("cannot register the Get Chassis Status command", "");
     sim_read_fru = storage_netfn_handlers[IPMI_READ_FRU_DATA_CMD];
     if (!sim_read_fru || ipmi_emu_register_cmd_handler(IPMI_STORAGE_NETFN, IPMI_READ_FRU_DATA_CMD,
                                                        read_fru, NULL))

@@ -142,6 +142,8 @@ pub struct RawNode {
     pub disk: Option<Str>,
     pub boot: Option<Str>,
     pub power: Option<Str>,
+    /// The VM's power after its node container restarts: `previous`, `on` or `off`.
+    pub power_restore: Option<Str>,
     pub profile: Option<Str>,
     pub bmc_user: Option<Str>,
     pub bmc_password: Option<Str>,

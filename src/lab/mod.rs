@@ -297,6 +297,18 @@ pub enum Power {
     Off,
 }
 
+/// The power restore policy of a node's BMC: the VM's power after its container restarts (an
+/// engine restart), as a real server's after a power loss. The BMC keeps it in the node's volume,
+/// so `ipmitool chassis policy` changes it until the volume is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerRestore {
+    /// The power asked for last (over IPMI or at first start).
+    Previous,
+    On,
+    Off,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Accel {
@@ -323,6 +335,7 @@ pub struct Node {
     pub disk_bytes: u64,
     pub boot: BootDevice,
     pub power: Power,
+    pub power_restore: PowerRestore,
     pub profile: Option<String>,
     pub bmc_user: String,
     pub bmc_password: String,

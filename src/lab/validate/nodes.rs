@@ -11,7 +11,7 @@ use super::{
     parse_size, PendingNode, Validator, DEFAULT_BMC_PASSWORD, DEFAULT_BMC_USER, MAX_COUNT,
 };
 use crate::config::{RawConfig, RawNode, Str};
-use crate::lab::{Accel, BootDevice, Mac, Network, Node, Power, Profile};
+use crate::lab::{Accel, BootDevice, Mac, Network, Node, Power, PowerRestore, Profile};
 
 /// Keys that identify one machine and so cannot be shared through `[node_defaults]`.
 const PER_NODE_KEYS: [&str; 7] = [
@@ -287,6 +287,18 @@ impl Validator<'_> {
                 Power::On,
             )
             .unwrap_or(Power::On);
+        let power_restore = self
+            .choice(
+                pick(&n.power_restore, &d.power_restore),
+                &format!("{key}.power_restore"),
+                &[
+                    ("previous", PowerRestore::Previous),
+                    ("on", PowerRestore::On),
+                    ("off", PowerRestore::Off),
+                ],
+                PowerRestore::Previous,
+            )
+            .unwrap_or(PowerRestore::Previous);
         let accel = self
             .choice(
                 pick(&n.accel, &d.accel),
@@ -368,6 +380,7 @@ impl Validator<'_> {
             disk_bytes: disk,
             boot,
             power,
+            power_restore,
             profile,
             bmc_user,
             bmc_password,
