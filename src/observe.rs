@@ -500,7 +500,7 @@ fn expected_member(c: &ContainerSpec, o: Option<&ObservedContainer>) -> Member {
 }
 
 fn found_member(o: &ObservedContainer) -> Member {
-    let role = if o.labels.get(LABEL_ROLE).map(String::as_str) == Some("node") {
+    let role = if o.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Node.as_str()) {
         Role::Node
     } else {
         Role::Service

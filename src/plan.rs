@@ -539,14 +539,10 @@ fn finish(
     image_hash: &str,
     files_hash: &str,
 ) -> ContainerSpec {
-    let role = match c.role {
-        Role::Service => "service",
-        Role::Node => "node",
-    };
     let mut l = std::mem::take(&mut c.labels);
     l.extend(labels(lab.name()));
     l.insert(LABEL_NAME.into(), c.lab_name.clone());
-    l.insert(LABEL_ROLE.into(), role.into());
+    l.insert(LABEL_ROLE.into(), c.role.as_str().into());
     l.insert(LABEL_KIND.into(), kind.into());
     c.labels = l;
     let mut h = Sha256::new();

@@ -47,12 +47,7 @@ pub async fn run(
             "name a service or node: `lab logs NAME -F`",
         )),
         None => {
-            let names: Vec<&str> = lab
-                .services()
-                .iter()
-                .map(|s| s.name.as_str())
-                .chain(lab.nodes().iter().map(|n| n.name.as_str()))
-                .collect();
+            let names = lab.member_names();
             let containers: Vec<String> = names.iter().map(|n| lab.container_name(n)).collect();
             let text = all(&engine, &names, &containers, tail.unwrap_or(20))
                 .await

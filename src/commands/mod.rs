@@ -121,16 +121,10 @@ pub fn lock(name: &str, timeout: Duration) -> Result<crate::lock::LabLock> {
 pub fn check_names(lab: &Lab, names: &[String]) -> Result<()> {
     for n in names {
         if lab.service(n).is_none() && lab.node(n).is_none() {
-            let all: Vec<&str> = lab
-                .services()
-                .iter()
-                .map(|s| s.name.as_str())
-                .chain(lab.nodes().iter().map(|n| n.name.as_str()))
-                .collect();
             return Err(unknown_name(
                 lab,
                 format!("lab `{}` has no service or node named `{n}`", lab.name()),
-                &all,
+                &lab.member_names(),
             ));
         }
     }

@@ -147,19 +147,23 @@ fn fetch_assets(lab: &Lab, desired: &Desired, plan: &Plan, no_fetch: bool, ui: &
         .filter(|m| !no_fetch && m.nodes.iter().any(starts))
         .filter_map(|m| lab.assets().get(&m.asset))
         .collect();
-    if !wanted.is_empty() {
-        let opts = crate::assets::Options {
-            mirror: std::env::var("LAB_ASSET_MIRROR")
-                .ok()
-                .and_then(|m| crate::assets::parse_mirror(&m).ok()),
-            attempts: 2,
-            ..crate::assets::Options::default()
-        };
-        // The download runs on threads of its own; this task waits for it.
-        let fetched = tokio::task::block_in_place(|| crate::assets::fetch(&wanted, &opts, ui));
-        if let Err(e) = fetched {
-            ui.println(&format!("warning: cannot fetch the lab's assets: {e}"));
+    if wanted.is_empty() {
+        for m in &missing {
+            ui.println(&format!("warning: {m}"));
         }
+        return;
+    }
+    let opts = crate::assets::Options {
+        mirror: std::env::var("LAB_ASSET_MIRROR")
+            .ok()
+            .and_then(|m| crate::assets::parse_mirror(&m).ok()),
+        attempts: 2,
+        ..crate::assets::Options::default()
+    };
+    // The download runs on threads of its own; this task waits for it.
+    let fetched = tokio::task::block_in_place(|| crate::assets::fetch(&wanted, &opts, ui));
+    if let Err(e) = fetched {
+        ui.println(&format!("warning: cannot fetch the lab's assets: {e}"));
     }
     // What is still missing (not wanted, or its download failed): say so once per asset.
     for m in crate::assets::missing_assets(lab) {

@@ -501,6 +501,14 @@ impl Lab {
             .map(|p| format!("/{p}"))
             .collect()
     }
+    /// The names of every service, then every node.
+    pub fn member_names(&self) -> Vec<&str> {
+        self.services
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(self.nodes.iter().map(|n| n.name.as_str()))
+            .collect()
+    }
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
     }
