@@ -435,6 +435,17 @@ fn power_and_wait_name_their_own_bad_words() {
     );
 }
 
+/// `lab logs -F` follows one container: without a name it is a usage error, before any engine.
+#[test]
+fn logs_follow_needs_a_name() {
+    let o = lab(&["-f", "labs/smoke.toml", "logs", "-F"]);
+    assert_exit(&o, 2, "lab logs -F");
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: `lab logs -F` follows one container\n  help: name a service or node: `lab logs NAME -F`"
+    );
+}
+
 /// `lab down` works without the lab file when the lab is named; a missing file says so, with
 /// the file's own error first (exit code 2, not a runtime failure).
 #[test]

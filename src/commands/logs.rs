@@ -16,8 +16,15 @@ pub async fn run(
     tail: Option<usize>,
 ) -> Result<()> {
     let lab = super::load(file)?;
-    if let Some(n) = &name {
-        super::check_names(&lab, std::slice::from_ref(n))?;
+    match &name {
+        Some(n) => super::check_names(&lab, std::slice::from_ref(n))?,
+        None if follow => {
+            return Err(Error::usage(
+                "`lab logs -F` follows one container",
+                "name a service or node: `lab logs NAME -F`",
+            ))
+        }
+        None => {}
     }
     let engine = super::engine().await?;
     match name {
@@ -42,10 +49,6 @@ pub async fn run(
             print!("{text}");
             Ok(())
         }
-        None if follow => Err(Error::usage(
-            "`lab logs -F` follows one container",
-            "name a service or node: `lab logs NAME -F`",
-        )),
         None => {
             let names = lab.member_names();
             let containers: Vec<String> = names.iter().map(|n| lab.container_name(n)).collect();
