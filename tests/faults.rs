@@ -13,20 +13,8 @@ use common::*;
 fn node_lab(u: &Unique) -> String {
     let p = u.prefix();
     let b = u.port_base;
-    format!(
+    let rest = format!(
         r#"
-[lab]
-name = "{name}"
-[network]
-subnet = "{subnet}"
-[services.dhcp]
-kind = "dnsmasq"
-ip = "{p}.2"
-dhcp_range = ["{p}.100", "{p}.200"]
-[services.web]
-kind = "httpd"
-ip = "{p}.3"
-root = "webroot"
 [services.ssh]
 kind = "sshd"
 ip = "{p}.4"
@@ -43,12 +31,11 @@ bmc_ip = "{p}.6"
 vnc_port = {vnc}
 ipmi_port = {ipmi}
 "#,
-        name = u.name,
-        subnet = u.subnet(),
         ssh = b,
         vnc = b + 1,
         ipmi = b + 10,
-    )
+    );
+    lab_with_services(u) + &rest
 }
 
 /// `lab -f FILE ARGS` started in the background, its output captured.

@@ -5,27 +5,14 @@
 
 mod common;
 
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
 
 fn lab_file(u: &Unique) -> String {
     let p = u.prefix();
-    format!(
+    let node = format!(
         r#"
-[lab]
-name = "{name}"
-[network]
-subnet = "{subnet}"
-[services.dhcp]
-kind = "dnsmasq"
-ip = "{p}.2"
-dhcp_range = ["{p}.100", "{p}.200"]
-[services.web]
-kind = "httpd"
-ip = "{p}.3"
-root = "webroot"
 [nodes.n]
 mac = "02:aa:bb:cc:dd:ef"
 ip = "{p}.100"
@@ -37,77 +24,21 @@ accel = "tcg"
 power = "on"
 power_restore = "previous"
 "#,
-        name = u.name,
-        subnet = u.subnet(),
         ipmi = u.port_base + 10,
-    )
-}
-
-fn ipmitool(port: u16, args: &[&str]) -> Output {
-    let out = Command::new("ipmitool")
-        .args(["-I", "lanplus", "-C", "3", "-H", "127.0.0.1"])
-        .args(["-p", &port.to_string(), "-U", "admin", "-P", "admin"])
-        .args(["-R", "2", "-N", "1"])
-        .args(args)
-        .output()
-        .expect("ipmitool");
-    eprintln!(
-        "$ ipmitool -p {port} {}\n{}{}",
-        args.join(" "),
-        stdout(&out),
-        stderr(&out)
     );
-    out
-}
-
-/// "on" or "off" as the BMC says, or None while it does not answer.
-fn power(port: u16) -> Option<String> {
-    let out = ipmitool(port, &["chassis", "power", "status"]);
-    let text = stdout(&out);
-    if !out.status.success() {
-        return None;
-    }
-    text.trim()
-        .strip_prefix("Chassis Power is ")
-        .map(str::to_string)
-}
-
-fn wait_power(port: u16, want: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        if power(port).as_deref() == Some(want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "power not {want} within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-fn docker(args: &[&str]) -> Output {
-    let out = Command::new("docker").args(args).output().expect("docker");
-    assert!(
-        out.status.success(),
-        "docker {}: {}",
-        args.join(" "),
-        stderr(&out)
-    );
-    out
+    lab_with_services(u) + &node
 }
 
 /// Restarts the node container and waits until its BMC answers again and lab-node has decided
 /// the VM's power (its log line); returns that line.
 fn restart(container: &str, port: u16) -> String {
-    let before = docker(&["logs", container]);
-    let seen = stderr(&before).matches("lab: power restore:").count()
-        + stdout(&before).matches("lab: power restore:").count();
+    let seen = container_log(container)
+        .matches("lab: power restore:")
+        .count();
     docker(&["restart", "-t", "5", container]);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let out = docker(&["logs", container]);
-        let all = format!("{}{}", stdout(&out), stderr(&out));
+        let all = container_log(container);
         let lines: Vec<&str> = all
             .lines()
             .filter(|l| l.contains("lab: power restore:"))

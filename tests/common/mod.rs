@@ -183,3 +183,80 @@ pub fn leftovers(engine: &DockerEngine, lab: &str) -> (usize, usize, usize) {
         (c, n, v)
     })
 }
+
+/// The head of a lab file for `u`: `[lab]`, `[network]`, and dhcp (.2) and web (.3) services;
+/// a test adds its nodes.
+pub fn lab_with_services(u: &Unique) -> String {
+    let p = u.prefix();
+    format!(
+        r#"
+[lab]
+name = "{name}"
+[network]
+subnet = "{subnet}"
+[services.dhcp]
+kind = "dnsmasq"
+ip = "{p}.2"
+dhcp_range = ["{p}.100", "{p}.200"]
+[services.web]
+kind = "httpd"
+ip = "{p}.3"
+root = "webroot"
+"#,
+        name = u.name,
+        subnet = u.subnet(),
+    )
+}
+
+/// `ipmitool` (lanplus, cipher suite 3) against a BMC published on 127.0.0.1:`port`, as the
+/// default admin/admin.
+pub fn ipmitool(port: u16, args: &[&str]) -> Output {
+    Command::new("ipmitool")
+        .args(["-I", "lanplus", "-C", "3", "-H", "127.0.0.1"])
+        .args(["-p", &port.to_string(), "-U", "admin", "-P", "admin"])
+        .args(["-R", "2", "-N", "1"])
+        .args(args)
+        .output()
+        .expect("ipmitool")
+}
+
+/// "on" or "off" as the BMC at `port` says, or None while it does not answer.
+pub fn power(port: u16) -> Option<String> {
+    let out = ipmitool(port, &["chassis", "power", "status"]);
+    if !out.status.success() {
+        return None;
+    }
+    stdout(&out)
+        .trim()
+        .strip_prefix("Chassis Power is ")
+        .map(str::to_string)
+}
+
+pub fn wait_power(port: u16, want: &str, within: std::time::Duration) {
+    let deadline = std::time::Instant::now() + within;
+    while power(port).as_deref() != Some(want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "power at port {port} not {want} within {within:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+/// `docker ARGS` (through DOCKER_HOST), which must succeed.
+pub fn docker(args: &[&str]) -> Output {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    assert!(
+        out.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        stderr(&out)
+    );
+    out
+}
+
+/// A container's whole log, stdout and stderr.
+pub fn container_log(container: &str) -> String {
+    let out = docker(&["logs", container]);
+    format!("{}{}", stdout(&out), stderr(&out))
+}
