@@ -4,10 +4,11 @@
 //! power restore policy says, `lab status --json` shows those powers, and the node disks keep
 //! what was written into them.
 //!
-//! Only an engine this test may restart is restarted: one whose start was recorded by `.ci/run`
-//! in `/run/lab-ci-dockerd` (or by whoever started a private dockerd, in the file named by
-//! `LAB_TEST_DOCKERD`), that still runs as recorded and serves `DOCKER_HOST`. Any other engine
-//! (under systemd, started by hand, shared with other work) makes the test skip, saying why.
+//! Only an engine this test may restart is restarted: one whose start `.ci/run` recorded in
+//! `/run/lab-ci-dockerd` with `.ci/record-dockerd` (or whoever started a private dockerd, in the
+//! file named by `LAB_TEST_DOCKERD`), that still runs as recorded and serves `DOCKER_HOST`. Any
+//! other engine (under systemd, started by hand, shared with other work) makes the test skip,
+//! saying why.
 
 mod common;
 
