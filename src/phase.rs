@@ -123,7 +123,10 @@ pub fn history(node_log: &str) -> VmHistory {
             h = VmHistory::default();
         }
         if BOOT_MARKERS.iter().any(|m| line.contains(m)) {
-            if h.boot_at.as_ref().is_none_or(|(_, at)| t - at >= SAME_BOOT_SECS) {
+            if h.boot_at
+                .as_ref()
+                .is_none_or(|(_, at)| t - at >= SAME_BOOT_SECS)
+            {
                 h.boots += 1;
             }
             h.boot_at = Some((ts.to_string(), t));
@@ -370,7 +373,7 @@ mod tests {
     #[test]
     fn a_reboot_of_the_guest_starts_the_phases_again_and_is_one_boot() {
         let web = "2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n";
-        // QEMU may report two resets for one reboot (two reset lines pulled at once).
+        // QEMU reports two resets for one reboot: the kernel's, then SeaBIOS's own right after.
         let rebooted = format!(
             "{NODE_LOG}2026-11-21T01:04:00.1Z lab: vm: reset by=guest reason=guest-reset\n\
              2026-11-21T01:04:00.2Z lab: vm: reset by=guest reason=guest-reset\n"
@@ -386,13 +389,15 @@ mod tests {
             Some(VmEvent {
                 event: "reset".into(),
                 by: "guest".into(),
-                at: "2026-11-21T01:04:00.2Z".into(),
+                at: "2026-11-21T01:04:00.1Z".into(),
                 reason: Some("guest-reset".into()),
                 action: None,
             })
         );
         // After the new boot's report, `up` again, since then.
-        let web = format!("{web}2026-11-21T01:04:30Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n");
+        let web = format!(
+            "{web}2026-11-21T01:04:30Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n"
+        );
         assert_eq!(
             derive(&node(), PowerState::On, &rebooted, DHCP, &web),
             (Phase::Up, Some("2026-11-21T01:04:30Z".into()))
@@ -411,7 +416,10 @@ mod tests {
                    2026-11-21T01:03:00.14Z lab: vm: reset by=guest reason=guest-reset\n\
                    2026-11-21T01:03:00.15Z lab: vm: reset by=guest reason=guest-reset\n";
         let h = history(log);
-        assert_eq!(h.boots, 2, "this container's power on and the BMC's reset, once");
+        assert_eq!(
+            h.boots, 2,
+            "this container's power on and the BMC's reset, once"
+        );
         assert_eq!(
             h.boot_at,
             Some(("2026-11-21T01:03:00.15Z".into(), 1_795_222_980.15))

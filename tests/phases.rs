@@ -46,7 +46,10 @@ fn node_until(
         if done(&n) {
             return n;
         }
-        assert!(start.elapsed() < deadline, "{what}: not within {deadline:?}: {n}");
+        assert!(
+            start.elapsed() < deadline,
+            "{what}: not within {deadline:?}: {n}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -73,7 +76,11 @@ fn type_on_console(t: &TestLab, text: &str) {
 
 fn console_log(t: &TestLab) -> String {
     let out = t.lab(&["console", "n", "--no-follow", "--lines", "0"]);
-    assert!(out.status.success(), "console --no-follow: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "console --no-follow: {}",
+        stderr(&out)
+    );
     stdout(&out)
 }
 
@@ -110,7 +117,11 @@ fn resets_reboots_nmi_sol_and_soft_off_behave_as_on_a_server() {
     assert!(out.status.success(), "lab up: {}", stderr(&out));
     wait_up(&t);
     let n = node(&t);
-    assert_eq!((n["phase"].as_str(), n["boots"].as_u64()), (Some("up"), Some(1)), "{n}");
+    assert_eq!(
+        (n["phase"].as_str(), n["boots"].as_u64()),
+        (Some("up"), Some(1)),
+        "{n}"
+    );
     let first_up = secs(&n["phase_since"]);
 
     // A reset through the BMC: `wait --phase up` right after it waits for the new boot.
@@ -139,7 +150,10 @@ fn resets_reboots_nmi_sol_and_soft_off_behave_as_on_a_server() {
     assert!(rebooted_at > reset_up, "{n}");
     wait_up(&t);
     let n = node(&t);
-    assert!(secs(&n["phase_since"]) > rebooted_at, "up after the reboot: {n}");
+    assert!(
+        secs(&n["phase_since"]) > rebooted_at,
+        "up after the reboot: {n}"
+    );
     assert_eq!(n["boots"], 3, "{n}");
     assert!(
         console_log(&t).contains("Requesting system reboot"),
@@ -163,9 +177,17 @@ fn resets_reboots_nmi_sol_and_soft_off_behave_as_on_a_server() {
     // SOL: a session whose one keystroke packet was number 1, then a second session: its first
     // keystroke (one packet, number 1 too) arrives.
     let mut s1 = sol(port);
-    assert!(s1.wait_for(OPERATIONAL, Duration::from_secs(20)), "{}", s1.text());
+    assert!(
+        s1.wait_for(OPERATIONAL, Duration::from_secs(20)),
+        "{}",
+        s1.text()
+    );
     s1.send("echo one-$((2*2))\n");
-    assert!(s1.wait_for("one-4", Duration::from_secs(20)), "{}", s1.text());
+    assert!(
+        s1.wait_for("one-4", Duration::from_secs(20)),
+        "{}",
+        s1.text()
+    );
     std::thread::sleep(Duration::from_millis(300));
     s1.send("~.");
     assert!(
@@ -173,7 +195,11 @@ fn resets_reboots_nmi_sol_and_soft_off_behave_as_on_a_server() {
         "the first SOL session ends on ~."
     );
     let mut s2 = sol(port);
-    assert!(s2.wait_for(OPERATIONAL, Duration::from_secs(20)), "{}", s2.text());
+    assert!(
+        s2.wait_for(OPERATIONAL, Duration::from_secs(20)),
+        "{}",
+        s2.text()
+    );
     s2.send("echo two-$((3*3))\n");
     assert!(
         s2.wait_for("two-9", Duration::from_secs(15)),
@@ -206,7 +232,11 @@ fn resets_reboots_nmi_sol_and_soft_off_behave_as_on_a_server() {
         s4.text()
     );
     s4.send("echo four-$((4*4))\n");
-    assert!(s4.wait_for("four-16", Duration::from_secs(15)), "{}", s4.text());
+    assert!(
+        s4.wait_for("four-16", Duration::from_secs(15)),
+        "{}",
+        s4.text()
+    );
     s4.send("~.");
     let _ = s4.close_and_wait(Duration::from_secs(10));
     let log = stdout(&t.lab(&["logs", "n"]));
@@ -231,7 +261,11 @@ fn resets_reboots_nmi_sol_and_soft_off_behave_as_on_a_server() {
         .expect("power-state");
     assert_eq!(String::from_utf8_lossy(&state), "off\n");
     let out = ipmitool(port, &["power", "status"]);
-    assert!(stdout(&out).contains("Chassis Power is off"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Chassis Power is off"),
+        "{}",
+        stdout(&out)
+    );
 
     // On again, then `power soft`: the ACPI power button; the smoke OS powers off cleanly.
     assert!(ipmitool(port, &["power", "on"]).status.success());
@@ -245,7 +279,9 @@ fn resets_reboots_nmi_sol_and_soft_off_behave_as_on_a_server() {
     );
     let out = ipmitool(port, &["power", "soft"]);
     assert!(out.status.success(), "power soft: {}", stderr(&out));
-    let n = node_until(&t, Duration::from_secs(60), "soft off", |n| n["power"] == "off");
+    let n = node_until(&t, Duration::from_secs(60), "soft off", |n| {
+        n["power"] == "off"
+    });
     assert_eq!(n["last_event"]["event"], "shutdown", "{n}");
     assert_eq!(n["last_event"]["by"], "guest", "{n}");
     let state = rt
@@ -260,7 +296,9 @@ fn resets_reboots_nmi_sol_and_soft_off_behave_as_on_a_server() {
     // A hard power off through the BMC is the BMC's, though QEMU's IPMI device calls it the
     // guest's shutdown.
     assert!(ipmitool(port, &["power", "on"]).status.success());
-    node_until(&t, Duration::from_secs(60), "power on", |n| n["power"] == "on");
+    node_until(&t, Duration::from_secs(60), "power on", |n| {
+        n["power"] == "on"
+    });
     std::thread::sleep(Duration::from_secs(3));
     assert!(ipmitool(port, &["power", "off"]).status.success());
     let n = node_until(&t, Duration::from_secs(30), "power off", |n| {
