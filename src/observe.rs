@@ -18,7 +18,7 @@ use crate::engine::{
     ContainerState, Engine, EngineError, ImageInfo, LabelFilter, ObservedContainer,
 };
 use crate::lab::{Lab, Proto, ServiceKind, IPMI_PORT};
-use crate::phase::{self, NodeTraffic, Phase};
+use crate::phase::{self, NodeTraffic, Phase, VmEvent};
 use crate::plan::{
     ContainerSpec, Desired, PortBinding, Role, LABEL_BMC_USER, LABEL_BOOT_IP, LABEL_KIND,
     LABEL_MAC, LABEL_NAME, LABEL_ROLE,
@@ -112,6 +112,12 @@ pub struct Member {
     pub phase: Option<Phase>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase_since: Option<String>,
+    /// Nodes: boots (power ons and resets) since the node's container started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boots: Option<u32>,
+    /// Nodes: what QEMU reported last (reset, shutdown, powerdown, panic), by whom, when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<VmEvent>,
     /// Nodes: why the node cannot get further (e.g. an asset is missing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
@@ -362,11 +368,11 @@ impl<'e, E: Engine> Observer<'e, E> {
             .into_iter()
             .filter_map(running_of)
             .collect();
-        // A node its BMC reports off is `off` whatever its log says: no need to read it.
+        // Every running node's log, off ones too: QEMU's last event (a shutdown) and the boots.
         wanted.extend(
             nodes
                 .iter()
-                .filter(|n| n.running() && n.power != Some(PowerState::Off))
+                .filter(|n| n.running())
                 .map(|n| n.container.clone()),
         );
         let engine = self.engine;
@@ -401,6 +407,9 @@ impl<'e, E: Engine> Observer<'e, E> {
                     .unwrap_or_default(),
             };
             let node_log = self.logs.get(&n.container).map_or("", |l| l.text.as_str());
+            let history = phase::history(node_log);
+            n.boots = Some(history.boots);
+            n.last_event = history.last_event;
             let power = n.power.unwrap_or(PowerState::Unknown);
             let (phase, since) = phase::derive(&traffic, power, node_log, dhcp_log, web_log);
             n.phase = Some(phase);
@@ -495,6 +504,8 @@ fn expected_member(c: &ContainerSpec, o: Option<&ObservedContainer>) -> Member {
         power: None,
         phase: None,
         phase_since: None,
+        boots: None,
+        last_event: None,
         problem: None,
     }
 }
@@ -523,6 +534,8 @@ fn found_member(o: &ObservedContainer) -> Member {
         power: None,
         phase: None,
         phase_since: None,
+        boots: None,
+        last_event: None,
         problem: None,
     }
 }
@@ -725,6 +738,25 @@ ipmi_port = 30623
             o.nodes[0].phase_since.as_deref(),
             Some("2026-11-21T01:02:00Z")
         );
+        assert_eq!(o.nodes[0].boots, Some(2));
+
+        // The guest reboots: QEMU's reset, read incrementally, is a third boot and the last event.
+        engine.add_logs(
+            "o-n",
+            "2026-11-21T01:03:00Z lab: vm: reset by=guest reason=guest-reset\n",
+        );
+        let o = observer.observe().await.unwrap();
+        assert_eq!(
+            o.nodes[0].phase_since.as_deref(),
+            Some("2026-11-21T01:03:00Z")
+        );
+        let json = serde_json::to_value(&o).unwrap();
+        assert_eq!(json["nodes"][0]["boots"], 3);
+        assert_eq!(
+            json["nodes"][0]["last_event"],
+            serde_json::json!({"event": "reset", "by": "guest", "at": "2026-11-21T01:03:00Z", "reason": "guest-reset"})
+        );
+        assert!(json["services"][0].get("boots").is_none());
     }
 
     #[tokio::test]
@@ -742,11 +774,8 @@ ipmi_port = 30623
             (o.nodes[0].power, o.nodes[0].phase),
             (Some(PowerState::Off), Some(Phase::Off))
         );
-        // A node its BMC reports off is not log-read.
-        assert!(!engine
-            .calls()
-            .iter()
-            .any(|c| c.starts_with("logs_since o-n")));
+        // A node its BMC reports off is still log-read (its last event, its boots).
+        assert_eq!(o.nodes[0].boots, Some(1));
 
         engine.set_state("o-n", ContainerState::Exited);
         let o = Observer::new(&engine, expected).observe().await.unwrap();

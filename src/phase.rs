@@ -1,6 +1,7 @@
 //! Boot phases, as a provisioning server tracks machines, derived from what really happened:
-//! the BMC's power state, the node container's log (each VM power-on), dnsmasq's log (the lease)
-//! and the web service's access log (boot script, kernel, cloud-config, phone-home).
+//! the BMC's power state, the node container's log (each VM power-on, and each reset QEMU
+//! reports), dnsmasq's log (the lease) and the web service's access log (boot script, kernel,
+//! cloud-config, phone-home).
 //!
 //! Pure: the caller fetches the logs (with the engine's timestamps) and the power state.
 
@@ -72,9 +73,98 @@ pub struct NodeTraffic {
     pub boot_files: Vec<String>,
 }
 
-/// What the node image logs each time a boot starts: the BMC powers the VM on (lab-vm), or
-/// resets it (lab-bmc.c; the QEMU process stays, so lab-vm says nothing).
-const BOOT_MARKERS: [&str; 2] = ["lab: power on", "lab: bmc: power reset"];
+/// What the node image logs each time a boot starts: the BMC powers the VM on (lab-vm), the BMC
+/// resets it (lab-bmc.c, before it answers, so a `wait` right after `lab power reset` sees it),
+/// or QEMU reports a reset (lab-qmp: the guest rebooted, or the BMC reset it).
+const BOOT_MARKERS: [&str; 3] = ["lab: power on", "lab: bmc: power reset", "lab: vm: reset"];
+
+/// What lab-node logs first when its container starts: boots count from there.
+const CONTAINER_START: &str = "lab: node ";
+
+/// Boot markers closer than this to the one before are the same boot: the BMC's reset line and
+/// QEMU's, and the reset SeaBIOS does itself right after a warm reset (it cannot run its POST
+/// again in place), which QEMU reports as the guest's. The first reset of such a group is the one
+/// that counts, for `last_event` too.
+const SAME_BOOT_SECS: f64 = 2.0;
+
+/// What QEMU reported last about the VM (a `lab: vm: EVENT by=WHO ...` line of lab-qmp).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmEvent {
+    /// `reset`, `shutdown`, `powerdown` (the ACPI power button) or `panic`.
+    pub event: String,
+    /// `guest` or `bmc`.
+    pub by: String,
+    /// The engine's time of the line.
+    pub at: String,
+    /// QEMU's reason (`guest-reset`, `host-qmp-system-reset`, `guest-shutdown`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For a panic: what QEMU did (`run`: nothing, the guest decides).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+/// The VM's history since its container started, from the node container's log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VmHistory {
+    /// Power ons and resets, each counted once.
+    pub boots: u32,
+    /// The engine's time of the current boot's last marker: its phases count from there.
+    pub boot_at: Option<(String, f64)>,
+    pub last_event: Option<VmEvent>,
+}
+
+/// Boots and QEMU's last event, from the node container's log (with the engine's timestamps).
+pub fn history(node_log: &str) -> VmHistory {
+    let mut h = VmHistory::default();
+    let mut last_reset = f64::MIN;
+    for ((ts, t), line) in lines(node_log) {
+        if line.starts_with(CONTAINER_START) {
+            h = VmHistory::default();
+        }
+        if BOOT_MARKERS.iter().any(|m| line.contains(m)) {
+            if h.boot_at
+                .as_ref()
+                .is_none_or(|(_, at)| t - at >= SAME_BOOT_SECS)
+            {
+                h.boots += 1;
+            }
+            h.boot_at = Some((ts.to_string(), t));
+        }
+        if let Some(event) = line.split_once("lab: vm: ").map(|(_, e)| vm_event(ts, e)) {
+            if event.event == "reset" {
+                let again = t - last_reset < SAME_BOOT_SECS;
+                last_reset = t;
+                if again {
+                    continue;
+                }
+            }
+            h.last_event = Some(event);
+        }
+    }
+    h
+}
+
+/// `reset by=guest reason=guest-reset` at `ts`.
+fn vm_event(ts: &str, text: &str) -> VmEvent {
+    let mut words = text.split_whitespace();
+    let mut e = VmEvent {
+        event: words.next().unwrap_or_default().to_string(),
+        by: String::new(),
+        at: ts.to_string(),
+        reason: None,
+        action: None,
+    };
+    for (key, value) in words.filter_map(|w| w.split_once('=')) {
+        match key {
+            "by" => e.by = value.to_string(),
+            "reason" => e.reason = Some(value.to_string()),
+            "action" => e.action = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    e
+}
 
 /// The node's phase and since when (the engine's timestamp of the event that set it).
 pub fn derive(
@@ -87,11 +177,9 @@ pub fn derive(
     if power == PowerState::Off {
         return (Phase::Off, None);
     }
-    let boot = lines(node_log)
-        .filter(|(_, l)| BOOT_MARKERS.iter().any(|m| l.contains(m)))
-        .last();
-    let t0 = boot.map_or(f64::MIN, |(t, _)| t.1);
-    let mut best = (Phase::Firmware, boot.map(|(t, _)| t.0.to_string()));
+    let boot = history(node_log).boot_at;
+    let t0 = boot.as_ref().map_or(f64::MIN, |(_, t)| *t);
+    let mut best = (Phase::Firmware, boot.map(|(ts, _)| ts));
     let mut see = |phase: Phase, ts: (&str, f64)| {
         if ts.1 >= t0 && phase >= best.0 {
             best = (phase, Some(ts.0.to_string()));
@@ -280,6 +368,83 @@ mod tests {
             derive(&node(), PowerState::On, &reset, DHCP, web),
             (Phase::Firmware, Some("2026-11-21T01:03:00Z".into()))
         );
+    }
+
+    #[test]
+    fn a_reboot_of_the_guest_starts_the_phases_again_and_is_one_boot() {
+        let web = "2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n";
+        // QEMU reports two resets for one reboot: the kernel's, then SeaBIOS's own right after.
+        let rebooted = format!(
+            "{NODE_LOG}2026-11-21T01:04:00.1Z lab: vm: reset by=guest reason=guest-reset\n\
+             2026-11-21T01:04:00.2Z lab: vm: reset by=guest reason=guest-reset\n"
+        );
+        assert_eq!(
+            derive(&node(), PowerState::On, &rebooted, DHCP, web),
+            (Phase::Firmware, Some("2026-11-21T01:04:00.2Z".into()))
+        );
+        let h = history(&rebooted);
+        assert_eq!(h.boots, 2, "the power on and the reboot");
+        assert_eq!(
+            h.last_event,
+            Some(VmEvent {
+                event: "reset".into(),
+                by: "guest".into(),
+                at: "2026-11-21T01:04:00.1Z".into(),
+                reason: Some("guest-reset".into()),
+                action: None,
+            })
+        );
+        // After the new boot's report, `up` again, since then.
+        let web = format!(
+            "{web}2026-11-21T01:04:30Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n"
+        );
+        assert_eq!(
+            derive(&node(), PowerState::On, &rebooted, DHCP, &web),
+            (Phase::Up, Some("2026-11-21T01:04:30Z".into()))
+        );
+    }
+
+    #[test]
+    fn boots_count_power_ons_and_resets_since_the_container_started() {
+        let log = "2026-11-21T00:00:00Z lab: node master: mac 00:aa:bb:cc:dd:ee\n\
+                   2026-11-21T00:00:01Z lab: power on: qemu accel=tcg\n\
+                   2026-11-21T00:00:50Z lab: vm: reset by=guest reason=guest-reset\n\
+                   2026-11-21T01:00:00.5Z lab: node master: mac 00:aa:bb:cc:dd:ee\n\
+                   2026-11-21T01:00:01Z lab: power on: qemu accel=tcg\n\
+                   2026-11-21T01:03:00Z lab: vm: reset by=bmc reason=host-qmp-system-reset\n\
+                   2026-11-21T01:03:00.01Z lab: bmc: power reset: the VM restarts\n\
+                   2026-11-21T01:03:00.14Z lab: vm: reset by=guest reason=guest-reset\n\
+                   2026-11-21T01:03:00.15Z lab: vm: reset by=guest reason=guest-reset\n";
+        let h = history(log);
+        assert_eq!(
+            h.boots, 2,
+            "this container's power on and the BMC's reset, once"
+        );
+        assert_eq!(
+            h.boot_at,
+            Some(("2026-11-21T01:03:00.15Z".into(), 1_795_222_980.15))
+        );
+        let e = h.last_event.unwrap();
+        assert_eq!(
+            (e.event.as_str(), e.by.as_str(), e.at.as_str()),
+            ("reset", "bmc", "2026-11-21T01:03:00Z"),
+            "SeaBIOS's own resets after a warm reset are part of the BMC's"
+        );
+        let log = format!(
+            "{log}2026-11-21T01:05:00Z lab: vm: powerdown by=bmc\n\
+             2026-11-21T01:05:02Z lab: vm: shutdown by=guest reason=guest-shutdown\n"
+        );
+        let h = history(&log);
+        assert_eq!(h.boots, 2);
+        let e = h.last_event.unwrap();
+        assert_eq!(
+            (e.event.as_str(), e.by.as_str(), e.reason.as_deref()),
+            ("shutdown", "guest", Some("guest-shutdown"))
+        );
+        assert_eq!(history("").boots, 0);
+        let panic = history("2026-11-21T01:00:00Z lab: vm: panic by=guest action=run\n");
+        assert_eq!(panic.last_event.unwrap().action.as_deref(), Some("run"));
+        assert_eq!(panic.boots, 0, "a panic alone is no new boot");
     }
 
     #[test]

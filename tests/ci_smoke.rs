@@ -8,11 +8,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 
@@ -55,94 +53,6 @@ fn smoke_lab(u: &Unique, repo: &Path) -> String {
         toml = toml.replace(&from, &to);
     }
     toml
-}
-
-fn ipmitool(port: u16, args: &[&str]) -> Output {
-    let out = Command::new("ipmitool")
-        .args(["-I", "lanplus", "-H", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-U", "admin", "-P", "admin"])
-        .args(args)
-        .output()
-        .expect("ipmitool (installed by .ci/run)");
-    eprintln!(
-        "$ ipmitool -p {port} {}\n{}{}",
-        args.join(" "),
-        stdout(&out),
-        stderr(&out)
-    );
-    out
-}
-
-/// A child process whose output is collected in the background, fed on its stdin until its
-/// output shows `want`.
-struct Interactive {
-    child: Child,
-    output: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Interactive {
-    fn spawn(cmd: &mut Command) -> Interactive {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let mut out = child.stdout.take().expect("stdout");
-        let sink = output.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().expect("lock").extend_from_slice(&buf[..n]);
-            }
-        });
-        Interactive { child, output }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().expect("lock")).into_owned()
-    }
-
-    /// Types `line` (again every few seconds: the console may not be listening yet) until
-    /// `want` shows up in the output.
-    fn type_until(&mut self, line: &str, want: &str, deadline: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < deadline {
-            self.send(line);
-            for _ in 0..30 {
-                if self.text().contains(want) {
-                    return true;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        false
-    }
-
-    fn send(&mut self, bytes: &str) {
-        let stdin = self.child.stdin.as_mut().expect("stdin");
-        let _ = stdin.write_all(bytes.as_bytes());
-        let _ = stdin.flush();
-    }
-
-    /// Closes stdin and waits up to `deadline` for the process to exit on its own.
-    fn close_and_wait(mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
-        drop(self.child.stdin.take());
-        let start = Instant::now();
-        while start.elapsed() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
-    }
 }
 
 fn phases(t: &TestLab) -> serde_json::Value {

@@ -53,55 +53,13 @@ fn the_smoke_lab_boots_the_smoke_os_on_every_node() {
     );
 }
 
-fn one_node_lab(u: &Unique) -> String {
-    let p = u.prefix();
-    format!(
-        r#"
-[lab]
-name = "{name}"
-
-[network]
-subnet = "{subnet}"
-
-[services.dhcp]
-kind = "dnsmasq"
-ip = "{p}.2"
-dhcp_range = ["{p}.100", "{p}.200"]
-
-[services.web]
-kind = "httpd"
-ip = "{p}.3"
-root = "webroot"
-
-[profiles.smoke]
-kernel = "smoke/vmlinuz"
-initrd = "smoke/initrd"
-cmdline = "console=ttyS0,115200n8 no_timer_check lab.node={{{{ node.name }}}} lab.report={{{{ report_url }}}} quiet"
-
-[nodes.n]
-mac = "02:5a:00:00:00:01"
-ip = "{p}.100"
-bmc_ip = "{p}.6"
-ipmi_port = {ipmi}
-memory = "256M"
-disk = "1G"
-accel = "tcg"
-boot = "disk"
-profile = "smoke"
-"#,
-        name = u.name,
-        subnet = u.subnet(),
-        ipmi = u.port_base,
-    )
-}
-
 #[test]
 fn a_node_pxe_boots_the_smoke_os_reports_in_and_shows_its_address() {
     let Some(engine) = engine_or_skip("smoke_boot") else {
         return;
     };
     let u = unique("smoke");
-    let t = TestLab::new(&u.name, &one_node_lab(&u));
+    let t = TestLab::new(&u.name, &smoke_node_lab(&u, "02:5a:00:00:00:01"));
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
 
     // The smoke OS is part of the plan: the dry run shows its build and export.

@@ -24,17 +24,29 @@
  *    the session gets is still the one the client asks for in RAKP message 1, checked there).
  * 5. Chassis Control 4 (pulse diagnostic interrupt, `ipmitool power diag`), which ipmi_sim
  *    refuses: we send an NMI to the VM over the VM channel (QEMU's ipmi-bmc-extern injects it);
- *    every other Chassis Control goes to ipmi_sim's own handler.
+ *    power on, off and cycle go to ipmi_sim's own handler (reset and soft off: see 8).
  * 6. DCMI Get Power Reading (`ipmitool dcmi power reading`) and Get DCMI Capabilities, which
  *    ipmi_sim lacks: a plausible reading while the VM runs, 0 W while it is off.
  *
  * 7. The power restore policy (`ipmitool chassis policy`, shown by `chassis status`), which
  *    ipmi_sim lacks: kept in a file of the node's volume (initialised from the lab file's
  *    `power_restore` when missing), and the power last asked for by Chassis Control kept beside
- *    it, so that lab-node powers the VM on or not when its container restarts (engine restart).
+ *    it (lab-qmp writes off there when the guest powers itself off), so that lab-node powers the
+ *    VM on or not when its container restarts (engine restart).
+ *
+ * 8. Hard reset and soft off (Chassis Control 3 and 5) go to QEMU over its QMP socket
+ *    (system_reset, system_powerdown: the ACPI power button), so that QEMU's events name the
+ *    BMC as their cause (lab-qmp logs them). ipmi_sim would send a reset over the VM channel,
+ *    which QEMU reports as the guest's own, and refuses a soft off (QEMU's ipmi-bmc-extern has
+ *    no graceful shutdown). Without QMP (the VM is starting) a reset falls back to ipmi_sim's.
+ *    A power off stays ipmi_sim's (over the VM channel, SIGTERM if QEMU lingers); QEMU reports it
+ *    as the guest's shutdown, so we leave a mark (/run/lab/bmc-power-off) for lab-qmp first.
+ * 9. Serial over LAN sessions start clean and a dead console does not hold the port: see
+ *    "SOL" below.
  *
  * Options (second argument of loadlib): "ports=623,6230 bootdev=/run/lab/bootdev
- * policy=/var/lib/lab/power-policy state=/var/lib/lab/power-state restore=previous".
+ * policy=/var/lib/lab/power-policy state=/var/lib/lab/power-state restore=previous
+ * [qmp=/run/lab/qmp-bmc.sock]".
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -43,7 +55,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,9 +95,15 @@ static char *policy_file;
 static char *state_file;
 static unsigned char restore_policy = 1; /* 0 always off, 1 previous, 2 always on */
 static sys_data_t *sysd;
+static const char *qmp_socket = "/run/lab/qmp-bmc.sock";
+/* Written just before a power off (or the off of a cycle) goes to QEMU over the VM channel, which
+ * QEMU reports as the guest's own shutdown: lab-qmp reads it to name the BMC instead. */
+static const char *power_off_mark = "/run/lab/bmc-power-off";
 
 /* ipmi_sim's own tables and helpers (global symbols of the ipmi_sim binary, see bmc.h). */
+extern cmd_handler_f app_netfn_handlers[256];
 extern cmd_handler_f chassis_netfn_handlers[256];
+extern ipmi_payload_handler_cb payload_handlers[64]; /* libIPMIlanserv's, by RMCP+ payload type */
 extern cmd_handler_f storage_netfn_handlers[256];
 extern int ipmi_mc_is_power_on(lmc_data_t *mc);
 extern int ipmi_mc_add_to_sel(lmc_data_t *mc, unsigned char record_type, unsigned char event[13],
@@ -104,6 +124,126 @@ static void fail(const char *what, const char *detail)
 {
     fprintf(stderr, "lab: error: bmc: %s%s\n", what, detail);
     exit(1);
+}
+
+/* ---- 9: SOL ----
+ *
+ * ipmi_sim keeps the sequence number of the last SOL packet it acknowledged across sessions, and
+ * takes a packet with that number for a resend, which it acknowledges and drops. Every ipmitool
+ * session numbers its packets from 1, so a new session's first keystroke was lost whenever the
+ * last session's last packet was number 1 as well. When a session's first packet carries that
+ * number, we first hand ipmi_sim an empty packet with another number (its acknowledgement goes
+ * nowhere), so the keystroke is taken as new.
+ *
+ * A console that is gone (its client was killed, never sent Deactivate Payload) held SOL until
+ * its session timed out (30 s of silence); meanwhile every Activate Payload got "payload already
+ * active". A live console acknowledges each SOL packet the BMC sends at once, and ipmitool sends
+ * a keepalive after 15 s without traffic. So when another session activates SOL, the session
+ * holding it is taken for dead if it left SOL data unacknowledged for 3 s or sent nothing for 20 s:
+ * its SOL is released and the session closed at the next tick, as a timeout would, and the new
+ * session gets the console. A live console is never taken over ("payload already active").
+ */
+#define SOL_PAYLOAD 1
+#define SOL_UNACKED_DEAD 3   /* seconds SOL data may wait for the console's acknowledgement */
+#define SOL_SILENT_DEAD 20   /* seconds a console may stay silent (ipmitool: keepalive at 15) */
+
+static ipmi_payload_handler_cb sim_sol_payload;
+static cmd_handler_f sim_activate_payload;
+static void (*sim_return_rsp)(channel_t *chan, msg_t *msg, rsp_msg_t *rsp);
+static uint32_t sol_sid;            /* the session that activated SOL last (0: none) */
+static int sol_fresh;               /* no SOL packet from that session yet */
+static unsigned char sol_last_seq;  /* the last nonzero sequence number ipmi_sim took */
+static double sol_rx;               /* when that session last sent anything */
+static double sol_unacked;          /* since when SOL data to it waits for an ack (0: none) */
+static int drop_rsp;                /* set around a packet whose answer must not go out */
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Any packet of the session that holds SOL shows its console is there. */
+static void sol_heard_from(uint32_t sid)
+{
+    if (sid && sid == sol_sid) {
+        sol_rx = now_s();
+        sol_unacked = 0;
+    }
+}
+
+/* The session that holds SOL, if it is still open and still has SOL. */
+static session_t *sol_holder(void)
+{
+    unsigned int i;
+
+    for (i = 1; sol_sid && i <= MAX_SESSIONS; i++) {
+        session_t *ses = &lan->sessions[i];
+        if (ses->active && ses->sid == sol_sid && ses->closers[SOL_PAYLOAD].mc)
+            return ses;
+    }
+    return NULL;
+}
+
+static void sol_payload(lanserv_data_t *l, msg_t *msg)
+{
+    unsigned char seq = msg->len >= 4 ? msg->data[0] & 0xf : 0;
+    unsigned char empty[4] = { 0, 0, 0, 0 };
+    msg_t first;
+
+    if (msg->sid == sol_sid && msg->len >= 4) {
+        if (sol_fresh && seq && seq == sol_last_seq) {
+            first = *msg;
+            empty[0] = seq % 15 + 1;
+            first.data = empty;
+            first.len = sizeof(empty);
+            drop_rsp = 1;
+            sim_sol_payload(l, &first);
+            drop_rsp = 0;
+        }
+        sol_fresh = 0;
+        if (seq)
+            sol_last_seq = seq;
+    }
+    sim_sol_payload(l, msg);
+}
+
+/* Every answer of the LAN channel: SOL data to the console starts the wait for its ack. */
+static void return_rsp(channel_t *chan, msg_t *msg, rsp_msg_t *rsp)
+{
+    if (drop_rsp)
+        return;
+    if (msg->rmcpp.payload == SOL_PAYLOAD && msg->sid == sol_sid && rsp->data_len > 4
+        && rsp->data[0] != 0 && sol_unacked == 0)
+        sol_unacked = now_s();
+    sim_return_rsp(chan, msg, rsp);
+}
+
+static void activate_payload(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
+                             unsigned int *rdata_len, void *cb_data)
+{
+    int sol = msg->len >= 2 && (msg->data[0] & 0x3f) == SOL_PAYLOAD && (msg->data[1] & 0xf) == 1;
+    session_t *holder = sol ? sol_holder() : NULL;
+    double t = now_s();
+
+    if (holder && holder->sid != msg->sid
+        && ((sol_unacked && t - sol_unacked >= SOL_UNACKED_DEAD) || t - sol_rx >= SOL_SILENT_DEAD)) {
+        holder->closers[SOL_PAYLOAD].close_cb(holder->closers[SOL_PAYLOAD].mc, holder->sid,
+                                              holder->closers[SOL_PAYLOAD].close_cb_data);
+        holder->closers[SOL_PAYLOAD].close_cb = NULL;
+        holder->closers[SOL_PAYLOAD].mc = NULL;
+        holder->time_left = 0; /* closed at the next tick, as by a timeout */
+        say("SOL: the console holding it does not answer: released for a new session", "");
+    }
+    sim_activate_payload(mc, msg, rdata, rdata_len, cb_data);
+    if (sol && *rdata_len > 1 && rdata[0] == 0) {
+        sol_sid = msg->sid;
+        sol_fresh = 1;
+        sol_rx = t;
+        sol_unacked = 0;
+    }
 }
 
 /* ---- 1 and 2: the LAN sockets ---- */
@@ -197,6 +337,8 @@ static void lan_ready(int fd, void *cb_data)
     if (len < 5 || buf[0] != 6) /* RMCP version 1.0 */
         return;
     lan->port = port->port;
+    if (len >= 10 && buf[3] == 7 && buf[4] == AUTHTYPE_RMCPP)
+        sol_heard_from(buf[6] | (buf[7] << 8) | (buf[8] << 16) | ((uint32_t) buf[9] << 24));
     if (buf[3] == 6) {
         handle_asf(lan, buf, len, &a, sizeof(a));
     } else if (buf[3] == 7 && refuse_rakp_none(&a, buf, len)) {
@@ -424,20 +566,98 @@ static const unsigned char control_events[6][3] = {
     [5] = { 0x22, 0x10, 0x05 }, /* System ACPI Power State: S5 soft off */
 };
 
+/* ---- 8: QEMU's QMP socket, for a reset and the power button ---- */
+
+/* Runs one QMP command (no arguments) on QEMU's second QMP socket (lab-vm makes it): 0 when QEMU
+ * answered it with "return". QEMU answers within milliseconds; a 2 s timeout bounds the wait. */
+static int qmp(const char *command)
+{
+    struct sockaddr_un sun;
+    struct timeval tv = { 2, 0 };
+    char buf[4096], out[128];
+    size_t have = 0;
+    ssize_t n;
+    int fd, returns = 0, rv = -1;
+
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", qmp_socket);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    snprintf(out, sizeof(out), "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"%s\"}\n",
+             command);
+    if (connect(fd, (struct sockaddr *) &sun, sizeof(sun)) != 0
+        || write(fd, out, strlen(out)) != (ssize_t) strlen(out))
+        goto out;
+    /* The greeting, the answer to qmp_capabilities, events, then the command's answer. */
+    while (returns < 2 && (n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0) {
+        char *line, *nl;
+
+        have += n;
+        buf[have] = 0;
+        for (line = buf; (nl = strchr(line, '\n')); line = nl + 1) {
+            *nl = 0;
+            if (strstr(line, "\"error\""))
+                goto out;
+            if (strstr(line, "\"return\""))
+                returns++;
+        }
+        have = strlen(line);
+        memmove(buf, line, have + 1);
+        if (have == sizeof(buf) - 1)
+            have = 0; /* a line longer than the buffer: not one we look for */
+    }
+    if (returns == 2)
+        rv = 0;
+out:
+    close(fd);
+    return rv;
+}
+
 static void chassis_control(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
                             unsigned int *rdata_len, void *cb_data)
 {
     channel_t *vm = sysd ? sysd->chan_set[15] : NULL;
     unsigned char c = msg->len >= 1 ? msg->data[0] & 0xf : 0xff;
+    int on = ipmi_mc_is_power_on(mc) == 1;
 
+    if (c == 5) {
+        /* Soft off: the ACPI power button; the guest decides (lab-qmp records its shutdown and
+         * the power it leaves). With the VM off there is no button to press. */
+        *rdata_len = 1;
+        rdata[0] = 0;
+        if (!on) {
+            say("soft off asked: the VM is already off", "");
+            return;
+        }
+        if (qmp("system_powerdown") != 0) {
+            rdata[0] = IPMI_NOT_SUPPORTED_IN_PRESENT_STATE_CC;
+            say("soft off refused: ", "QEMU's QMP socket does not answer (the VM is starting)");
+            return;
+        }
+        log_event(mc, control_events[5][0], control_events[5][1], control_events[5][2]);
+        say("soft off: ACPI power button pressed", "");
+        return;
+    }
     if (c != 4) {
-        sim_chassis_control(mc, msg, rdata, rdata_len, cb_data);
-        if (c <= 5 && *rdata_len >= 1 && rdata[0] == 0) {
+        if ((c == 0 || c == 2) && on)
+            save_word(power_off_mark, "off");
+        if (c == 3 && on && qmp("system_reset") == 0) {
+            *rdata_len = 1;
+            rdata[0] = 0;
+        } else {
+            sim_chassis_control(mc, msg, rdata, rdata_len, cb_data);
+        }
+        if (c <= 3 && *rdata_len >= 1 && rdata[0] == 0) {
             log_event(mc, control_events[c][0], control_events[c][1], control_events[c][2]);
             /* 7: the power asked for last, for the power restore policy "previous". */
-            save_word(state_file, c == 0 || c == 5 ? "off" : "on");
-            /* A hard reset keeps the QEMU process (no new "power on" from lab-vm): say it, so
-             * that lab's boot phases start again from this boot (src/phase.rs). */
+            save_word(state_file, c == 0 ? "off" : "on");
+            /* A hard reset keeps the QEMU process (no new "power on" from lab-vm): say it before
+             * the answer goes out, so that lab's boot phases start again from this boot at once
+             * (src/phase.rs; lab-qmp's "lab: vm: reset" line follows). */
             if (c == 3)
                 say("power reset: the VM restarts", "");
         }
@@ -664,6 +884,8 @@ static void parse_options(const char *initstr)
             policy_file = strdup(tok + 7);
         } else if (strncmp(tok, "state=", 6) == 0 && tok[6] == '/') {
             state_file = strdup(tok + 6);
+        } else if (strncmp(tok, "qmp=", 4) == 0 && tok[4] == '/') {
+            qmp_socket = strdup(tok + 4);
         } else if (strncmp(tok, "restore=", 8) == 0) {
             if ((restore = policy_from_word(tok + 8)) < 0)
                 fail("bad restore option (previous, on or off): ", tok);
@@ -701,6 +923,13 @@ int ipmi_sim_module_init(sys_data_t *sys, const char *initstr)
         || ipmi_emu_register_cmd_handler(IPMI_APP_NETFN, IPMI_WARM_RESET_CMD, warm_reset, NULL))
         fail("cannot register the power restore policy and warm reset commands", "");
     ipmi_emu_register_group_extension_handler(DCMI_GROUP, dcmi, NULL);
+    sim_activate_payload = app_netfn_handlers[IPMI_ACTIVATE_PAYLOAD_CMD];
+    sim_sol_payload = payload_handlers[SOL_PAYLOAD];
+    if (!sim_activate_payload || !sim_sol_payload
+        || ipmi_emu_register_cmd_handler(IPMI_APP_NETFN, IPMI_ACTIVATE_PAYLOAD_CMD,
+                                         activate_payload, NULL))
+        fail("cannot take over SOL activation (ipmi_sim has no SOL?)", "");
+    payload_handlers[SOL_PAYLOAD] = sol_payload;
     if (ipmi_emu_register_cmd_handler(IPMI_CHASSIS_NETFN, IPMI_SET_SYSTEM_BOOT_OPTIONS_CMD,
                                       set_boot_options, NULL)
         || ipmi_emu_register_cmd_handler(IPMI_CHASSIS_NETFN, IPMI_GET_SYSTEM_BOOT_OPTIONS_CMD,
@@ -724,6 +953,8 @@ void ipmi_sim_module_post_init(sys_data_t *sys)
     if (lan->lan_addr_set)
         fail("the LAN channel must have no addr line: lab-bmc opens its ports itself", "");
     lan->send_out = send_out;
+    sim_return_rsp = lan->channel.return_rsp;
+    lan->channel.return_rsp = return_rsp;
     for (i = 0; i < num_ports; i++)
         open_port(sys, &ports[i]);
     for (i = 0; i < num_ports; i++) {

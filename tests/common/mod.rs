@@ -3,10 +3,13 @@
 
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use metal_lab::engine::{DockerEngine, Engine};
 
@@ -259,4 +262,117 @@ pub fn docker(args: &[&str]) -> Output {
 pub fn container_log(container: &str) -> String {
     let out = docker(&["logs", container]);
     format!("{}{}", stdout(&out), stderr(&out))
+}
+
+/// A child process whose output is collected in the background, fed on its stdin until its
+/// output shows `want`.
+pub struct Interactive {
+    pub child: Child,
+    output: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Interactive {
+    pub fn spawn(cmd: &mut Command) -> Interactive {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let mut out = child.stdout.take().expect("stdout");
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().expect("lock").extend_from_slice(&buf[..n]);
+            }
+        });
+        Interactive { child, output }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().expect("lock")).into_owned()
+    }
+
+    /// Types `line` (again every few seconds: the console may not be listening yet) until
+    /// `want` shows up in the output.
+    pub fn type_until(&mut self, line: &str, want: &str, deadline: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            self.send(line);
+            for _ in 0..30 {
+                if self.text().contains(want) {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        false
+    }
+
+    /// Waits up to `deadline` for `want` in the output, typing nothing.
+    pub fn wait_for(&self, want: &str, deadline: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            if self.text().contains(want) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    pub fn send(&mut self, bytes: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        let _ = stdin.write_all(bytes.as_bytes());
+        let _ = stdin.flush();
+    }
+
+    /// Closes stdin and waits up to `deadline` for the process to exit on its own.
+    pub fn close_and_wait(mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        drop(self.child.stdin.take());
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+/// A lab of dnsmasq, httpd and one node `n` (MAC `mac`, BMC published on `port_base`) that
+/// PXE-boots the smoke OS under TCG.
+/// A lab of dnsmasq, httpd and one node `n` (MAC `mac`, BMC published on `port_base`) that
+/// PXE-boots the smoke OS under TCG.
+pub fn smoke_node_lab(u: &Unique, mac: &str) -> String {
+    let p = u.prefix();
+    lab_with_services(u)
+        + &format!(
+            r#"
+[profiles.smoke]
+kernel = "smoke/vmlinuz"
+initrd = "smoke/initrd"
+cmdline = "console=ttyS0,115200n8 no_timer_check lab.node={{{{ node.name }}}} lab.report={{{{ report_url }}}} quiet"
+
+[nodes.n]
+mac = "{mac}"
+ip = "{p}.100"
+bmc_ip = "{p}.6"
+ipmi_port = {ipmi}
+memory = "256M"
+disk = "1G"
+accel = "tcg"
+boot = "disk"
+profile = "smoke"
+"#,
+        ipmi = u.port_base,
+    )
 }
