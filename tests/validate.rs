@@ -1724,3 +1724,122 @@ fn mutations_of_an_example_do_not_panic() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn identity_defaults_look_like_a_server_and_are_unique_and_stable() {
+    let text = with("\n[nodes.worker]\ncount = 2\n\n[node_defaults]\nhide_hypervisor = true\n");
+    let lab = valid(&text);
+    let n1 = node(&lab, "n1");
+    assert_eq!(
+        (n1.vendor.as_str(), n1.model.as_str()),
+        ("Metal Lab", "LabServer 1U")
+    );
+    assert_eq!(n1.asset_tag, "n1");
+    assert!(n1.hide_hypervisor);
+    // Python: uuid.uuid5(uuid.NAMESPACE_DNS, "n1.t"), the DNS name <node>.<lab>.
+    assert_eq!(n1.uuid, "2118c67d-cad7-567e-ba9a-b404533a7cc5");
+    let ids: Vec<(&str, &str)> = lab
+        .nodes()
+        .iter()
+        .map(|n| (n.serial.as_str(), n.uuid.as_str()))
+        .collect();
+    for (i, (serial, uuid)) in ids.iter().enumerate() {
+        assert!(serial.starts_with("LAB") && serial.len() == 13, "{serial}");
+        for (other, other_uuid) in &ids[i + 1..] {
+            assert_ne!(serial, other);
+            assert_ne!(uuid, other_uuid);
+        }
+    }
+    // The same file gives the same identities; another lab name gives others.
+    let again = valid(&text);
+    assert_eq!(
+        node(&again, "worker-2").serial,
+        node(&lab, "worker-2").serial
+    );
+    let other = valid(&text.replacen("name = \"t\"", "name = \"u\"", 1));
+    assert_ne!(node(&other, "n1").serial, n1.serial);
+    assert_ne!(node(&other, "n1").uuid, n1.uuid);
+}
+
+#[test]
+fn identity_set_in_the_file_is_kept() {
+    let lab = valid(&with(
+        r#"
+[node_defaults]
+vendor = "Acme, Inc."
+model = "RackPro 1000"
+
+[nodes.db]
+serial = "ACME-0042"
+uuid = "4C4C4544-0042-3510-8052-B4C04F4E3132"
+asset_tag = "rack 4, U12"
+"#,
+    ));
+    let db = node(&lab, "db");
+    assert_eq!(
+        (
+            db.vendor.as_str(),
+            db.model.as_str(),
+            db.serial.as_str(),
+            db.uuid.as_str(),
+            db.asset_tag.as_str()
+        ),
+        (
+            "Acme, Inc.",
+            "RackPro 1000",
+            "ACME-0042",
+            "4c4c4544-0042-3510-8052-b4c04f4e3132",
+            "rack 4, U12"
+        )
+    );
+    assert!(!db.hide_hypervisor);
+    assert_eq!(node(&lab, "n1").vendor, "Acme, Inc.");
+}
+
+#[test]
+fn identity_values_that_cannot_be_held_are_errors() {
+    insta::assert_snapshot!(errors(&with(&format!(
+        r#"
+[nodes.a]
+vendor = "{long}"
+model = " Padded"
+serial = "SN 1"
+uuid = "not-a-uuid"
+asset_tag = "caf\u00e9"
+
+[nodes.b]
+vendor = ""
+uuid = "00000000-0000-0000-0000-000000000000"
+"#,
+        long = "x".repeat(64)
+    ))));
+}
+
+#[test]
+fn serials_and_uuids_are_unique_and_name_one_machine() {
+    insta::assert_snapshot!(errors(&with(
+        r#"
+[nodes.a]
+serial = "SN1"
+uuid = "4c4c4544-0042-3510-8052-b4c04f4e3132"
+
+[nodes.b]
+serial = "sn1"
+uuid = "4C4C4544-0042-3510-8052-B4C04F4E3132"
+
+[nodes.group]
+count = 2
+serial = "SN2"
+uuid = "4c4c4544-0042-3510-8052-b4c04f4e3133"
+
+[node_defaults]
+serial = "SN3"
+uuid = "4c4c4544-0042-3510-8052-b4c04f4e3134"
+"#
+    )));
+}
+
+#[test]
+fn hide_hypervisor_is_a_boolean() {
+    insta::assert_snapshot!(errors(&with("\n[nodes.b]\nhide_hypervisor = \"yes\"\n")));
+}

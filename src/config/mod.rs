@@ -149,6 +149,16 @@ pub struct RawNode {
     pub bmc_password: Option<Str>,
     /// `auto` (KVM when it really works, else TCG), `kvm` or `tcg`.
     pub accel: Option<Str>,
+    /// The server's identity, the same in SMBIOS, the FRU, IPMI and `status`: manufacturer,
+    /// model, serial number, system UUID and asset tag.
+    pub vendor: Option<Str>,
+    pub model: Option<Str>,
+    pub serial: Option<Str>,
+    pub uuid: Option<Str>,
+    pub asset_tag: Option<Str>,
+    /// Hide the hypervisor from the guest: no CPUID hypervisor bit, no VM bit or QEMU strings in
+    /// SMBIOS.
+    pub hide_hypervisor: Option<Spanned<bool>>,
 }
 
 /// What a node boots: a kernel, an initrd and a command line served by the web service, and the

@@ -340,6 +340,18 @@ pub struct Node {
     pub bmc_user: String,
     pub bmc_password: String,
     pub accel: Accel,
+    /// Manufacturer, as SMBIOS (system, board, chassis, BIOS) and the FRU name it.
+    pub vendor: String,
+    /// Product name (SMBIOS system product, FRU product and board name).
+    pub model: String,
+    /// Serial number of system, board and chassis: unique in the lab.
+    pub serial: String,
+    /// System UUID (lowercase, hyphenated): SMBIOS, `-uuid`, IPMI System and Device GUID.
+    pub uuid: String,
+    pub asset_tag: String,
+    /// The guest sees no hypervisor: no CPUID bit, no SMBIOS VM bit, no QEMU strings where QEMU
+    /// lets them be changed.
+    pub hide_hypervisor: bool,
 }
 
 impl Node {

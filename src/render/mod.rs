@@ -506,6 +506,7 @@ fn environment() -> Environment<'static> {
     );
     env.add_function("ipmi_fru", fru::ipmi_fru);
     env.add_filter("ascii_bytes", fru::ascii_bytes);
+    env.add_filter("ipmi_guid", fru::ipmi_guid);
     env.add_function(
         "fail",
         |message: String| -> Result<String, minijinja::Error> {

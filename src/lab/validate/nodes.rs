@@ -8,13 +8,13 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::{
-    parse_size, PendingNode, Validator, DEFAULT_BMC_PASSWORD, DEFAULT_BMC_USER, MAX_COUNT,
+    identity, parse_size, PendingNode, Validator, DEFAULT_BMC_PASSWORD, DEFAULT_BMC_USER, MAX_COUNT,
 };
 use crate::config::{RawConfig, RawNode, Str};
 use crate::lab::{Accel, BootDevice, Mac, Network, Node, Power, PowerRestore, Profile};
 
 /// Keys that identify one machine and so cannot be shared through `[node_defaults]`.
-const PER_NODE_KEYS: [&str; 7] = [
+const PER_NODE_KEYS: [&str; 9] = [
     "count",
     "mac",
     "macs",
@@ -22,6 +22,8 @@ const PER_NODE_KEYS: [&str; 7] = [
     "bmc_ip",
     "vnc_port",
     "ipmi_port",
+    "serial",
+    "uuid",
 ];
 
 fn pick<'r, T>(node: &'r Option<T>, dflt: &'r Option<T>) -> Option<&'r T> {
@@ -57,6 +59,8 @@ impl Validator<'_> {
             d.bmc_ip.as_ref().map(Spanned::span),
             d.vnc_port.as_ref().map(Spanned::span),
             d.ipmi_port.as_ref().map(Spanned::span),
+            d.serial.as_ref().map(Spanned::span),
+            d.uuid.as_ref().map(Spanned::span),
         ];
         for (k, span) in PER_NODE_KEYS.iter().zip(spans) {
             if span.is_some() {
@@ -124,6 +128,20 @@ impl Validator<'_> {
             .ipmi_port
             .as_ref()
             .and_then(|p| self.port_number(p, &format!("{key}.ipmi_port")));
+        let (serial, uuid) = if count.is_some() {
+            self.refuse_shared_identity(n.serial.as_ref(), n.uuid.as_ref(), key);
+            (None, None)
+        } else {
+            (
+                n.serial
+                    .as_ref()
+                    .and_then(|s| self.serial(s, &format!("{key}.serial"))),
+                n.uuid
+                    .as_ref()
+                    .and_then(|s| self.uuid(s, &format!("{key}.uuid"))),
+            )
+        };
+        let asset_tag_given = pick(&n.asset_tag, &d.asset_tag).is_some();
         let mut out = Vec::new();
         for i in 0..count.unwrap_or(1) {
             let name = match count {
@@ -147,6 +165,15 @@ impl Validator<'_> {
                 },
                 (None, None) => derived_mac(&name),
             };
+            node.serial = serial
+                .clone()
+                .unwrap_or_else(|| identity::derived_serial(&self.lab_name, &name));
+            node.uuid = uuid
+                .clone()
+                .unwrap_or_else(|| identity::derived_uuid(&self.lab_name, &name));
+            if !asset_tag_given {
+                node.asset_tag = name.clone();
+            }
             node.ip = ip.map_or(Ipv4Addr::UNSPECIFIED, |a| step_ip(a, i));
             node.bmc_ip = bmc_ip.map_or(Ipv4Addr::UNSPECIFIED, |a| step_ip(a, i));
             node.vnc_port = vnc.and_then(|p| {
@@ -166,6 +193,8 @@ impl Validator<'_> {
                 bmc_span: n.bmc_ip.as_ref().map(Spanned::span).or(Some(table.span())),
                 vnc_span: n.vnc_port.as_ref().map(Spanned::span),
                 ipmi_span: n.ipmi_port.as_ref().map(Spanned::span),
+                serial_span: Some(n.serial.as_ref().map_or(table.span(), Spanned::span)),
+                uuid_span: Some(n.uuid.as_ref().map_or(table.span(), Spanned::span)),
                 ip_given: ip.is_some(),
                 bmc_given: bmc_ip.is_some(),
                 mac_given: mac.is_some() || listed.is_some(),
@@ -367,6 +396,20 @@ impl Validator<'_> {
                 );
             }
         }
+        let mut identity = |field: &str, raw: Option<&Str>, default: &str| {
+            raw.and_then(|s| self.identity_text(s, &format!("{key}.{field}")))
+                .unwrap_or_else(|| default.to_string())
+        };
+        let vendor = identity(
+            "vendor",
+            pick(&n.vendor, &d.vendor),
+            identity::DEFAULT_VENDOR,
+        );
+        let model = identity("model", pick(&n.model, &d.model), identity::DEFAULT_MODEL);
+        // Each member's own name when the file sets none (see `group`).
+        let asset_tag = identity("asset_tag", pick(&n.asset_tag, &d.asset_tag), group);
+        let hide_hypervisor =
+            pick(&n.hide_hypervisor, &d.hide_hypervisor).is_some_and(|h| *h.get_ref());
         Node {
             name: group.to_string(),
             group: group.to_string(),
@@ -385,6 +428,12 @@ impl Validator<'_> {
             bmc_user,
             bmc_password,
             accel,
+            vendor,
+            model,
+            serial: String::new(),
+            uuid: String::new(),
+            asset_tag,
+            hide_hypervisor,
         }
     }
 
