@@ -49,6 +49,7 @@ serial = "ACME-0042"
 uuid = "{upper}"
 asset_tag = "rack 4, U12"
 hide_hypervisor = true
+disk = ["1G", "2G"]
 "#,
         ipmi = u.port_base,
         upper = UUID.to_uppercase(),
@@ -70,7 +71,7 @@ fn node<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value 
 
 #[test]
 fn the_guest_the_bmc_and_status_show_the_same_identity() {
-    let Some(_engine) = engine_or_skip("identity") else {
+    let Some(engine) = engine_or_skip("identity") else {
         return;
     };
     let u = unique("ident");
@@ -163,6 +164,43 @@ fn the_guest_the_bmc_and_status_show_the_same_identity() {
     }
     let guid = ipmitool(&["mc", "guid"]);
     assert!(guid.contains(&format!("System GUID   : {UUID}")), "{guid}");
+
+    // Two disks: two qcow2 files of the sizes asked for in the node's volume, each an AHCI disk
+    // of the running VM with its own serial. (The smoke OS's cloud kernel has no AHCI driver, so
+    // the guest cannot list them.)
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let container = format!("{}-hidden", u.name);
+    let exec = |script: &str| {
+        let argv = ["sh".to_string(), "-c".to_string(), script.to_string()];
+        rt.block_on(metal_lab::engine::Engine::exec(&engine, &container, &argv))
+            .map(|o| o.output)
+            .unwrap_or_else(|e| panic!("exec in {container}: {e}"))
+    };
+    for (file, bytes) in [("disk.qcow2", 1u64 << 30), ("disk2.qcow2", 2 << 30)] {
+        let info = exec(&format!(
+            "qemu-img info -U --output=json /var/lib/lab/{file}"
+        ));
+        assert!(
+            info.contains(&format!("\"virtual-size\": {bytes},")),
+            "{file}: {info}"
+        );
+    }
+    let cmdline = exec("tr '\\0' ' ' < /proc/$(pgrep -x qemu-system-x86)/cmdline");
+    let serials: Vec<String> = node(&config, "hidden")["disks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d["serial"].as_str())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(serials.len(), 2, "{config}");
+    for (i, serial) in serials.iter().enumerate() {
+        let device =
+            format!("ide-hd,drive=disk{i},bus=ide.{i},serial={serial},model=Acme,, Inc. Disk");
+        assert!(cmdline.contains(&device), "{device}: {cmdline}");
+    }
 
     let out = t.lab(&["down", "--volumes"]);
     assert!(out.status.success(), "lab down failed: {}", stderr(&out));

@@ -913,11 +913,42 @@ fn sizes_parse() {
         "\n[nodes.n2]\nmemory = \"512M\"\ndisk = \"2G\"\n\n[nodes.n3]\nmemory = \"1GiB\"\ndisk = \"10240M\"\n",
     ));
     assert_eq!(node(&lab, "n2").memory_mb, 512);
-    assert_eq!(node(&lab, "n2").disk_bytes, 2 << 30);
+    let sizes = |n: &str| -> Vec<u64> { node(&lab, n).disks.iter().map(|d| d.bytes).collect() };
+    assert_eq!(sizes("n2"), [2 << 30]);
     assert_eq!(node(&lab, "n3").memory_mb, 1024);
-    assert_eq!(node(&lab, "n3").disk_bytes, 10 << 30);
+    assert_eq!(sizes("n3"), [10 << 30]);
     assert_eq!(node(&lab, "n1").memory_mb, 2048, "default memory is 2G");
-    assert_eq!(node(&lab, "n1").disk_bytes, 8 << 30, "default disk is 8G");
+    assert_eq!(sizes("n1"), [8 << 30], "default disk is 8G");
+}
+
+#[test]
+fn a_node_has_a_list_of_disks_each_with_its_own_serial() {
+    let lab = valid(&with(
+        "\n[nodes.store]\ncount = 2\ndisk = [\"8G\", \"100G\", \"512M\"]\n",
+    ));
+    let disks = &node(&lab, "store-1").disks;
+    let sizes: Vec<u64> = disks.iter().map(|d| d.bytes).collect();
+    assert_eq!(sizes, [8 << 30, 100 << 30, 512 << 20]);
+    let mut serials: Vec<&str> = lab
+        .nodes()
+        .iter()
+        .flat_map(|n| n.disks.iter().map(|d| d.serial.as_str()))
+        .collect();
+    assert!(
+        serials.iter().all(|s| s.starts_with("LD") && s.len() == 12),
+        "{serials:?}"
+    );
+    let all = serials.len();
+    serials.sort();
+    serials.dedup();
+    assert_eq!(serials.len(), all, "every disk has its own serial");
+}
+
+#[test]
+fn disk_lists_hold_one_to_six_sizes() {
+    insta::assert_snapshot!(errors(&with(
+        "\n[nodes.a]\ndisk = []\n\n[nodes.b]\ndisk = [\"1G\", \"1G\", \"1G\", \"1G\", \"1G\", \"1G\", \"1G\"]\n\n[nodes.c]\ndisk = [\"8G\", \"lots\"]\n"
+    )));
 }
 
 #[test]

@@ -317,6 +317,17 @@ pub enum Accel {
     Tcg,
 }
 
+/// One of a node's disks: a qcow2 file in the node's volume, an AHCI disk with its own serial.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Disk {
+    pub bytes: u64,
+    /// The disk's serial number (at most 20 characters, as ATA allows).
+    pub serial: String,
+}
+
+/// The most disks a node has: the AHCI controller's six ports.
+pub const MAX_DISKS: usize = 6;
+
 /// One virtual server: a node container holding its BMC, VNC and the QEMU VM.
 #[derive(Debug, Clone, Serialize)]
 pub struct Node {
@@ -332,7 +343,8 @@ pub struct Node {
     pub ipmi_port: Option<u16>,
     pub cpus: u32,
     pub memory_mb: u64,
-    pub disk_bytes: u64,
+    /// Its disks, in order (the first is /dev/sda, the boot disk).
+    pub disks: Vec<Disk>,
     pub boot: BootDevice,
     pub power: Power,
     pub power_restore: PowerRestore,

@@ -159,10 +159,21 @@ impl Validator<'_> {
 /// The default serial number: `LAB` and ten characters (Crockford base32) of a hash of the lab
 /// and node names, so that it is stable across runs and differs between labs.
 pub fn derived_serial(lab: &str, node: &str) -> String {
+    hashed_serial("LAB", &format!("serial\0{lab}\0{node}"))
+}
+
+/// The serial number of a node's disk `index` (0 is the first): `LD` and ten characters of a
+/// hash, well within ATA's 20.
+pub fn derived_disk_serial(lab: &str, node: &str, index: usize) -> String {
+    hashed_serial("LD", &format!("disk\0{lab}\0{node}\0{index}"))
+}
+
+/// `prefix` and ten Crockford base32 characters of SHA-256(`input`).
+fn hashed_serial(prefix: &str, input: &str) -> String {
     const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let h = Sha256::digest(format!("serial\0{lab}\0{node}").as_bytes());
+    let h = Sha256::digest(input.as_bytes());
     let mut v = u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
-    let mut s = String::from("LAB");
+    let mut s = String::from(prefix);
     for _ in 0..10 {
         s.push(ALPHABET[(v & 31) as usize] as char);
         v >>= 5;

@@ -10,8 +10,10 @@ use toml::Spanned;
 use super::{
     identity, parse_size, PendingNode, Validator, DEFAULT_BMC_PASSWORD, DEFAULT_BMC_USER, MAX_COUNT,
 };
-use crate::config::{RawConfig, RawNode, Str};
-use crate::lab::{Accel, BootDevice, Mac, Network, Node, Power, PowerRestore, Profile};
+use crate::config::{RawConfig, RawNode, Sizes, Str};
+use crate::lab::{
+    Accel, BootDevice, Disk, Mac, Network, Node, Power, PowerRestore, Profile, MAX_DISKS,
+};
 
 /// Keys that identify one machine and so cannot be shared through `[node_defaults]`.
 const PER_NODE_KEYS: [&str; 9] = [
@@ -171,6 +173,9 @@ impl Validator<'_> {
             node.uuid = uuid
                 .clone()
                 .unwrap_or_else(|| identity::derived_uuid(&self.lab_name, &name));
+            for (i, d) in node.disks.iter_mut().enumerate() {
+                d.serial = identity::derived_disk_serial(&self.lab_name, &name, i);
+            }
             if !asset_tag_given {
                 node.asset_tag = name.clone();
             }
@@ -292,14 +297,7 @@ impl Validator<'_> {
                 &format!("{key}.memory"),
             )
             .unwrap_or(2 << 30);
-        let disk = self
-            .size(
-                pick(&n.disk, &d.disk),
-                "8G",
-                1 << 20,
-                &format!("{key}.disk"),
-            )
-            .unwrap_or(8 << 30);
+        let disks = self.disks(pick(&n.disk, &d.disk), &format!("{key}.disk"));
         let boot = self
             .choice(
                 pick(&n.boot, &d.boot),
@@ -420,7 +418,7 @@ impl Validator<'_> {
             ipmi_port: None,
             cpus,
             memory_mb: memory >> 20,
-            disk_bytes: disk,
+            disks,
             boot,
             power,
             power_restore,
@@ -435,6 +433,40 @@ impl Validator<'_> {
             asset_tag,
             hide_hypervisor,
         }
+    }
+
+    /// `disk`: one size or a list of sizes (each at least 1M), at most [`MAX_DISKS`]; serials
+    /// are set per member (see `group`).
+    fn disks(&mut self, s: Option<&Spanned<Sizes>>, key: &str) -> Vec<Disk> {
+        let disk = |bytes| Disk {
+            bytes,
+            serial: String::new(),
+        };
+        let Some(s) = s else {
+            return vec![disk(8 << 30)];
+        };
+        let at = |t: &String| Spanned::new(s.span(), t.clone());
+        let sizes: Vec<(String, Str)> = match s.get_ref() {
+            Sizes::One(t) => vec![(key.to_string(), at(t))],
+            Sizes::Many(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("{key}[{i}]"), at(t)))
+                .collect(),
+        };
+        if sizes.is_empty() || sizes.len() > MAX_DISKS {
+            self.err(
+                Some(s.span()),
+                key,
+                format!("{} disks listed", sizes.len()),
+                format!("give 1 to {MAX_DISKS} sizes (the AHCI controller has {MAX_DISKS} ports)"),
+            );
+            return vec![disk(8 << 30)];
+        }
+        sizes
+            .iter()
+            .map(|(k, t)| disk(self.size(Some(t), "8G", 1 << 20, k).unwrap_or(8 << 30)))
+            .collect()
     }
 
     fn size(&mut self, s: Option<&Str>, default: &str, min: u64, key: &str) -> Option<u64> {
