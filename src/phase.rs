@@ -145,6 +145,9 @@ pub struct GuestReport {
     pub uuid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bios_vendor: Option<String>,
+    /// How many NICs it found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nics: Option<u32>,
     /// The CPUID hypervisor bit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hypervisor: Option<bool>,
@@ -183,6 +186,7 @@ fn parse_report(query: &str) -> Option<GuestReport> {
             "serial" => r.serial = Some(v),
             "uuid" => r.uuid = Some(v.to_ascii_lowercase()),
             "bios_vendor" => r.bios_vendor = Some(v),
+            "nics" => r.nics = v.trim().parse().ok(),
             "hypervisor" => r.hypervisor = flag(&v),
             "smbios_vm" => r.smbios_vm = flag(&v),
             _ => {}
@@ -363,7 +367,7 @@ mod tests {
     fn the_last_report_tells_what_the_guest_saw() {
         let web = "2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?vendor=%4d%65%74%61%6c%20%4c%61%62%0a&serial=LAB1&uuid=ABCD&hypervisor=1&smbios_vm=1\n\
 2026-11-21T01:00:13Z 10.0.0.101 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ef?serial=OTHER&hypervisor=1\n\
-2026-11-21T01:01:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?serial=LAB2&hypervisor=0&smbios_vm=x&bad=%zz\n\
+2026-11-21T01:01:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?serial=LAB2&nics=2&hypervisor=0&smbios_vm=x&bad=%zz\n\
 2026-11-21T01:02:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n";
         let first = web.lines().next().unwrap().to_string() + "\n";
         assert_eq!(
@@ -382,6 +386,7 @@ mod tests {
             guest_report("00:aa:bb:cc:dd:ee", web),
             Some(GuestReport {
                 serial: Some("LAB2".into()),
+                nics: Some(2),
                 hypervisor: Some(false),
                 ..GuestReport::default()
             })

@@ -50,6 +50,7 @@ uuid = "{upper}"
 asset_tag = "rack 4, U12"
 hide_hypervisor = true
 disk = ["1G", "2G"]
+nics = 2
 "#,
         ipmi = u.port_base,
         upper = UUID.to_uppercase(),
@@ -139,6 +140,8 @@ fn the_guest_the_bmc_and_status_show_the_same_identity() {
     assert_eq!(g["bios_vendor"], "Acme, Inc.", "{hidden}");
     assert_eq!(g["hypervisor"], false, "{hidden}");
     assert_eq!(g["smbios_vm"], false, "{hidden}");
+    assert_eq!(g["nics"], 2, "{hidden}");
+    assert_eq!(plain["guest"]["nics"], 1, "{plain}");
 
     // The BMC tells the same: FRU product area and System GUID.
     let port = u.port_base.to_string();
@@ -165,6 +168,12 @@ fn the_guest_the_bmc_and_status_show_the_same_identity() {
     let guid = ipmitool(&["mc", "guid"]);
     assert!(guid.contains(&format!("System GUID   : {UUID}")), "{guid}");
 
+    // The second NIC takes the next MAC and has no option ROM, so only the first PXE-boots.
+    assert_eq!(
+        node(&config, "hidden")["nic_macs"],
+        serde_json::json!(["02:1d:00:00:00:02", "02:1d:00:00:00:03"]),
+        "{config}"
+    );
     // Two disks: two qcow2 files of the sizes asked for in the node's volume, each an AHCI disk
     // of the running VM with its own serial. (The smoke OS's cloud kernel has no AHCI driver, so
     // the guest cannot list them.)
@@ -196,6 +205,10 @@ fn the_guest_the_bmc_and_status_show_the_same_identity() {
         })
         .unwrap_or_default();
     assert_eq!(serials.len(), 2, "{config}");
+    assert!(
+        cmdline.contains("virtio-net-pci,netdev=net1,mac=02:1d:00:00:00:03,romfile= "),
+        "{cmdline}"
+    );
     for (i, serial) in serials.iter().enumerate() {
         let device =
             format!("ide-hd,drive=disk{i},bus=ide.{i},serial={serial},model=Acme,, Inc. Disk");

@@ -1874,3 +1874,46 @@ uuid = "4c4c4544-0042-3510-8052-b4c04f4e3134"
 fn hide_hypervisor_is_a_boolean() {
     insta::assert_snapshot!(errors(&with("\n[nodes.b]\nhide_hypervisor = \"yes\"\n")));
 }
+
+#[test]
+fn nics_take_consecutive_macs_and_groups_step_past_them() {
+    let lab = valid(&with(
+        "\n[nodes.w]\ncount = 2\nnics = 3\nmac = \"02:00:00:00:01:00\"\n\n[nodes.d]\nnics = 2\n",
+    ));
+    let macs = |n: &str| -> Vec<String> {
+        node(&lab, n)
+            .nic_macs
+            .iter()
+            .map(|m| m.to_string())
+            .collect()
+    };
+    assert_eq!(
+        macs("w-1"),
+        [
+            "02:00:00:00:01:00",
+            "02:00:00:00:01:01",
+            "02:00:00:00:01:02"
+        ]
+    );
+    assert_eq!(
+        macs("w-2"),
+        [
+            "02:00:00:00:01:03",
+            "02:00:00:00:01:04",
+            "02:00:00:00:01:05"
+        ]
+    );
+    assert_eq!(node(&lab, "w-2").mac, mac("02:00:00:00:01:03"));
+    assert_eq!(macs("n1"), ["02:00:00:00:00:01"], "one NIC by default");
+    let d = node(&lab, "d");
+    assert_eq!(d.nic_macs.len(), 2);
+    assert_eq!(d.nic_macs[0], d.mac);
+}
+
+#[test]
+fn nics_are_in_range_and_their_macs_unique() {
+    // n1 (...:01) with two NICs takes ...:02, which n2 has.
+    insta::assert_snapshot!(errors(&with(
+        "\n[nodes.n2]\nmac = \"02:00:00:00:00:02\"\n\n[nodes.n3]\nnics = 9\n\n[node_defaults]\nnics = 2\n"
+    )));
+}

@@ -173,6 +173,8 @@ pub struct RawNode {
     pub ipmi_port: Option<Spanned<i64>>,
     pub cpus: Option<Spanned<i64>>,
     pub memory: Option<Str>,
+    /// Number of NICs on the lab network, with consecutive MACs from `mac`; the first PXE-boots.
+    pub nics: Option<Spanned<i64>>,
     /// A size, or a list of sizes: one disk each.
     pub disk: Option<Spanned<Sizes>>,
     pub boot: Option<Str>,

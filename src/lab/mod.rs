@@ -325,6 +325,9 @@ pub struct Disk {
     pub serial: String,
 }
 
+/// The most NICs a node has.
+pub const MAX_NICS: i64 = 8;
+
 /// The most disks a node has: the AHCI controller's six ports.
 pub const MAX_DISKS: usize = 6;
 
@@ -334,7 +337,10 @@ pub struct Node {
     pub name: String,
     /// The `[nodes.<group>]` table it came from (differs from `name` when `count` > 1).
     pub group: String,
+    /// The first NIC's MAC: the one that PXE-boots and has the DHCP reservation `ip`.
     pub mac: Mac,
+    /// Every NIC's MAC, in order, `mac` first; the others are consecutive after it.
+    pub nic_macs: Vec<Mac>,
     /// The VM's DHCP reservation.
     pub ip: Ipv4Addr,
     /// The node container's address: BMC (IPMI) and VNC live here.

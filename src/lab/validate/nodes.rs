@@ -12,7 +12,7 @@ use super::{
 };
 use crate::config::{RawConfig, RawNode, Sizes, Str};
 use crate::lab::{
-    Accel, BootDevice, Disk, Mac, Network, Node, Power, PowerRestore, Profile, MAX_DISKS,
+    Accel, BootDevice, Disk, Mac, Network, Node, Power, PowerRestore, Profile, MAX_DISKS, MAX_NICS,
 };
 
 /// Keys that identify one machine and so cannot be shared through `[node_defaults]`.
@@ -144,6 +144,19 @@ impl Validator<'_> {
             )
         };
         let asset_tag_given = pick(&n.asset_tag, &d.asset_tag).is_some();
+        let nics = match pick(&n.nics, &d.nics) {
+            None => 1,
+            Some(c) if (1..=MAX_NICS).contains(c.get_ref()) => *c.get_ref() as u32,
+            Some(c) => {
+                self.err(
+                    Some(c.span()),
+                    format!("{key}.nics"),
+                    format!("nics = {} is out of range", c.get_ref()),
+                    format!("use 1 to {MAX_NICS}"),
+                );
+                1
+            }
+        };
         let mut out = Vec::new();
         for i in 0..count.unwrap_or(1) {
             let name = match count {
@@ -158,15 +171,27 @@ impl Validator<'_> {
                 (Some((Some(m), _)), _) => *m,
                 // Not a MAC address: reported already.
                 (Some((None, _)), _) => continue,
-                (None, Some(m)) => match step_mac(m, i) {
+                // A member's NICs take consecutive MACs, so members step by the NIC count.
+                (None, Some(m)) => match step_mac(m, i * nics) {
                     Some(m) => m,
                     None => {
-                        self.err(n.mac.as_ref().map(Spanned::span), format!("{node_key}.mac"), format!("{m} + {i} is not a unicast MAC address"), "start the group at a MAC whose last bytes leave room for the count, e.g. ...:00, or list each member's MAC in `macs`");
+                        let step = i * nics;
+                        self.err(n.mac.as_ref().map(Spanned::span), format!("{node_key}.mac"), format!("{m} + {step} is not a unicast MAC address"), "start the group at a MAC whose last bytes leave room for the count, e.g. ...:00, or list each member's MAC in `macs`");
                         continue;
                     }
                 },
                 (None, None) => derived_mac(&name),
             };
+            node.nic_macs = (0..nics).filter_map(|k| step_mac(node.mac, k)).collect();
+            if node.nic_macs.len() != nics as usize {
+                self.err(
+                    n.nics.as_ref().map(Spanned::span),
+                    format!("{node_key}.nics"),
+                    format!("{} + {} is not a unicast MAC address", node.mac, nics - 1),
+                    "start at a MAC whose last bytes leave room for every NIC, e.g. ...:00",
+                );
+                continue;
+            }
             node.serial = serial
                 .clone()
                 .unwrap_or_else(|| identity::derived_serial(&self.lab_name, &name));
@@ -412,6 +437,7 @@ impl Validator<'_> {
             name: group.to_string(),
             group: group.to_string(),
             mac: Mac([0; 6]),
+            nic_macs: Vec::new(),
             ip: Ipv4Addr::UNSPECIFIED,
             bmc_ip: Ipv4Addr::UNSPECIFIED,
             vnc_port: None,
