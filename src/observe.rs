@@ -18,10 +18,10 @@ use crate::engine::{
     ContainerState, Engine, EngineError, ImageInfo, LabelFilter, ObservedContainer,
 };
 use crate::lab::{Lab, Proto, ServiceKind, IPMI_PORT};
-use crate::phase::{self, NodeTraffic, Phase, VmEvent};
+use crate::phase::{self, GuestReport, NodeTraffic, Phase, VmEvent};
 use crate::plan::{
     ContainerSpec, Desired, PortBinding, Role, LABEL_BMC_USER, LABEL_BOOT_IP, LABEL_KIND,
-    LABEL_MAC, LABEL_NAME, LABEL_ROLE,
+    LABEL_MAC, LABEL_MODEL, LABEL_NAME, LABEL_ROLE, LABEL_SERIAL, LABEL_UUID, LABEL_VENDOR,
 };
 
 /// A node's power as its BMC reports it.
@@ -121,6 +121,37 @@ pub struct Member {
     /// Nodes: why the node cannot get further (e.g. an asset is missing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Nodes: the hardware identity the node is given (SMBIOS, FRU, IPMI GUIDs).
+    #[serde(flatten)]
+    pub identity: Identity,
+    /// Nodes: what its OS saw of the machine in its last report (see [`GuestReport`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<GuestReport>,
+}
+
+/// A node's vendor, model, serial number and system UUID, from its container's labels.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Identity {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+}
+
+impl Identity {
+    fn from_labels(labels: &crate::engine::Labels) -> Identity {
+        let get = |k: &str| labels.get(k).cloned();
+        Identity {
+            vendor: get(LABEL_VENDOR),
+            model: get(LABEL_MODEL),
+            serial: get(LABEL_SERIAL),
+            uuid: get(LABEL_UUID),
+        }
+    }
 }
 
 impl Member {
@@ -414,6 +445,7 @@ impl<'e, E: Engine> Observer<'e, E> {
             let (phase, since) = phase::derive(&traffic, power, node_log, dhcp_log, web_log);
             n.phase = Some(phase);
             n.phase_since = since;
+            n.guest = phase::guest_report(&traffic.mac, web_log);
         }
     }
 }
@@ -507,6 +539,8 @@ fn expected_member(c: &ContainerSpec, o: Option<&ObservedContainer>) -> Member {
         boots: None,
         last_event: None,
         problem: None,
+        identity: Identity::from_labels(&c.labels),
+        guest: None,
     }
 }
 
@@ -537,6 +571,8 @@ fn found_member(o: &ObservedContainer) -> Member {
         boots: None,
         last_event: None,
         problem: None,
+        identity: Identity::from_labels(&o.labels),
+        guest: None,
     }
 }
 

@@ -218,6 +218,98 @@ pub fn derive(
     best
 }
 
+/// What a node's OS saw of its machine, from the query of its last report
+/// (`/lab/report/<mac>?vendor=...&serial=...&hypervisor=0`, as the smoke OS sends it): the DMI
+/// identity and whether a hypervisor showed. Fields the report did not carry are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GuestReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bios_vendor: Option<String>,
+    /// How many NICs it found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nics: Option<u32>,
+    /// The CPUID hypervisor bit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hypervisor: Option<bool>,
+    /// The SMBIOS "VM" bit (BIOS characteristics extension byte 2, bit 4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smbios_vm: Option<bool>,
+}
+
+/// The identity in the node's last successful report that carried one, if any.
+pub fn guest_report(mac: &str, web_log: &str) -> Option<GuestReport> {
+    let path = format!("/lab/report/{}", mac.to_ascii_lowercase().replace(':', "-"));
+    web_log
+        .lines()
+        .filter_map(|l| Access::parse(l.split_once(' ')?.1))
+        .filter(|hit| hit.ok())
+        .filter_map(|hit| {
+            let (p, query) = hit.uri.split_once('?')?;
+            (p == path).then(|| parse_report(query))?
+        })
+        .last()
+}
+
+fn parse_report(query: &str) -> Option<GuestReport> {
+    let mut r = GuestReport::default();
+    let flag = |v: &str| match v {
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => None,
+    };
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v);
+        match k {
+            "vendor" => r.vendor = Some(v),
+            "product" => r.product = Some(v),
+            "serial" => r.serial = Some(v),
+            "uuid" => r.uuid = Some(v.to_ascii_lowercase()),
+            "bios_vendor" => r.bios_vendor = Some(v),
+            "nics" => r.nics = v.trim().parse().ok(),
+            "hypervisor" => r.hypervisor = flag(&v),
+            "smbios_vm" => r.smbios_vm = flag(&v),
+            _ => {}
+        }
+    }
+    (r != GuestReport::default()).then_some(r)
+}
+
+/// `%XX` decoded (a malformed escape is kept as written), trailing whitespace and NULs trimmed:
+/// DMI strings are read from sysfs files that end in a newline.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out)
+        .trim_end_matches(|c: char| c.is_whitespace() || c == '\0')
+        .to_string()
+}
+
 /// One line of the web service's access log: `CLIENT TIME METHOD STATUS BYTES URI`.
 struct Access<'a> {
     client: &'a str,
@@ -357,6 +449,38 @@ mod tests {
             derive(&n, PowerState::On, NODE_LOG, DHCP, &web),
             (Phase::Up, Some("2026-11-21T01:00:12Z".into()))
         );
+    }
+
+    #[test]
+    fn the_last_report_tells_what_the_guest_saw() {
+        let web = "2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?vendor=%4d%65%74%61%6c%20%4c%61%62%0a&serial=LAB1&uuid=ABCD&hypervisor=1&smbios_vm=1\n\
+2026-11-21T01:00:13Z 10.0.0.101 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ef?serial=OTHER&hypervisor=1\n\
+2026-11-21T01:01:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?serial=LAB2&nics=2&hypervisor=0&smbios_vm=x&bad=%zz\n\
+2026-11-21T01:02:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n";
+        let first = web.lines().next().unwrap().to_string() + "\n";
+        assert_eq!(
+            guest_report("00:AA:BB:CC:DD:EE", &first),
+            Some(GuestReport {
+                vendor: Some("Metal Lab".into()),
+                serial: Some("LAB1".into()),
+                uuid: Some("abcd".into()),
+                hypervisor: Some(true),
+                smbios_vm: Some(true),
+                ..GuestReport::default()
+            })
+        );
+        // The last report with an identity wins; a bare report (iPXE's) carries none.
+        assert_eq!(
+            guest_report("00:aa:bb:cc:dd:ee", web),
+            Some(GuestReport {
+                serial: Some("LAB2".into()),
+                nics: Some(2),
+                hypervisor: Some(false),
+                ..GuestReport::default()
+            })
+        );
+        assert_eq!(guest_report("00:aa:bb:cc:dd:01", web), None);
+        assert_eq!(percent_decode("a%2"), "a%2");
     }
 
     #[test]

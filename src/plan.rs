@@ -38,6 +38,11 @@ pub const LABEL_CONFIG_HASH: &str = "io.metal-lab.config-hash";
 pub const LABEL_MAC: &str = "io.metal-lab.mac";
 pub const LABEL_BOOT_IP: &str = "io.metal-lab.boot-ip";
 pub const LABEL_BMC_USER: &str = "io.metal-lab.bmc-user";
+/// A node's hardware identity (vendor, model, serial number, system UUID), for `status`.
+pub const LABEL_VENDOR: &str = "io.metal-lab.vendor";
+pub const LABEL_MODEL: &str = "io.metal-lab.model";
+pub const LABEL_SERIAL: &str = "io.metal-lab.serial";
+pub const LABEL_UUID: &str = "io.metal-lab.uuid";
 /// Hash of an image's build context (Dockerfile and files beside it, and the base image name).
 pub const LABEL_CONTEXT_HASH: &str = "io.metal-lab.context-hash";
 /// Marks an object shared by every lab on the engine (value `host`). Such an object carries no
@@ -527,6 +532,14 @@ fn node_container(
     c.labels.insert(LABEL_MAC.into(), n.mac.to_string());
     c.labels.insert(LABEL_BOOT_IP.into(), n.ip.to_string());
     c.labels.insert(LABEL_BMC_USER.into(), n.bmc_user.clone());
+    for (label, value) in [
+        (LABEL_VENDOR, &n.vendor),
+        (LABEL_MODEL, &n.model),
+        (LABEL_SERIAL, &n.serial),
+        (LABEL_UUID, &n.uuid),
+    ] {
+        c.labels.insert(label.into(), value.clone());
+    }
     c
 }
 

@@ -12,24 +12,9 @@ use common::*;
 
 fn lab_file(u: &Unique) -> String {
     let p = u.prefix();
+    let head = lab_head(u);
     format!(
-        r#"
-[lab]
-name = "{name}"
-
-[network]
-subnet = "{subnet}"
-
-[services.dhcp]
-kind = "dnsmasq"
-ip = "{p}.2"
-dhcp_range = ["{p}.100", "{p}.200"]
-
-[services.web]
-kind = "httpd"
-ip = "{p}.3"
-root = "webroot"
-
+        r#"{head}
 [nodes.n1]
 mac = "02:1a:b0:00:00:01"
 ip = "{p}.100"
@@ -39,15 +24,28 @@ ipmi_port = {ipmi}
 memory = "256M"
 disk = "1G"
 accel = "tcg"
+uuid = "{UUID}"
 "#,
-        name = u.name,
-        subnet = u.subnet(),
         vnc = u.port_base,
         ipmi = u.port_base + 1,
     )
 }
 
-const SERIAL: &str = "LAB021AB0000001";
+/// The node's system UUID, as the lab file sets it; its serial number is the default one.
+const UUID: &str = "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b";
+
+/// The node's serial number as lab derived it (`lab config --json`).
+fn serial_of(t: &TestLab) -> String {
+    let out = t.lab(&["config", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("config JSON");
+    let serial = v["nodes"][0]["serial"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(serial.starts_with("LAB") && serial.len() == 13, "{v}");
+    serial
+}
 
 fn tool(cmd: &str, args: &[&str]) -> String {
     tool_status(cmd, args, true)
@@ -129,15 +127,30 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     let up = t.lab(&["up"]);
     assert!(up.status.success(), "lab up failed: {}", stderr(&up));
     let port = u.port_base + 1;
+    let serial = serial_of(&t);
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&t.lab(&["status", "--json"]))).expect("status JSON");
+    assert_eq!(status["nodes"][0]["serial"], serial.as_str(), "{status}");
+    assert_eq!(status["nodes"][0]["uuid"], UUID, "{status}");
+    assert_eq!(status["nodes"][0]["vendor"], "Metal Lab", "{status}");
+    assert_eq!(status["nodes"][0]["model"], "LabServer 1U", "{status}");
 
     // ipmitool, plain lanplus and with cipher suite 3.
     for cipher in [None, Some("3")] {
         let fru = ipmitool(port, cipher, &["fru", "print", "0"]);
         assert!(
-            fru.contains(&format!("Product Serial        : {SERIAL}")),
+            fru.contains(&format!("Product Serial        : {serial}")),
             "{fru}"
         );
-        assert!(fru.contains("Board Mfg             : metal-lab"), "{fru}");
+        for want in [
+            "Board Mfg             : Metal Lab",
+            "Board Product         : LabServer 1U",
+            "Product Manufacturer  : Metal Lab",
+            "Product Name          : LabServer 1U",
+            "Product Asset Tag     : n1",
+        ] {
+            assert!(fru.contains(want), "{want}: {fru}");
+        }
         let sdr = ipmitool(port, cipher, &["sdr", "list"]);
         for want in ["Inlet Temp", "CPU Temp", "Fan 1", "12V", "PSU1 Power"] {
             let line = sdr.lines().find(|l| l.starts_with(want)).unwrap_or("");
@@ -150,8 +163,10 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     }
     let info = ipmitool(port, Some("3"), &["mc", "info"]);
     assert!(info.contains("IPMI Version              : 2.0"), "{info}");
+    // Get System GUID: the node's uuid, which ipmitool decodes (IPMI byte order, version 4).
     let guid = ipmitool(port, Some("3"), &["mc", "guid"]);
-    assert!(guid.to_lowercase().contains("021ab0000001"), "{guid}");
+    assert!(guid.contains(&format!("System GUID   : {UUID}")), "{guid}");
+    assert!(guid.contains("GUID Encoding : IPMI"), "{guid}");
     ipmitool(port, Some("3"), &["sel", "clear"]);
     let diag = ipmitool(port, Some("3"), &["power", "diag"]);
     assert!(diag.contains("Chassis Power Control: Diag"), "{diag}");
@@ -186,9 +201,13 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
         );
         let fru = freeipmi("ipmi-fru", port, privilege, cache.path(), &[]);
         assert!(
-            fru.contains(&format!("FRU Product Serial Number: {SERIAL}")),
+            fru.contains(&format!("FRU Product Serial Number: {serial}")),
             "{fru}"
         );
+        for option in ["--get-system-guid", "--get-device-guid"] {
+            let guid = freeipmi("bmc-info", port, privilege, cache.path(), &[option]);
+            assert_eq!(guid.trim(), UUID, "bmc-info {option}");
+        }
         let sensors = freeipmi("ipmi-sensors", port, privilege, cache.path(), &[]);
         assert!(
             sensors.contains("Inlet Temp") && sensors.contains("4800.00"),
@@ -212,7 +231,11 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     );
     let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or(""))
         .unwrap_or_else(|e| panic!("pyghmi printed no JSON ({e}): {out}"));
-    assert_eq!(v["inventory"]["System"]["Serial Number"], SERIAL, "{v}");
+    assert_eq!(
+        v["inventory"]["System"]["Serial Number"],
+        serial.as_str(),
+        "{v}"
+    );
     assert_eq!(v["health"]["health"], 0, "{v}");
     let names: Vec<&str> = v["sensors"]
         .as_array()

@@ -913,11 +913,42 @@ fn sizes_parse() {
         "\n[nodes.n2]\nmemory = \"512M\"\ndisk = \"2G\"\n\n[nodes.n3]\nmemory = \"1GiB\"\ndisk = \"10240M\"\n",
     ));
     assert_eq!(node(&lab, "n2").memory_mb, 512);
-    assert_eq!(node(&lab, "n2").disk_bytes, 2 << 30);
+    let sizes = |n: &str| -> Vec<u64> { node(&lab, n).disks.iter().map(|d| d.bytes).collect() };
+    assert_eq!(sizes("n2"), [2 << 30]);
     assert_eq!(node(&lab, "n3").memory_mb, 1024);
-    assert_eq!(node(&lab, "n3").disk_bytes, 10 << 30);
+    assert_eq!(sizes("n3"), [10 << 30]);
     assert_eq!(node(&lab, "n1").memory_mb, 2048, "default memory is 2G");
-    assert_eq!(node(&lab, "n1").disk_bytes, 8 << 30, "default disk is 8G");
+    assert_eq!(sizes("n1"), [8 << 30], "default disk is 8G");
+}
+
+#[test]
+fn a_node_has_a_list_of_disks_each_with_its_own_serial() {
+    let lab = valid(&with(
+        "\n[nodes.store]\ncount = 2\ndisk = [\"8G\", \"100G\", \"512M\"]\n",
+    ));
+    let disks = &node(&lab, "store-1").disks;
+    let sizes: Vec<u64> = disks.iter().map(|d| d.bytes).collect();
+    assert_eq!(sizes, [8 << 30, 100 << 30, 512 << 20]);
+    let mut serials: Vec<&str> = lab
+        .nodes()
+        .iter()
+        .flat_map(|n| n.disks.iter().map(|d| d.serial.as_str()))
+        .collect();
+    assert!(
+        serials.iter().all(|s| s.starts_with("LD") && s.len() == 12),
+        "{serials:?}"
+    );
+    let all = serials.len();
+    serials.sort();
+    serials.dedup();
+    assert_eq!(serials.len(), all, "every disk has its own serial");
+}
+
+#[test]
+fn disk_lists_hold_one_to_six_sizes() {
+    insta::assert_snapshot!(errors(&with(
+        "\n[nodes.a]\ndisk = []\n\n[nodes.b]\ndisk = [\"1G\", \"1G\", \"1G\", \"1G\", \"1G\", \"1G\", \"1G\"]\n\n[nodes.c]\ndisk = [\"8G\", \"lots\"]\n"
+    )));
 }
 
 #[test]
@@ -1723,4 +1754,166 @@ fn mutations_of_an_example_do_not_panic() {
         inputs.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn identity_defaults_look_like_a_server_and_are_unique_and_stable() {
+    let text = with("\n[nodes.worker]\ncount = 2\n\n[node_defaults]\nhide_hypervisor = true\n");
+    let lab = valid(&text);
+    let n1 = node(&lab, "n1");
+    assert_eq!(
+        (n1.vendor.as_str(), n1.model.as_str()),
+        ("Metal Lab", "LabServer 1U")
+    );
+    assert_eq!(n1.asset_tag, "n1");
+    assert!(n1.hide_hypervisor);
+    // Python: uuid.uuid5(uuid.NAMESPACE_DNS, "n1.t"), the DNS name <node>.<lab>.
+    assert_eq!(n1.uuid, "2118c67d-cad7-567e-ba9a-b404533a7cc5");
+    let ids: Vec<(&str, &str)> = lab
+        .nodes()
+        .iter()
+        .map(|n| (n.serial.as_str(), n.uuid.as_str()))
+        .collect();
+    for (i, (serial, uuid)) in ids.iter().enumerate() {
+        assert!(serial.starts_with("LAB") && serial.len() == 13, "{serial}");
+        for (other, other_uuid) in &ids[i + 1..] {
+            assert_ne!(serial, other);
+            assert_ne!(uuid, other_uuid);
+        }
+    }
+    // The same file gives the same identities; another lab name gives others.
+    let again = valid(&text);
+    assert_eq!(
+        node(&again, "worker-2").serial,
+        node(&lab, "worker-2").serial
+    );
+    let other = valid(&text.replacen("name = \"t\"", "name = \"u\"", 1));
+    assert_ne!(node(&other, "n1").serial, n1.serial);
+    assert_ne!(node(&other, "n1").uuid, n1.uuid);
+}
+
+#[test]
+fn identity_set_in_the_file_is_kept() {
+    let lab = valid(&with(
+        r#"
+[node_defaults]
+vendor = "Acme, Inc."
+model = "RackPro 1000"
+
+[nodes.db]
+serial = "ACME-0042"
+uuid = "4C4C4544-0042-3510-8052-B4C04F4E3132"
+asset_tag = "rack 4, U12"
+"#,
+    ));
+    let db = node(&lab, "db");
+    assert_eq!(
+        (
+            db.vendor.as_str(),
+            db.model.as_str(),
+            db.serial.as_str(),
+            db.uuid.as_str(),
+            db.asset_tag.as_str()
+        ),
+        (
+            "Acme, Inc.",
+            "RackPro 1000",
+            "ACME-0042",
+            "4c4c4544-0042-3510-8052-b4c04f4e3132",
+            "rack 4, U12"
+        )
+    );
+    assert!(!db.hide_hypervisor);
+    assert_eq!(node(&lab, "n1").vendor, "Acme, Inc.");
+}
+
+#[test]
+fn identity_values_that_cannot_be_held_are_errors() {
+    insta::assert_snapshot!(errors(&with(&format!(
+        r#"
+[nodes.a]
+vendor = "{long}"
+model = " Padded"
+serial = "SN 1"
+uuid = "not-a-uuid"
+asset_tag = "caf\u00e9"
+
+[nodes.b]
+vendor = ""
+uuid = "00000000-0000-0000-0000-000000000000"
+"#,
+        long = "x".repeat(64)
+    ))));
+}
+
+#[test]
+fn serials_and_uuids_are_unique_and_name_one_machine() {
+    insta::assert_snapshot!(errors(&with(
+        r#"
+[nodes.a]
+serial = "SN1"
+uuid = "4c4c4544-0042-3510-8052-b4c04f4e3132"
+
+[nodes.b]
+serial = "sn1"
+uuid = "4C4C4544-0042-3510-8052-B4C04F4E3132"
+
+[nodes.group]
+count = 2
+serial = "SN2"
+uuid = "4c4c4544-0042-3510-8052-b4c04f4e3133"
+
+[node_defaults]
+serial = "SN3"
+uuid = "4c4c4544-0042-3510-8052-b4c04f4e3134"
+"#
+    )));
+}
+
+#[test]
+fn hide_hypervisor_is_a_boolean() {
+    insta::assert_snapshot!(errors(&with("\n[nodes.b]\nhide_hypervisor = \"yes\"\n")));
+}
+
+#[test]
+fn nics_take_consecutive_macs_and_groups_step_past_them() {
+    let lab = valid(&with(
+        "\n[nodes.w]\ncount = 2\nnics = 3\nmac = \"02:00:00:00:01:00\"\n\n[nodes.d]\nnics = 2\n",
+    ));
+    let macs = |n: &str| -> Vec<String> {
+        node(&lab, n)
+            .nic_macs
+            .iter()
+            .map(|m| m.to_string())
+            .collect()
+    };
+    assert_eq!(
+        macs("w-1"),
+        [
+            "02:00:00:00:01:00",
+            "02:00:00:00:01:01",
+            "02:00:00:00:01:02"
+        ]
+    );
+    assert_eq!(
+        macs("w-2"),
+        [
+            "02:00:00:00:01:03",
+            "02:00:00:00:01:04",
+            "02:00:00:00:01:05"
+        ]
+    );
+    assert_eq!(node(&lab, "w-2").mac, mac("02:00:00:00:01:03"));
+    assert_eq!(macs("n1"), ["02:00:00:00:00:01"], "one NIC by default");
+    let d = node(&lab, "d");
+    assert_eq!(d.nic_macs.len(), 2);
+    assert_eq!(d.nic_macs[0], d.mac);
+}
+
+#[test]
+fn nics_are_in_range_and_their_macs_unique() {
+    // n1 (...:01) with two NICs takes ...:02, which n2 has.
+    insta::assert_snapshot!(errors(&with(
+        "\n[nodes.n2]\nmac = \"02:00:00:00:00:02\"\n\n[nodes.n3]\nnics = 9\n\n[node_defaults]\nnics = 2\n"
+    )));
 }

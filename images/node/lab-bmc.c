@@ -44,6 +44,9 @@
  * 9. Serial over LAN sessions start clean and a dead console does not hold the port: see
  *    "SOL" below.
  *
+ * 8. Get Device GUID, which ipmi_sim lacks, and Get System GUID in-band (KCS), which it answers
+ *    only over LAN: both give the node's uuid (lan.conf's `guid`).
+ *
  * Options (second argument of loadlib): "ports=623,6230 bootdev=/run/lab/bootdev
  * policy=/var/lib/lab/power-policy state=/var/lib/lab/power-state restore=previous
  * [qmp=/run/lab/qmp-bmc.sock]".
@@ -786,6 +789,25 @@ static void warm_reset(lmc_data_t *mc, msg_t *msg, unsigned char *rdata, unsigne
     say("warm reset asked: the BMC keeps running", "");
 }
 
+/* Get Device GUID and Get System GUID from the host (KCS): ipmi_sim answers Get System GUID only
+ * on the LAN channel, from lan.conf's `guid`, and Get Device GUID nowhere. Both name the node's
+ * uuid, which lan.conf's `guid` holds in IPMI byte order. */
+static void get_guid(lmc_data_t *mc, msg_t *msg, unsigned char *rdata, unsigned int *rdata_len,
+                     void *cb_data)
+{
+    (void) mc;
+    (void) msg;
+    (void) cb_data;
+    if (!lan || !lan->guid) {
+        rdata[0] = IPMI_INVALID_CMD_CC;
+        *rdata_len = 1;
+        return;
+    }
+    rdata[0] = 0;
+    memcpy(rdata + 1, lan->guid, 16);
+    *rdata_len = 17;
+}
+
 /* Read FRU Data asking for more than fits in one answer: ipmi_sim says "request data field length
  * limit exceeded" (0xc8); a real BMC says "cannot return the number of bytes requested" (0xca),
  * after which clients (pyghmi) ask for less. */
@@ -922,6 +944,9 @@ int ipmi_sim_module_init(sys_data_t *sys, const char *initstr)
     if (ipmi_emu_register_cmd_handler(IPMI_CHASSIS_NETFN, 0x06, power_restore_policy, NULL)
         || ipmi_emu_register_cmd_handler(IPMI_APP_NETFN, IPMI_WARM_RESET_CMD, warm_reset, NULL))
         fail("cannot register the power restore policy and warm reset commands", "");
+    if (ipmi_emu_register_cmd_handler(IPMI_APP_NETFN, IPMI_GET_DEVICE_GUID_CMD, get_guid, NULL)
+        || ipmi_emu_register_cmd_handler(IPMI_APP_NETFN, IPMI_GET_SYSTEM_GUID_CMD, get_guid, NULL))
+        fail("cannot register the Get Device GUID and Get System GUID commands", "");
     ipmi_emu_register_group_extension_handler(DCMI_GROUP, dcmi, NULL);
     sim_activate_payload = app_netfn_handlers[IPMI_ACTIVATE_PAYLOAD_CMD];
     sim_sol_payload = payload_handlers[SOL_PAYLOAD];

@@ -124,6 +124,40 @@ impl<'de> Deserialize<'de> for Command {
     }
 }
 
+/// One size (`"8G"`) or a list of them (`["8G", "100G"]`); deserialized by hand for the reason
+/// [`Command`] is.
+#[derive(Debug)]
+pub enum Sizes {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Sizes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Sizes, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Sizes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a size such as \"8G\", or an array of sizes")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Sizes, E> {
+                Ok(Sizes::One(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Sizes, A::Error> {
+                let mut sizes = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    sizes.push(s);
+                }
+                Ok(Sizes::Many(sizes))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 /// A node, or a group of `count` nodes. `[node_defaults]` has the same shape; there only the
 /// settings shared by many nodes are allowed (validation says which keys are per node).
 #[derive(Debug, Default, Deserialize)]
@@ -139,7 +173,10 @@ pub struct RawNode {
     pub ipmi_port: Option<Spanned<i64>>,
     pub cpus: Option<Spanned<i64>>,
     pub memory: Option<Str>,
-    pub disk: Option<Str>,
+    /// Number of NICs on the lab network, with consecutive MACs from `mac`; the first PXE-boots.
+    pub nics: Option<Spanned<i64>>,
+    /// A size, or a list of sizes: one disk each.
+    pub disk: Option<Spanned<Sizes>>,
     pub boot: Option<Str>,
     pub power: Option<Str>,
     /// The VM's power after its node container restarts: `previous`, `on` or `off`.
@@ -149,6 +186,16 @@ pub struct RawNode {
     pub bmc_password: Option<Str>,
     /// `auto` (KVM when it really works, else TCG), `kvm` or `tcg`.
     pub accel: Option<Str>,
+    /// The server's identity, the same in SMBIOS, the FRU, IPMI and `status`: manufacturer,
+    /// model, serial number, system UUID and asset tag.
+    pub vendor: Option<Str>,
+    pub model: Option<Str>,
+    pub serial: Option<Str>,
+    pub uuid: Option<Str>,
+    pub asset_tag: Option<Str>,
+    /// Hide the hypervisor from the guest: no CPUID hypervisor bit, no VM bit or QEMU strings in
+    /// SMBIOS.
+    pub hide_hypervisor: Option<Spanned<bool>>,
 }
 
 /// What a node boots: a kernel, an initrd and a command line served by the web service, and the

@@ -317,13 +317,30 @@ pub enum Accel {
     Tcg,
 }
 
+/// One of a node's disks: a qcow2 file in the node's volume, an AHCI disk with its own serial.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Disk {
+    pub bytes: u64,
+    /// The disk's serial number (at most 20 characters, as ATA allows).
+    pub serial: String,
+}
+
+/// The most NICs a node has.
+pub const MAX_NICS: i64 = 8;
+
+/// The most disks a node has: the AHCI controller's six ports.
+pub const MAX_DISKS: usize = 6;
+
 /// One virtual server: a node container holding its BMC, VNC and the QEMU VM.
 #[derive(Debug, Clone, Serialize)]
 pub struct Node {
     pub name: String,
     /// The `[nodes.<group>]` table it came from (differs from `name` when `count` > 1).
     pub group: String,
+    /// The first NIC's MAC: the one that PXE-boots and has the DHCP reservation `ip`.
     pub mac: Mac,
+    /// Every NIC's MAC, in order, `mac` first; the others are consecutive after it.
+    pub nic_macs: Vec<Mac>,
     /// The VM's DHCP reservation.
     pub ip: Ipv4Addr,
     /// The node container's address: BMC (IPMI) and VNC live here.
@@ -332,7 +349,8 @@ pub struct Node {
     pub ipmi_port: Option<u16>,
     pub cpus: u32,
     pub memory_mb: u64,
-    pub disk_bytes: u64,
+    /// Its disks, in order (the first is /dev/sda, the boot disk).
+    pub disks: Vec<Disk>,
     pub boot: BootDevice,
     pub power: Power,
     pub power_restore: PowerRestore,
@@ -340,6 +358,18 @@ pub struct Node {
     pub bmc_user: String,
     pub bmc_password: String,
     pub accel: Accel,
+    /// Manufacturer, as SMBIOS (system, board, chassis, BIOS) and the FRU name it.
+    pub vendor: String,
+    /// Product name (SMBIOS system product, FRU product and board name).
+    pub model: String,
+    /// Serial number of system, board and chassis: unique in the lab.
+    pub serial: String,
+    /// System UUID (lowercase, hyphenated): SMBIOS, `-uuid`, IPMI System and Device GUID.
+    pub uuid: String,
+    pub asset_tag: String,
+    /// The guest sees no hypervisor: no CPUID bit, no SMBIOS VM bit, no QEMU strings where QEMU
+    /// lets them be changed.
+    pub hide_hypervisor: bool,
 }
 
 impl Node {

@@ -109,6 +109,8 @@ struct PendingNode {
     bmc_span: Option<Range<usize>>,
     vnc_span: Option<Range<usize>>,
     ipmi_span: Option<Range<usize>>,
+    serial_span: Option<Range<usize>>,
+    uuid_span: Option<Range<usize>>,
     ip_given: bool,
     bmc_given: bool,
     mac_given: bool,
@@ -205,6 +207,7 @@ impl<'a> Validator<'a> {
         self.check_addresses(&network, &services, &nodes);
         self.check_ports(&services, &nodes);
         self.check_names(raw, &services, &nodes);
+        self.check_identities(&nodes);
         let lab = Lab {
             name: name?,
             file: self.source.path.clone(),
@@ -885,6 +888,7 @@ struct ServiceSpans {
 mod assets;
 mod build;
 mod checks;
+mod identity;
 mod keypath;
 mod nodes;
 

@@ -133,6 +133,24 @@ pub fn ascii_bytes(s: String) -> Result<String, Error> {
         .join(" "))
 }
 
+/// `uuid | ipmi_guid`: a hyphenated UUID as the 32 hex digits ipmi_sim's `guid` (lan.conf) and
+/// `mc_set_guid` take, in the byte order of IPMI's GUID format (IPMI 2.0 section 20.8: the
+/// UUID's 16 bytes least significant first, so the whole RFC 4122 byte string reversed).
+/// Clients (ipmitool `mc guid`, freeipmi `bmc-info --get-system-guid`) print it back as the UUID.
+pub fn ipmi_guid(uuid: String) -> Result<String, Error> {
+    let digits: String = uuid.chars().filter(|c| *c != '-').collect();
+    let bytes = hex::decode(&digits)
+        .ok()
+        .filter(|b| b.len() == 16)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("`{uuid}` is not a UUID"),
+            )
+        })?;
+    Ok(bytes.iter().rev().map(|b| format!("{b:02x}")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +174,15 @@ mod tests {
         }
         let text = String::from_utf8_lossy(&b);
         assert!(text.contains("LAB0001") && text.contains("Lab Node"));
+    }
+
+    #[test]
+    fn guids_are_uuids_least_significant_byte_first() {
+        assert_eq!(
+            ipmi_guid("00112233-4455-6677-8899-aabbccddeeff".into()).unwrap(),
+            "ffeeddccbbaa99887766554433221100"
+        );
+        assert!(ipmi_guid("0011".into()).is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@
 //!   `services`, `nodes`, `profiles`, `vars`, `base_image`), as in `lab config --json`;
 //! - `lab_file`: the lab file's name (e.g. `rancheros.toml`);
 //! - `node`: the node being rendered (`name`, `group`, `mac`, `ip`, `bmc_ip`, `cpus`,
-//!   `memory_mb`, `disk_bytes`, `boot`, `power`, `power_restore`, `profile`, `vnc_port`, `ipmi_port`, ...);
+//!   `memory_mb`, `disks` (`bytes`, `serial`), `boot`, `power`, `power_restore`, `profile`, `vnc_port`, `ipmi_port`, ...);
 //! - `nodes`: every node of the lab, in file order;
 //! - `services`: a map from service name to service (`kind`, `ip`, `ports`, `env`, `volumes`,
 //!   `command`, and its kind's own settings: `dhcp` and `tftp_root` for dnsmasq, `root` for httpd,
@@ -506,6 +506,7 @@ fn environment() -> Environment<'static> {
     );
     env.add_function("ipmi_fru", fru::ipmi_fru);
     env.add_filter("ascii_bytes", fru::ascii_bytes);
+    env.add_filter("ipmi_guid", fru::ipmi_guid);
     env.add_function(
         "fail",
         |message: String| -> Result<String, minijinja::Error> {

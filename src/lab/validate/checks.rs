@@ -153,21 +153,32 @@ impl Validator<'_> {
                 seen.insert(ip, Holder { key });
             }
         }
-        let mut macs: HashMap<_, String> = HashMap::new();
+        // Every NIC's MAC (a node with `nics = N` has N consecutive ones), with who has it.
+        let mut macs: HashMap<_, (String, usize)> = HashMap::new();
         for n in nodes {
-            if let Some(first) = macs.get(&n.node.mac) {
-                if !n.mac_given && *first == n.key {
-                    continue; // two nodes of the same name derive the same MAC: check_names says so
-                }
-                let help = if n.mac_given {
-                    "give every node its own MAC"
+            for (i, mac) in n.node.nic_macs.iter().enumerate() {
+                if let Some((first, nic)) = macs.get(mac) {
+                    if !n.mac_given && *first == n.key {
+                        continue; // two nodes of the same name derive the same MAC: check_names says so
+                    }
+                    let help = if n.mac_given {
+                        "give every node its own MAC"
+                    } else {
+                        "the derived MAC clashes: set `mac` explicitly"
+                    };
+                    let whose = |key: &str, nic: usize| match nic {
+                        0 => key.to_string(),
+                        _ => format!(
+                            "{key}'s NIC {} (nics = N takes N consecutive MACs)",
+                            nic + 1
+                        ),
+                    };
+                    let msg = format!("MAC {mac} is already used by {}", whose(first, *nic));
+                    let key = format!("{}.{}", n.key, if i == 0 { "mac" } else { "nics" });
+                    self.err(n.mac_span.clone(), key, msg, help);
                 } else {
-                    "the derived MAC clashes: set `mac` explicitly"
-                };
-                let msg = format!("MAC {} is already used by {first}", n.node.mac);
-                self.err(n.mac_span.clone(), format!("{}.mac", n.key), msg, help);
-            } else {
-                macs.insert(n.node.mac, n.key.clone());
+                    macs.insert(*mac, (n.key.clone(), i));
+                }
             }
         }
     }

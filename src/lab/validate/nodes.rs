@@ -8,13 +8,15 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::{
-    parse_size, PendingNode, Validator, DEFAULT_BMC_PASSWORD, DEFAULT_BMC_USER, MAX_COUNT,
+    identity, parse_size, PendingNode, Validator, DEFAULT_BMC_PASSWORD, DEFAULT_BMC_USER, MAX_COUNT,
 };
-use crate::config::{RawConfig, RawNode, Str};
-use crate::lab::{Accel, BootDevice, Mac, Network, Node, Power, PowerRestore, Profile};
+use crate::config::{RawConfig, RawNode, Sizes, Str};
+use crate::lab::{
+    Accel, BootDevice, Disk, Mac, Network, Node, Power, PowerRestore, Profile, MAX_DISKS, MAX_NICS,
+};
 
 /// Keys that identify one machine and so cannot be shared through `[node_defaults]`.
-const PER_NODE_KEYS: [&str; 7] = [
+const PER_NODE_KEYS: [&str; 9] = [
     "count",
     "mac",
     "macs",
@@ -22,6 +24,8 @@ const PER_NODE_KEYS: [&str; 7] = [
     "bmc_ip",
     "vnc_port",
     "ipmi_port",
+    "serial",
+    "uuid",
 ];
 
 fn pick<'r, T>(node: &'r Option<T>, dflt: &'r Option<T>) -> Option<&'r T> {
@@ -57,6 +61,8 @@ impl Validator<'_> {
             d.bmc_ip.as_ref().map(Spanned::span),
             d.vnc_port.as_ref().map(Spanned::span),
             d.ipmi_port.as_ref().map(Spanned::span),
+            d.serial.as_ref().map(Spanned::span),
+            d.uuid.as_ref().map(Spanned::span),
         ];
         for (k, span) in PER_NODE_KEYS.iter().zip(spans) {
             if span.is_some() {
@@ -124,6 +130,33 @@ impl Validator<'_> {
             .ipmi_port
             .as_ref()
             .and_then(|p| self.port_number(p, &format!("{key}.ipmi_port")));
+        let (serial, uuid) = if count.is_some() {
+            self.refuse_shared_identity(n.serial.as_ref(), n.uuid.as_ref(), key);
+            (None, None)
+        } else {
+            (
+                n.serial
+                    .as_ref()
+                    .and_then(|s| self.serial(s, &format!("{key}.serial"))),
+                n.uuid
+                    .as_ref()
+                    .and_then(|s| self.uuid(s, &format!("{key}.uuid"))),
+            )
+        };
+        let asset_tag_given = pick(&n.asset_tag, &d.asset_tag).is_some();
+        let nics = match pick(&n.nics, &d.nics) {
+            None => 1,
+            Some(c) if (1..=MAX_NICS).contains(c.get_ref()) => *c.get_ref() as u32,
+            Some(c) => {
+                self.err(
+                    Some(c.span()),
+                    format!("{key}.nics"),
+                    format!("nics = {} is out of range", c.get_ref()),
+                    format!("use 1 to {MAX_NICS}"),
+                );
+                1
+            }
+        };
         let mut out = Vec::new();
         for i in 0..count.unwrap_or(1) {
             let name = match count {
@@ -138,15 +171,39 @@ impl Validator<'_> {
                 (Some((Some(m), _)), _) => *m,
                 // Not a MAC address: reported already.
                 (Some((None, _)), _) => continue,
-                (None, Some(m)) => match step_mac(m, i) {
+                // A member's NICs take consecutive MACs, so members step by the NIC count.
+                (None, Some(m)) => match step_mac(m, i * nics) {
                     Some(m) => m,
                     None => {
-                        self.err(n.mac.as_ref().map(Spanned::span), format!("{node_key}.mac"), format!("{m} + {i} is not a unicast MAC address"), "start the group at a MAC whose last bytes leave room for the count, e.g. ...:00, or list each member's MAC in `macs`");
+                        let step = i * nics;
+                        self.err(n.mac.as_ref().map(Spanned::span), format!("{node_key}.mac"), format!("{m} + {step} is not a unicast MAC address"), "start the group at a MAC whose last bytes leave room for the count, e.g. ...:00, or list each member's MAC in `macs`");
                         continue;
                     }
                 },
                 (None, None) => derived_mac(&name),
             };
+            node.nic_macs = (0..nics).filter_map(|k| step_mac(node.mac, k)).collect();
+            if node.nic_macs.len() != nics as usize {
+                self.err(
+                    n.nics.as_ref().map(Spanned::span),
+                    format!("{node_key}.nics"),
+                    format!("{} + {} is not a unicast MAC address", node.mac, nics - 1),
+                    "start at a MAC whose last bytes leave room for every NIC, e.g. ...:00",
+                );
+                continue;
+            }
+            node.serial = serial
+                .clone()
+                .unwrap_or_else(|| identity::derived_serial(&self.lab_name, &name));
+            node.uuid = uuid
+                .clone()
+                .unwrap_or_else(|| identity::derived_uuid(&self.lab_name, &name));
+            for (i, d) in node.disks.iter_mut().enumerate() {
+                d.serial = identity::derived_disk_serial(&self.lab_name, &name, i);
+            }
+            if !asset_tag_given {
+                node.asset_tag = name.clone();
+            }
             node.ip = ip.map_or(Ipv4Addr::UNSPECIFIED, |a| step_ip(a, i));
             node.bmc_ip = bmc_ip.map_or(Ipv4Addr::UNSPECIFIED, |a| step_ip(a, i));
             node.vnc_port = vnc.and_then(|p| {
@@ -166,6 +223,8 @@ impl Validator<'_> {
                 bmc_span: n.bmc_ip.as_ref().map(Spanned::span).or(Some(table.span())),
                 vnc_span: n.vnc_port.as_ref().map(Spanned::span),
                 ipmi_span: n.ipmi_port.as_ref().map(Spanned::span),
+                serial_span: Some(n.serial.as_ref().map_or(table.span(), Spanned::span)),
+                uuid_span: Some(n.uuid.as_ref().map_or(table.span(), Spanned::span)),
                 ip_given: ip.is_some(),
                 bmc_given: bmc_ip.is_some(),
                 mac_given: mac.is_some() || listed.is_some(),
@@ -263,14 +322,7 @@ impl Validator<'_> {
                 &format!("{key}.memory"),
             )
             .unwrap_or(2 << 30);
-        let disk = self
-            .size(
-                pick(&n.disk, &d.disk),
-                "8G",
-                1 << 20,
-                &format!("{key}.disk"),
-            )
-            .unwrap_or(8 << 30);
+        let disks = self.disks(pick(&n.disk, &d.disk), &format!("{key}.disk"));
         let boot = self
             .choice(
                 pick(&n.boot, &d.boot),
@@ -367,17 +419,32 @@ impl Validator<'_> {
                 );
             }
         }
+        let mut identity = |field: &str, raw: Option<&Str>, default: &str| {
+            raw.and_then(|s| self.identity_text(s, &format!("{key}.{field}")))
+                .unwrap_or_else(|| default.to_string())
+        };
+        let vendor = identity(
+            "vendor",
+            pick(&n.vendor, &d.vendor),
+            identity::DEFAULT_VENDOR,
+        );
+        let model = identity("model", pick(&n.model, &d.model), identity::DEFAULT_MODEL);
+        // Each member's own name when the file sets none (see `group`).
+        let asset_tag = identity("asset_tag", pick(&n.asset_tag, &d.asset_tag), group);
+        let hide_hypervisor =
+            pick(&n.hide_hypervisor, &d.hide_hypervisor).is_some_and(|h| *h.get_ref());
         Node {
             name: group.to_string(),
             group: group.to_string(),
             mac: Mac([0; 6]),
+            nic_macs: Vec::new(),
             ip: Ipv4Addr::UNSPECIFIED,
             bmc_ip: Ipv4Addr::UNSPECIFIED,
             vnc_port: None,
             ipmi_port: None,
             cpus,
             memory_mb: memory >> 20,
-            disk_bytes: disk,
+            disks,
             boot,
             power,
             power_restore,
@@ -385,7 +452,47 @@ impl Validator<'_> {
             bmc_user,
             bmc_password,
             accel,
+            vendor,
+            model,
+            serial: String::new(),
+            uuid: String::new(),
+            asset_tag,
+            hide_hypervisor,
         }
+    }
+
+    /// `disk`: one size or a list of sizes (each at least 1M), at most [`MAX_DISKS`]; serials
+    /// are set per member (see `group`).
+    fn disks(&mut self, s: Option<&Spanned<Sizes>>, key: &str) -> Vec<Disk> {
+        let disk = |bytes| Disk {
+            bytes,
+            serial: String::new(),
+        };
+        let Some(s) = s else {
+            return vec![disk(8 << 30)];
+        };
+        let at = |t: &String| Spanned::new(s.span(), t.clone());
+        let sizes: Vec<(String, Str)> = match s.get_ref() {
+            Sizes::One(t) => vec![(key.to_string(), at(t))],
+            Sizes::Many(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("{key}[{i}]"), at(t)))
+                .collect(),
+        };
+        if sizes.is_empty() || sizes.len() > MAX_DISKS {
+            self.err(
+                Some(s.span()),
+                key,
+                format!("{} disks listed", sizes.len()),
+                format!("give 1 to {MAX_DISKS} sizes (the AHCI controller has {MAX_DISKS} ports)"),
+            );
+            return vec![disk(8 << 30)];
+        }
+        sizes
+            .iter()
+            .map(|(k, t)| disk(self.size(Some(t), "8G", 1 << 20, k).unwrap_or(8 << 30)))
+            .collect()
     }
 
     fn size(&mut self, s: Option<&Str>, default: &str, min: u64, key: &str) -> Option<u64> {
