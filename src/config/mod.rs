@@ -137,6 +137,7 @@ pub struct RawNode {
     pub bmc_ip: Option<Str>,
     pub vnc_port: Option<Spanned<i64>>,
     pub ipmi_port: Option<Spanned<i64>>,
+    pub redfish_port: Option<Spanned<i64>>,
     pub cpus: Option<Spanned<i64>>,
     pub memory: Option<Str>,
     pub disk: Option<Str>,

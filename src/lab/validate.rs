@@ -109,6 +109,7 @@ struct PendingNode {
     bmc_span: Option<Range<usize>>,
     vnc_span: Option<Range<usize>>,
     ipmi_span: Option<Range<usize>>,
+    redfish_span: Option<Range<usize>>,
     ip_given: bool,
     bmc_given: bool,
     mac_given: bool,

@@ -14,7 +14,7 @@ use crate::config::{RawConfig, RawNode, Str};
 use crate::lab::{Accel, BootDevice, Mac, Network, Node, Power, PowerRestore, Profile};
 
 /// Keys that identify one machine and so cannot be shared through `[node_defaults]`.
-const PER_NODE_KEYS: [&str; 7] = [
+const PER_NODE_KEYS: [&str; 8] = [
     "count",
     "mac",
     "macs",
@@ -22,6 +22,7 @@ const PER_NODE_KEYS: [&str; 7] = [
     "bmc_ip",
     "vnc_port",
     "ipmi_port",
+    "redfish_port",
 ];
 
 fn pick<'r, T>(node: &'r Option<T>, dflt: &'r Option<T>) -> Option<&'r T> {
@@ -57,6 +58,7 @@ impl Validator<'_> {
             d.bmc_ip.as_ref().map(Spanned::span),
             d.vnc_port.as_ref().map(Spanned::span),
             d.ipmi_port.as_ref().map(Spanned::span),
+            d.redfish_port.as_ref().map(Spanned::span),
         ];
         for (k, span) in PER_NODE_KEYS.iter().zip(spans) {
             if span.is_some() {
@@ -124,6 +126,10 @@ impl Validator<'_> {
             .ipmi_port
             .as_ref()
             .and_then(|p| self.port_number(p, &format!("{key}.ipmi_port")));
+        let redfish = n
+            .redfish_port
+            .as_ref()
+            .and_then(|p| self.port_number(p, &format!("{key}.redfish_port")));
         let mut out = Vec::new();
         for i in 0..count.unwrap_or(1) {
             let name = match count {
@@ -155,6 +161,10 @@ impl Validator<'_> {
             node.ipmi_port = ipmi.and_then(|p| {
                 self.step_port(p, i, n.ipmi_port.as_ref(), &format!("{node_key}.ipmi_port"))
             });
+            node.redfish_port = redfish.and_then(|p| {
+                let key = format!("{node_key}.redfish_port");
+                self.step_port(p, i, n.redfish_port.as_ref(), &key)
+            });
             out.push(PendingNode {
                 node,
                 key: node_key,
@@ -166,6 +176,7 @@ impl Validator<'_> {
                 bmc_span: n.bmc_ip.as_ref().map(Spanned::span).or(Some(table.span())),
                 vnc_span: n.vnc_port.as_ref().map(Spanned::span),
                 ipmi_span: n.ipmi_port.as_ref().map(Spanned::span),
+                redfish_span: n.redfish_port.as_ref().map(Spanned::span),
                 ip_given: ip.is_some(),
                 bmc_given: bmc_ip.is_some(),
                 mac_given: mac.is_some() || listed.is_some(),
@@ -375,6 +386,7 @@ impl Validator<'_> {
             bmc_ip: Ipv4Addr::UNSPECIFIED,
             vnc_port: None,
             ipmi_port: None,
+            redfish_port: None,
             cpus,
             memory_mb: memory >> 20,
             disk_bytes: disk,
