@@ -23,6 +23,7 @@ const SCHEMAS: &[(&str, &[&str])] = &[
     ),
     ("StorageCollection", &["StorageCollection"]),
     ("Storage", &["Storage", "Storage.v1_21_0"]),
+    ("DriveCollection", &["DriveCollection"]),
     ("Drive", &["Drive", "Drive.v1_22_0"]),
     ("SimpleStorageCollection", &["SimpleStorageCollection"]),
     ("SimpleStorage", &["SimpleStorage", "SimpleStorage.v1_3_2"]),

@@ -431,6 +431,8 @@ const SYSTEM: &str = "/redfish/v1/Systems/1";
 const MANAGER: &str = "/redfish/v1/Managers/1";
 const CHASSIS: &str = "/redfish/v1/Chassis/1";
 const SEL: &str = "/redfish/v1/Systems/1/LogServices/SEL";
+/// The node's disk: under the chassis (its URI under Storage is deprecated).
+const DRIVE: &str = "/redfish/v1/Chassis/1/Drives/1";
 
 impl<I: Ipmi> Service<I> {
     pub fn new(bmc: Bmc<I>, node: Node, state_dir: PathBuf) -> Service<I> {
@@ -546,9 +548,8 @@ impl<I: Ipmi> Service<I> {
             ["Systems", "1", "Actions", "ComputerSystem.Reset"] => Some(ACTION),
             ["Systems", "1", "EthernetInterfaces"]
             | ["Systems", "1", "EthernetInterfaces", "1"] => Some(RO),
-            ["Systems", "1", "Storage"]
-            | ["Systems", "1", "Storage", "1"]
-            | ["Systems", "1", "Storage", "1", "Drives", "1"] => Some(RO),
+            ["Systems", "1", "Storage"] | ["Systems", "1", "Storage", "1"] => Some(RO),
+            ["Chassis", "1", "Drives"] | ["Chassis", "1", "Drives", "1"] => Some(RO),
             ["Systems", "1", "SimpleStorage"] | ["Systems", "1", "SimpleStorage", "1"] => Some(RO),
             ["Systems", "1", "LogServices"] | ["Systems", "1", "LogServices", "SEL"] => Some(RO),
             ["Systems", "1", "LogServices", "SEL", "Entries"] => Some(RO),
@@ -648,7 +649,13 @@ impl<I: Ipmi> Service<I> {
                 &[format!("{SYSTEM}/Storage/1")],
             )),
             ["Systems", "1", "Storage", "1"] => Ok(self.storage()),
-            ["Systems", "1", "Storage", "1", "Drives", "1"] => Ok(self.drive()),
+            ["Chassis", "1", "Drives"] => Ok(collection(
+                &format!("{CHASSIS}/Drives"),
+                "DriveCollection",
+                "Drive Collection",
+                &[DRIVE.into()],
+            )),
+            ["Chassis", "1", "Drives", "1"] => Ok(self.drive()),
             ["Systems", "1", "SimpleStorage"] => Ok(collection(
                 &format!("{SYSTEM}/SimpleStorage"),
                 "SimpleStorageCollection",
@@ -869,19 +876,14 @@ impl<I: Ipmi> Service<I> {
             "1",
             "Local Storage",
         );
-        v["Drives"] = json!([link(&format!("{SYSTEM}/Storage/1/Drives/1"))]);
+        v["Drives"] = json!([link(DRIVE)]);
         v["Drives@odata.count"] = json!(1);
         v["Status"] = json!({"State": "Enabled", "Health": "OK"});
         v
     }
 
     fn drive(&self) -> Value {
-        let mut v = resource(
-            &format!("{SYSTEM}/Storage/1/Drives/1"),
-            "Drive.v1_22_0.Drive",
-            "1",
-            "Disk 1",
-        );
+        let mut v = resource(DRIVE, "Drive.v1_22_0.Drive", "1", "Disk 1");
         v["CapacityBytes"] = json!(self.node.disk_bytes);
         v["MediaType"] = json!("HDD");
         v["Protocol"] = json!("SATA");
@@ -1032,7 +1034,8 @@ impl<I: Ipmi> Service<I> {
         v["DateTime"] = json!(iso8601(now_secs()));
         v["DateTimeLocalOffset"] = json!("+00:00");
         v["Status"] = json!({"State": "Enabled", "Health": "OK"});
-        v["VirtualMedia"] = link(&format!("{MANAGER}/VirtualMedia"));
+        // Managers/1/VirtualMedia answers too (older clients look there), but is not linked:
+        // DMTF deprecated the manager's virtual media in favour of the system's.
         v["Links"] = json!({
             "ManagerForServers": [link(SYSTEM)],
             "ManagerForChassis": [link(CHASSIS)],
@@ -1056,6 +1059,7 @@ impl<I: Ipmi> Service<I> {
         v["PowerState"] = json!(if on { "On" } else { "Off" });
         v["Status"] = json!({"State": "Enabled", "Health": "OK"});
         v["Sensors"] = link(&format!("{CHASSIS}/Sensors"));
+        v["Drives"] = link(&format!("{CHASSIS}/Drives"));
         v["Links"] = json!({
             "ComputerSystems": [link(SYSTEM)],
             "ManagedBy": [link(MANAGER)],

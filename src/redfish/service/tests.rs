@@ -408,7 +408,7 @@ async fn the_system_shows_the_bmc_identity_and_the_node() {
     assert_eq!(v["Boot"]["BootSourceOverrideEnabled"], "Disabled");
     let (_, nic, _) = call(&s, "GET", "/redfish/v1/Systems/1/EthernetInterfaces/1", "").await;
     assert_eq!(nic["MACAddress"], "02:1a:b0:00:00:01");
-    let (_, drive, _) = call(&s, "GET", "/redfish/v1/Systems/1/Storage/1/Drives/1", "").await;
+    let (_, drive, _) = call(&s, "GET", "/redfish/v1/Chassis/1/Drives/1", "").await;
     assert_eq!(drive["CapacityBytes"], 1_073_741_824u64);
     let (_, simple, _) = call(&s, "GET", "/redfish/v1/Systems/1/SimpleStorage/1", "").await;
     assert_eq!(simple["Devices"][0]["CapacityBytes"], 1_073_741_824u64);
