@@ -1387,6 +1387,9 @@ impl<I: Ipmi> Service<I> {
         let token = random_hex(16);
         let id = {
             let mut s = self.sessions.lock().map_err(|_| unauthorized())?;
+            // Sessions nobody used for SessionTimeout are gone, also when nobody logs out.
+            let timeout = Duration::from_secs(s.timeout);
+            s.by_id.retain(|_, l| l.last.elapsed() <= timeout);
             let id = s.next.to_string();
             s.next += 1;
             s.by_id.insert(
