@@ -482,6 +482,23 @@ fn redfish_bmc_passes_the_validator_and_drives_the_same_bmc_as_ipmi() {
         "the disk is in the inventory: {inventory}"
     );
 
+    // Virtual media: DMTF's script inserts, sushy reads and ejects (the state only: attaching it
+    // to the VM is not done yet).
+    let iso = "http://192.0.2.1/smoke.iso";
+    tool("rf_virtual_media.py", &["insert", "--image", iso]);
+    let vm = sushy(
+        redfish,
+        "vm = system.virtual_media.get_members()[0]\nseen = (vm.image, vm.inserted)\nvm.eject_media()\nvm.refresh()\n\
+         print(json.dumps({'seen': seen, 'after': (vm.image, vm.inserted)}))",
+    );
+    assert_eq!(vm["seen"], serde_json::json!([iso, true]), "{vm}");
+    assert_eq!(vm["after"], serde_json::json!([null, false]), "{vm}");
+    let cd = rf.get("/redfish/v1/Managers/1/VirtualMedia/CD");
+    assert_eq!(
+        (cd.status, cd.body["Inserted"].as_bool()),
+        (200, Some(false))
+    );
+
     // 6. Bad input: the right 4xx with Base registry messages, and the BMC keeps answering.
     let sys = "/redfish/v1/Systems/1";
     let reset = "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset";
