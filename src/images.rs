@@ -19,13 +19,47 @@ pub fn tag(name: &str) -> String {
 }
 
 /// The files of an image's build context: (path inside the context, contents), sorted by path.
+/// The node image's context also holds lab-bmcd, the executable beside `lab` ([`bmcd`]).
 pub fn context_files(name: &str) -> Vec<(PathBuf, &'static [u8])> {
     let mut out = Vec::new();
     if let Some(dir) = IMAGES.get_dir(name) {
         collect(dir, Path::new(name), &mut out);
     }
+    if name == "node" {
+        if let Ok(exe) = bmcd() {
+            out.push((PathBuf::from(BMCD), exe));
+        }
+    }
     out.sort();
     out
+}
+
+/// The Redfish daemon's executable name (src/bin/lab-bmcd.rs).
+pub const BMCD: &str = "lab-bmcd";
+
+/// lab-bmcd's executable, read once: the file beside the running `lab` (cargo builds both bins
+/// into one directory, `cargo install` installs both; a test binary in `deps/` looks one
+/// directory up). The node image runs it, so the image holds the very build of this `lab`.
+pub fn bmcd() -> Result<&'static [u8], String> {
+    static EXE: std::sync::OnceLock<Result<&'static [u8], String>> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| {
+        let me = std::env::current_exe().map_err(|e| format!("cannot find the running lab executable: {e}"))?;
+        let dir = me.parent().unwrap_or(Path::new("."));
+        let mut tried = vec![dir.join(BMCD)];
+        if dir.file_name().is_some_and(|n| n == "deps") {
+            tried.extend(dir.parent().map(|d| d.join(BMCD)));
+        }
+        for path in &tried {
+            if let Ok(data) = std::fs::read(path) {
+                return Ok(&*Box::leak(data.into_boxed_slice()));
+            }
+        }
+        Err(format!(
+            "{} is missing: the node image needs lab-bmcd (the BMC's Redfish service) from beside the lab executable; build both with `cargo build --release --bins` (or install both with `cargo install --path .`)",
+            tried[0].display()
+        ))
+    })
+    .clone()
 }
 
 fn collect(dir: &'static Dir<'static>, prefix: &Path, out: &mut Vec<(PathBuf, &'static [u8])>) {
@@ -43,6 +77,12 @@ fn collect(dir: &'static Dir<'static>, prefix: &Path, out: &mut Vec<(PathBuf, &'
 pub fn context_hash(name: &str, base_image: &str) -> String {
     let mut h = Sha256::new();
     h.update(base_image.as_bytes());
+    if name == "node" {
+        if let Err(e) = bmcd() {
+            // No image can be built without it: a hash no image has, so `up` tries and says why.
+            h.update(e.as_bytes());
+        }
+    }
     for (path, data) in context_files(name) {
         h.update([0]);
         h.update(path.to_string_lossy().as_bytes());
@@ -97,6 +137,9 @@ fn list_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()>
 /// exactly these files is left alone; otherwise the files are written into a temporary directory
 /// beside it that then takes its place ([`crate::fsutil::install_dir`]).
 pub fn write_context(dir: &Path, name: &str) -> io::Result<PathBuf> {
+    if name == "node" {
+        bmcd().map_err(io::Error::other)?;
+    }
     let root = dir.join(name);
     let files = context_files(name);
     if holds(&root, &files) {
@@ -246,7 +289,7 @@ mod tests {
     fn two_writers_at_once_never_show_a_partial_context() {
         let state = tempfile::tempdir().unwrap();
         let dir = std::sync::Arc::new(state.path().join("images"));
-        let files = context_files("node");
+        let files = context_files("httpd");
         assert!(files.len() > 1);
         for _ in 0..20 {
             let _ = std::fs::remove_dir_all(&*dir);
@@ -255,13 +298,13 @@ mod tests {
                 .map(|_| {
                     let (dir, done) = (dir.clone(), done.clone());
                     std::thread::spawn(move || {
-                        let r = write_context(&dir, "node");
+                        let r = write_context(&dir, "httpd");
                         done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         r.unwrap()
                     })
                 })
                 .collect();
-            let root = dir.join("node");
+            let root = dir.join("httpd");
             while done.load(std::sync::atomic::Ordering::SeqCst) < 2 {
                 if root.exists() {
                     assert!(holds(&root, &files), "a partial context");
@@ -271,7 +314,7 @@ mod tests {
                 assert_eq!(w.join().expect("a writer failed"), root);
             }
             assert!(holds(&root, &files));
-            assert_eq!(names(&dir), ["node"], "no temporary tree is left");
+            assert_eq!(names(&dir), ["httpd"], "no temporary tree is left");
         }
     }
 }

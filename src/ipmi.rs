@@ -15,8 +15,8 @@ use tokio::net::UdpSocket;
 use tokio::time::{timeout, timeout_at, Instant};
 
 const AUTH_MD5: u8 = 0x02;
-const NETFN_APP: u8 = 0x06;
-const NETFN_CHASSIS: u8 = 0x00;
+pub const NETFN_APP: u8 = 0x06;
+pub const NETFN_CHASSIS: u8 = 0x00;
 const BMC_ADDR: u8 = 0x20;
 const CONSOLE_ADDR: u8 = 0x81;
 const PRIV_USER: u8 = 0x02;
@@ -264,46 +264,143 @@ fn padded<const N: usize>(s: &str) -> Result<[u8; N], String> {
 /// Whether the chassis is powered on, asked over IPMI 1.5 with MD5 authentication: get a
 /// challenge, activate a session at user privilege, Get Chassis Status, close the session.
 pub async fn power_is_on(addr: SocketAddr, user: &str, password: &str) -> Result<bool, String> {
-    let name: [u8; 16] = padded(user).map_err(|e| format!("BMC user {e}"))?;
-    let pw: [u8; 16] = padded(password).map_err(|e| format!("BMC password {e}"))?;
-    let mut client = Client::connect(addr).await?;
-    let mut data = vec![AUTH_MD5];
-    data.extend_from_slice(&name);
-    let challenge = client.call(&NO_SESSION, NETFN_APP, 0x39, &data).await?;
-    if challenge.len() < 20 {
-        return Err("short session challenge".into());
-    }
-    let temp = Session {
-        auth: AUTH_MD5,
-        seq: 0,
-        id: u32::from_le_bytes([challenge[0], challenge[1], challenge[2], challenge[3]]),
-        password: &pw,
-    };
-    let mut data = vec![AUTH_MD5, PRIV_USER];
-    data.extend_from_slice(&challenge[4..20]);
-    data.extend_from_slice(&1u32.to_le_bytes()); // our first outbound sequence number
-    let activated = client.call(&temp, NETFN_APP, 0x3a, &data).await?;
-    if activated.len() < 9 {
-        return Err("short activate-session reply".into());
-    }
-    let id = u32::from_le_bytes([activated[1], activated[2], activated[3], activated[4]]);
-    let seq = u32::from_le_bytes([activated[5], activated[6], activated[7], activated[8]]);
-    let session = Session {
-        auth: AUTH_MD5,
-        seq,
-        id,
-        password: &pw,
-    };
-    let status = client.call(&session, NETFN_CHASSIS, 0x01, &[]).await;
-    let close = Session {
-        seq: seq.wrapping_add(1),
-        ..session
-    };
-    let bye = client.request(&close, NETFN_APP, 0x3c, &id.to_le_bytes());
-    let _ = client.sock.send(&bye.packet).await;
-    let status = status?;
+    let mut conn = Connection::open(addr, user, password, PRIV_USER).await?;
+    let status = conn.call(NETFN_CHASSIS, 0x01, &[]).await;
+    conn.close().await;
+    let status = status.map_err(|e| e.to_string())?;
     let power = status.first().ok_or("empty chassis status")?;
     Ok(power & 1 == 1)
+}
+
+/// Why a command over a [`Connection`] failed: the BMC answered with a completion code (the
+/// session is fine), or the session is gone (no reply, a refused message): reconnect.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallError {
+    Completion(u8),
+    Session(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Completion(cc) => {
+                write!(f, "the BMC answered with completion code {cc:#04x}")
+            }
+            CallError::Session(e) => write!(f, "IPMI session: {e}"),
+        }
+    }
+}
+
+/// Network functions of the commands a [`Connection`] sends.
+pub const NETFN_STORAGE: u8 = 0x0a;
+pub const NETFN_SENSOR: u8 = 0x04;
+/// Administrator privilege, what lab-bmcd's session needs for power and boot flags.
+pub const PRIV_ADMIN: u8 = 0x04;
+
+/// One IPMI 1.5 session (MD5 authentication), kept open for many commands: lab-bmcd speaks to its own BMC through it, so that Redfish and IPMI see one state.
+/// Each message carries the next session sequence number; a lost session is not recovered
+/// here: the caller opens a new one (see [`CallError::Session`]).
+pub struct Connection {
+    client: Client,
+    id: u32,
+    seq: u32,
+    password: [u8; 16],
+}
+
+impl Connection {
+    /// Opens a session: challenge, activate, and (above user) set the session's privilege.
+    pub async fn open(
+        addr: SocketAddr,
+        user: &str,
+        password: &str,
+        privilege: u8,
+    ) -> Result<Connection, String> {
+        let name: [u8; 16] = padded(user).map_err(|e| format!("BMC user {e}"))?;
+        let pw: [u8; 16] = padded(password).map_err(|e| format!("BMC password {e}"))?;
+        let mut client = Client::connect(addr).await?;
+        let mut data = vec![AUTH_MD5];
+        data.extend_from_slice(&name);
+        let challenge = client.call(&NO_SESSION, NETFN_APP, 0x39, &data).await?;
+        if challenge.len() < 20 {
+            return Err("short session challenge".into());
+        }
+        let temp = Session {
+            auth: AUTH_MD5,
+            seq: 0,
+            id: u32::from_le_bytes([challenge[0], challenge[1], challenge[2], challenge[3]]),
+            password: &pw,
+        };
+        let mut data = vec![AUTH_MD5, privilege];
+        data.extend_from_slice(&challenge[4..20]);
+        data.extend_from_slice(&1u32.to_le_bytes()); // our first outbound sequence number
+        let activated = client.call(&temp, NETFN_APP, 0x3a, &data).await?;
+        if activated.len() < 9 {
+            return Err("short activate-session reply".into());
+        }
+        let id = u32::from_le_bytes([activated[1], activated[2], activated[3], activated[4]]);
+        let seq = u32::from_le_bytes([activated[5], activated[6], activated[7], activated[8]]);
+        let mut conn = Connection {
+            client,
+            id,
+            seq,
+            password: pw,
+        };
+        if privilege > PRIV_USER {
+            conn.call(NETFN_APP, 0x3b, &[privilege])
+                .await
+                .map_err(|e| format!("set session privilege: {e}"))?;
+        }
+        Ok(conn)
+    }
+
+    /// Sends one command in the session and returns its reply's data (after the completion code).
+    pub async fn call(&mut self, netfn: u8, cmd: u8, data: &[u8]) -> Result<Vec<u8>, CallError> {
+        let s = Session {
+            auth: AUTH_MD5,
+            seq: self.seq,
+            id: self.id,
+            password: &self.password,
+        };
+        self.seq = self.seq.wrapping_add(1);
+        let req = self.client.request(&s, netfn, cmd, data);
+        let mut buf = [0u8; 512];
+        for _ in 0..TRIES {
+            self.client
+                .sock
+                .send(&req.packet)
+                .await
+                .map_err(|e| CallError::Session(e.to_string()))?;
+            let deadline = Instant::now() + PER_TRY;
+            while let Ok(r) = timeout_at(deadline, self.client.sock.recv(&mut buf)).await {
+                let n = r.map_err(|e| CallError::Session(e.to_string()))?;
+                match parse_reply(&buf[..n]) {
+                    Ok(reply) if req.answered_by(&reply) => {
+                        return match reply.completion {
+                            0 => Ok(reply.data),
+                            cc => Err(CallError::Completion(cc)),
+                        }
+                    }
+                    _ => continue,
+                }
+            }
+        }
+        Err(CallError::Session(NO_REPLY.into()))
+    }
+
+    /// Closes the session: one Close Session sent, no answer awaited (the BMC times out a
+    /// session whose close was lost).
+    pub async fn close(mut self) {
+        let s = Session {
+            auth: AUTH_MD5,
+            seq: self.seq,
+            id: self.id,
+            password: &self.password,
+        };
+        let bye = self
+            .client
+            .request(&s, NETFN_APP, 0x3c, &self.id.to_le_bytes());
+        let _ = self.client.sock.send(&bye.packet).await;
+    }
 }
 
 #[cfg(test)]

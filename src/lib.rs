@@ -22,6 +22,7 @@ pub mod observe;
 pub mod phase;
 pub mod plan;
 pub mod ready;
+pub mod redfish;
 pub mod render;
 pub mod report;
 pub mod smoke;

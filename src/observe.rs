@@ -127,6 +127,9 @@ pub struct Member {
     /// Nodes: what its OS saw of the machine in its last report (see [`GuestReport`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guest: Option<GuestReport>,
+    /// Nodes: the SHA-256 fingerprint of the certificate the BMC's Redfish service presents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redfish_cert_sha256: Option<String>,
 }
 
 /// A node's vendor, model, serial number and system UUID, from its container's labels.
@@ -336,6 +339,8 @@ pub struct Observer<'e, E> {
     engine: &'e E,
     expected: Expected,
     logs: HashMap<String, LogBuf>,
+    /// Each node container's Redfish certificate fingerprint, once read (it stays in the volume).
+    fingerprints: HashMap<String, String>,
 }
 
 impl<'e, E: Engine> Observer<'e, E> {
@@ -344,6 +349,35 @@ impl<'e, E: Engine> Observer<'e, E> {
             engine,
             expected,
             logs: HashMap::new(),
+            fingerprints: HashMap::new(),
+        }
+    }
+
+    /// Each running node's Redfish certificate fingerprint: a TLS handshake with its BMC's
+    /// address on the lab network, once per container.
+    async fn add_fingerprints(&mut self, nodes: &mut [Member]) {
+        let ask: Vec<(String, SocketAddr)> = nodes
+            .iter()
+            .filter(|n| n.running() && !self.fingerprints.contains_key(&n.container))
+            .filter_map(|n| {
+                Some((
+                    n.container.clone(),
+                    SocketAddr::from((n.ip?, crate::lab::REDFISH_PORT)),
+                ))
+            })
+            .collect();
+        let found = join_all(
+            ask.iter()
+                .map(|(_, at)| crate::redfish::server::peer_fingerprint(*at)),
+        )
+        .await;
+        for ((c, _), f) in ask.into_iter().zip(found) {
+            if let Ok(f) = f {
+                self.fingerprints.insert(c, f);
+            }
+        }
+        for n in nodes.iter_mut().filter(|n| n.running()) {
+            n.redfish_cert_sha256 = self.fingerprints.get(&n.container).cloned();
         }
     }
 
@@ -379,6 +413,7 @@ impl<'e, E: Engine> Observer<'e, E> {
             n.problem = facts.get(&n.name).and_then(|f| f.problem.clone());
         }
         self.add_phases(&services, &mut nodes).await;
+        self.add_fingerprints(&mut nodes).await;
         Ok(Observed {
             lab: self.expected.lab.clone(),
             services,
@@ -541,6 +576,7 @@ fn expected_member(c: &ContainerSpec, o: Option<&ObservedContainer>) -> Member {
         problem: None,
         identity: Identity::from_labels(&c.labels),
         guest: None,
+        redfish_cert_sha256: None,
     }
 }
 
@@ -573,6 +609,7 @@ fn found_member(o: &ObservedContainer) -> Member {
         problem: None,
         identity: Identity::from_labels(&o.labels),
         guest: None,
+        redfish_cert_sha256: None,
     }
 }
 
@@ -604,6 +641,10 @@ fn endpoints(kind: Kind, labels: &crate::engine::Labels, ports: &[PortBinding]) 
                 }
                 (Kind::Node, _, Proto::Udp) => format!(
                     "ipmitool -I lanplus -H {h} -p {} -U {user} -P <password>",
+                    p.host_port
+                ),
+                (Kind::Node, crate::lab::REDFISH_PORT, Proto::Tcp) => format!(
+                    "curl -k -u {user}:<password> https://{h}:{}/redfish/v1/Systems/1",
                     p.host_port
                 ),
                 (_, 443, Proto::Tcp) => format!("https://{h}:{}/", p.host_port),

@@ -680,6 +680,28 @@ fn same_port_number_on_tcp_and_udp_is_fine() {
 }
 
 #[test]
+fn redfish_ports_step_up_and_clash_with_other_tcp_ports_only() {
+    // The same numbers on UDP (IPMI) do not clash; a VNC port (TCP) does.
+    let lab = valid(&with(
+        "\n[nodes.w]\ncount = 2\nredfish_port = 8443\nipmi_port = 8443\n",
+    ));
+    assert_eq!(node(&lab, "w-1").redfish_port, Some(8443));
+    assert_eq!(node(&lab, "w-2").redfish_port, Some(8444));
+    let e = errors(&with(
+        "\n[nodes.w]\ncount = 2\nredfish_port = 8443\n\n[nodes.v]\nvnc_port = 8444\n",
+    ));
+    assert!(
+        e.contains("host port 8444/tcp is already published by nodes.w-2.redfish_port"),
+        "{e}"
+    );
+    let e = errors(&with("\n[node_defaults]\nredfish_port = 8443\n"));
+    assert!(
+        e.contains("`redfish_port` identifies one node and cannot be a default"),
+        "{e}"
+    );
+}
+
+#[test]
 fn host_ports_are_valid() {
     insta::assert_snapshot!(errors(&with(
         r#"

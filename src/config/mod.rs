@@ -171,6 +171,7 @@ pub struct RawNode {
     pub bmc_ip: Option<Str>,
     pub vnc_port: Option<Spanned<i64>>,
     pub ipmi_port: Option<Spanned<i64>>,
+    pub redfish_port: Option<Spanned<i64>>,
     pub cpus: Option<Spanned<i64>>,
     pub memory: Option<Str>,
     /// Number of NICs on the lab network, with consecutive MACs from `mac`; the first PXE-boots.

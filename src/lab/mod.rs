@@ -347,6 +347,8 @@ pub struct Node {
     pub bmc_ip: Ipv4Addr,
     pub vnc_port: Option<u16>,
     pub ipmi_port: Option<u16>,
+    /// Host port of the BMC's Redfish service (HTTPS, 443 inside).
+    pub redfish_port: Option<u16>,
     pub cpus: u32,
     pub memory_mb: u64,
     /// Its disks, in order (the first is /dev/sda, the boot disk).
@@ -393,6 +395,13 @@ impl Node {
                 protocol: Proto::Udp,
             });
         }
+        if let Some(host) = self.redfish_port {
+            ports.push(PortMap {
+                host,
+                container: REDFISH_PORT,
+                protocol: Proto::Tcp,
+            });
+        }
         ports
     }
 }
@@ -412,6 +421,8 @@ pub fn web_path(path: &str) -> Option<&str> {
 pub const VNC_PORT: u16 = 5901;
 /// Port the BMC answers IPMI on at its address on the lab network.
 pub const IPMI_PORT: u16 = 623;
+/// Port the BMC's Redfish service (lab-bmcd) listens on inside a node container.
+pub const REDFISH_PORT: u16 = crate::redfish::REDFISH_PORT;
 
 impl Node {
     /// UDP ports the BMC listens on inside the node container: 623, and the published port.

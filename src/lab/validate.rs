@@ -111,6 +111,7 @@ struct PendingNode {
     ipmi_span: Option<Range<usize>>,
     serial_span: Option<Range<usize>>,
     uuid_span: Option<Range<usize>>,
+    redfish_span: Option<Range<usize>>,
     ip_given: bool,
     bmc_given: bool,
     mac_given: bool,

@@ -49,7 +49,7 @@
 //! The node templates (`templates/node/*.j2`, the BMC config) and lab's own templates get the same
 //! variables.
 
-mod fru;
+pub(crate) mod fru;
 mod write;
 
 pub use write::{hash_files, write, write_under, WriteReport};

@@ -217,6 +217,14 @@ impl Validator<'_> {
                     n.ipmi_span.clone(),
                 ));
             }
+            if let Some(p) = n.node.redfish_port {
+                all.push((
+                    Proto::Tcp,
+                    p,
+                    format!("{}.redfish_port", n.key),
+                    n.redfish_span.clone(),
+                ));
+            }
         }
         for (proto, port, key, span) in all {
             if let Some(first) = seen.get(&(proto, port)) {
@@ -285,7 +293,8 @@ impl Validator<'_> {
         for node in &lab.nodes {
             let default =
                 node.bmc_user == DEFAULT_BMC_USER && node.bmc_password == DEFAULT_BMC_PASSWORD;
-            if default && node.ipmi_port.is_some() && !groups.contains(&node.group) {
+            let published = node.ipmi_port.is_some() || node.redfish_port.is_some();
+            if default && published && !groups.contains(&node.group) {
                 groups.push(node.group.clone());
             }
         }

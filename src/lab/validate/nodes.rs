@@ -16,7 +16,7 @@ use crate::lab::{
 };
 
 /// Keys that identify one machine and so cannot be shared through `[node_defaults]`.
-const PER_NODE_KEYS: [&str; 9] = [
+const PER_NODE_KEYS: [&str; 10] = [
     "count",
     "mac",
     "macs",
@@ -26,6 +26,7 @@ const PER_NODE_KEYS: [&str; 9] = [
     "ipmi_port",
     "serial",
     "uuid",
+    "redfish_port",
 ];
 
 fn pick<'r, T>(node: &'r Option<T>, dflt: &'r Option<T>) -> Option<&'r T> {
@@ -63,6 +64,7 @@ impl Validator<'_> {
             d.ipmi_port.as_ref().map(Spanned::span),
             d.serial.as_ref().map(Spanned::span),
             d.uuid.as_ref().map(Spanned::span),
+            d.redfish_port.as_ref().map(Spanned::span),
         ];
         for (k, span) in PER_NODE_KEYS.iter().zip(spans) {
             if span.is_some() {
@@ -157,6 +159,10 @@ impl Validator<'_> {
                 1
             }
         };
+        let redfish = n
+            .redfish_port
+            .as_ref()
+            .and_then(|p| self.port_number(p, &format!("{key}.redfish_port")));
         let mut out = Vec::new();
         for i in 0..count.unwrap_or(1) {
             let name = match count {
@@ -212,6 +218,10 @@ impl Validator<'_> {
             node.ipmi_port = ipmi.and_then(|p| {
                 self.step_port(p, i, n.ipmi_port.as_ref(), &format!("{node_key}.ipmi_port"))
             });
+            node.redfish_port = redfish.and_then(|p| {
+                let key = format!("{node_key}.redfish_port");
+                self.step_port(p, i, n.redfish_port.as_ref(), &key)
+            });
             out.push(PendingNode {
                 node,
                 key: node_key,
@@ -225,6 +235,7 @@ impl Validator<'_> {
                 ipmi_span: n.ipmi_port.as_ref().map(Spanned::span),
                 serial_span: Some(n.serial.as_ref().map_or(table.span(), Spanned::span)),
                 uuid_span: Some(n.uuid.as_ref().map_or(table.span(), Spanned::span)),
+                redfish_span: n.redfish_port.as_ref().map(Spanned::span),
                 ip_given: ip.is_some(),
                 bmc_given: bmc_ip.is_some(),
                 mac_given: mac.is_some() || listed.is_some(),
@@ -442,6 +453,7 @@ impl Validator<'_> {
             bmc_ip: Ipv4Addr::UNSPECIFIED,
             vnc_port: None,
             ipmi_port: None,
+            redfish_port: None,
             cpus,
             memory_mb: memory >> 20,
             disks,
