@@ -16,13 +16,13 @@ load_node_env() {
         val=${line#*=}
         case $key in
             LAB | NODE_NAME | NODE_GROUP | NODE_PROFILE | MAC | IP | BMC_IP | SUBNET | GATEWAY | \
-            CPUS | MEMORY_MB | DISK_BYTES | BOOT | POWER | POWER_RESTORE | ACCEL | BMC_USER | BMC_PASSWORD)
+            CPUS | MEMORY_MB | DISK_BYTES | BOOT | POWER | POWER_RESTORE | ACCEL | FIRMWARE | BMC_USER | BMC_PASSWORD)
                 printf -v "$key" '%s' "$val" ;;
             *) die "$file: unknown setting '$key'" ;;
         esac
     done < "$file"
     local k
-    for k in NODE_NAME MAC CPUS MEMORY_MB DISK_BYTES BOOT POWER POWER_RESTORE ACCEL BMC_USER BMC_PASSWORD; do
+    for k in NODE_NAME MAC CPUS MEMORY_MB DISK_BYTES BOOT POWER POWER_RESTORE ACCEL FIRMWARE BMC_USER BMC_PASSWORD; do
         [ -n "${!k:-}" ] || die "$file: $k is not set"
     done
 }

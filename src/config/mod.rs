@@ -149,6 +149,8 @@ pub struct RawNode {
     pub bmc_password: Option<Str>,
     /// `auto` (KVM when it really works, else TCG), `kvm` or `tcg`.
     pub accel: Option<Str>,
+    /// `bios` (SeaBIOS) or `uefi` (OVMF with a per-node NVRAM).
+    pub firmware: Option<Str>,
 }
 
 /// What a node boots: a kernel, an initrd and a command line served by the web service, and the

@@ -288,6 +288,16 @@ impl fmt::Display for Mac {
 pub enum BootDevice {
     Pxe,
     Disk,
+    /// UEFI HTTP boot (firmware `uefi` only).
+    Http,
+}
+
+/// The node's firmware: SeaBIOS, or OVMF (UEFI) with an NVRAM file in the node's volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    Bios,
+    Uefi,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -340,6 +350,7 @@ pub struct Node {
     pub bmc_user: String,
     pub bmc_password: String,
     pub accel: Accel,
+    pub firmware: Firmware,
 }
 
 impl Node {

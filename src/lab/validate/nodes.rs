@@ -11,7 +11,9 @@ use super::{
     parse_size, PendingNode, Validator, DEFAULT_BMC_PASSWORD, DEFAULT_BMC_USER, MAX_COUNT,
 };
 use crate::config::{RawConfig, RawNode, Str};
-use crate::lab::{Accel, BootDevice, Mac, Network, Node, Power, PowerRestore, Profile};
+use crate::lab::{
+    Accel, BootDevice, Firmware, Mac, Network, Node, Power, PowerRestore, Profile,
+};
 
 /// Keys that identify one machine and so cannot be shared through `[node_defaults]`.
 const PER_NODE_KEYS: [&str; 7] = [
@@ -275,10 +277,28 @@ impl Validator<'_> {
             .choice(
                 pick(&n.boot, &d.boot),
                 &format!("{key}.boot"),
-                &[("pxe", BootDevice::Pxe), ("disk", BootDevice::Disk)],
+                &[
+                    ("pxe", BootDevice::Pxe),
+                    ("disk", BootDevice::Disk),
+                    ("http", BootDevice::Http),
+                ],
                 BootDevice::Disk,
             )
             .unwrap_or(BootDevice::Disk);
+        let firmware = self.choice(
+            pick(&n.firmware, &d.firmware),
+            &format!("{key}.firmware"),
+            &[("bios", Firmware::Bios), ("uefi", Firmware::Uefi)],
+            Firmware::Bios,
+        );
+        if boot == BootDevice::Http && firmware == Some(Firmware::Bios) {
+            self.err(
+                pick(&n.boot, &d.boot).map(Spanned::span),
+                format!("{key}.boot"),
+                "boot = \"http\" (UEFI HTTP boot) needs firmware = \"uefi\"",
+                "set firmware = \"uefi\" for this node (or in [node_defaults]), or use boot = \"pxe\"",
+            );
+        }
         let power = self
             .choice(
                 pick(&n.power, &d.power),
@@ -385,6 +405,7 @@ impl Validator<'_> {
             bmc_user,
             bmc_password,
             accel,
+            firmware: firmware.unwrap_or(Firmware::Bios),
         }
     }
 
