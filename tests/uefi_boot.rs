@@ -110,9 +110,8 @@ impl Live {
     }
 
     /// Waits until `node` (MAC `mac`, address `ip`) has reported `up` to the web service and shown
-    /// its banner `times` times in all; returns the seconds it took.
-    fn wait_up(&self, node: &str, mac: &str, ip: &str, times: usize) -> f64 {
-        let started = Instant::now();
+    /// its banner `times` times in all; returns the seconds since `started`.
+    fn wait_up(&self, node: &str, mac: &str, ip: &str, times: usize, started: Instant) -> f64 {
         let report = format!("GET 204 0 /lab/report/{}", mac.replace(':', "-"));
         let banner = format!("lab-smoke: node {node} is up at {ip} ");
         loop {
@@ -195,8 +194,9 @@ boot = "http"
 "#;
     let t = TestLab::new(&u.name, &lab_file(&u, nodes));
     let live = Live::up(engine, &t);
-    let pxe_secs = live.wait_up("p", "02:5e:00:00:00:01", &u.ip(100).to_string(), 1);
-    let http_secs = live.wait_up("h", "02:5e:00:00:00:02", &u.ip(101).to_string(), 1);
+    let started = Instant::now();
+    let pxe_secs = live.wait_up("p", "02:5e:00:00:00:01", &u.ip(100).to_string(), 1, started);
+    let http_secs = live.wait_up("h", "02:5e:00:00:00:02", &u.ip(101).to_string(), 1, started);
     eprintln!("UEFI PXE node up {pxe_secs:.1}s, UEFI HTTP boot node up {http_secs:.1}s after lab up returned (both booting at once)");
 
     // What each firmware asked for and got: OVMF's PXE (architecture 7) an EFI iPXE over TFTP,
@@ -237,12 +237,14 @@ boot = "http"
     let first = efi_variable_u32(&live.file("p", vars), "MTC").expect("MTC in the NVRAM");
     let out = t.lab(&["power", "p", "cycle"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    live.wait_up("p", "02:5e:00:00:00:01", &u.ip(100).to_string(), 2);
+    let secs = live.wait_up("p", "02:5e:00:00:00:01", &u.ip(100).to_string(), 2, Instant::now());
+    eprintln!("UEFI PXE node up again {secs:.1}s after its power cycle");
     let second = efi_variable_u32(&live.file("p", vars), "MTC").expect("MTC in the NVRAM");
     assert!(
         second > first,
         "OVMF's boot counter went from {first} to {second}: the NVRAM was not kept"
     );
+    eprintln!("OVMF's boot counter (MTC): {first}, then {second} after the power cycle");
     let node_log = live.rt.block_on(live.engine.logs(&format!("{}-p", u.name), None)).unwrap_or_default();
     assert_eq!(node_log.matches("uefi: new NVRAM").count(), 1, "{node_log}");
 
@@ -314,8 +316,9 @@ firmware = "uefi"
         );
         ipmitool(port, &["chassis", "power", "on"]);
     }
-    let bios_secs = live.wait_up("b", "02:5e:00:00:01:01", &u.ip(100).to_string(), 1);
-    let uefi_secs = live.wait_up("e", "02:5e:00:00:01:02", &u.ip(101).to_string(), 1);
+    let started = Instant::now();
+    let bios_secs = live.wait_up("b", "02:5e:00:00:01:01", &u.ip(100).to_string(), 1, started);
+    let uefi_secs = live.wait_up("e", "02:5e:00:00:01:02", &u.ip(101).to_string(), 1, started);
     eprintln!("CD boot to up: BIOS node {bios_secs:.1}s, UEFI node {uefi_secs:.1}s after power on (both at once)");
 
     let dhcp = live.logs("dhcp");
