@@ -233,12 +233,25 @@ boot = "http"
 
     // The NVRAM is the node's own and survives a power cycle: OVMF counts its boots in the
     // variable MTC (the monotonic counter's high half), which grows only if the store is kept.
+    // The cycle boots p over HTTP, once: the BMC's override `http` (what Redfish's UefiHttp
+    // target writes; IPMI has no selector for it).
     let vars = "/var/lib/lab/uefi-vars.fd";
     let first = efi_variable_u32(&live.file("p", vars), "MTC").expect("MTC in the NVRAM");
+    let p = format!("{}-p", u.name);
+    let (code, _) = live.exec(&p, &["sh", "-c", "echo 'http once' > /run/lab/bootdev"]);
+    assert_eq!(code, 0);
     let out = t.lab(&["power", "p", "cycle"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let secs = live.wait_up("p", "02:5e:00:00:00:01", &u.ip(100).to_string(), 2, Instant::now());
-    eprintln!("UEFI PXE node up again {secs:.1}s after its power cycle");
+    eprintln!("UEFI node p up again {secs:.1}s after its power cycle (HTTP boot by BMC override)");
+    let web = live.logs("web");
+    assert!(
+        web.lines().any(|l| l.starts_with(&format!("{} ", u.ip(100)))
+            && l.contains("GET 200 ")
+            && l.ends_with(" /lab/ipxe/ipxe.efi")),
+        "the override made p HTTP-boot: {web}"
+    );
+    assert_eq!(String::from_utf8_lossy(&live.file("p", "/run/lab/bootdev")).trim(), "none");
     let second = efi_variable_u32(&live.file("p", vars), "MTC").expect("MTC in the NVRAM");
     assert!(
         second > first,
@@ -309,6 +322,8 @@ firmware = "uefi"
         let flags = ipmitool(port, &["chassis", "bootparam", "get", "5"]);
         assert!(flags.contains("Force Boot from CD/DVD"), "{flags}");
         assert!(flags.contains("Options apply to only next boot"), "{flags}");
+        let mode = if efi { "BIOS EFI boot" } else { "BIOS PC Compatible (legacy) boot" };
+        assert!(flags.contains(mode), "{flags}");
         let want = if efi { "cdrom once efi" } else { "cdrom once" };
         assert_eq!(
             String::from_utf8_lossy(&live.file(node, "/run/lab/bootdev")).trim(),
