@@ -109,7 +109,9 @@ fn a_node_pxe_boots_the_smoke_os_reports_in_and_shows_its_address() {
     assert!(dry.status.success(), "{}", stderr(&dry));
     let plan = stdout(&dry);
     assert!(
-        plan.contains("export smoke OS (vmlinuz, initrd, smoke.iso) from image metal-lab/smoke:latest:/out"),
+        plan.contains(
+            "export smoke OS (vmlinuz, initrd, smoke.iso) from image metal-lab/smoke:latest:/out"
+        ),
         "{plan}"
     );
 

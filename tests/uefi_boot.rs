@@ -127,7 +127,10 @@ impl Live {
                 return secs;
             }
             if started.elapsed() > BOOT_DEADLINE {
-                let tail: String = console.chars().skip(console.chars().count().saturating_sub(4000)).collect();
+                let tail: String = console
+                    .chars()
+                    .skip(console.chars().count().saturating_sub(4000))
+                    .collect();
                 panic!(
                     "node {node} was not up (#{times}) within {}s ({reports} reports)\n--- web log ---\n{web}\n--- dhcp log ---\n{}\n--- console (end) ---\n{tail}",
                     BOOT_DEADLINE.as_secs(),
@@ -147,7 +150,8 @@ fn efi_variable_u32(store: &[u8], name: &str) -> Option<u32> {
     assert_eq!(&store[0x28..0x2c], b"_FVH", "not a firmware volume");
     // The variable store header (GUID, size, format, state, reserved) follows the FV header.
     let start = u16_at(0x30) as usize + 28;
-    let end = (u16_at(0x30) as usize + u32_at(u16_at(0x30) as usize + 16) as usize).min(store.len());
+    let end =
+        (u16_at(0x30) as usize + u32_at(u16_at(0x30) as usize + 16) as usize).min(store.len());
     let want: Vec<u8> = name
         .encode_utf16()
         .chain([0])
@@ -210,16 +214,21 @@ boot = "http"
         dhcp.contains(&format!("sent /srv/tftp/snponly.efi to {}", u.ip(100))),
         "{dhcp}"
     );
-    assert!(dhcp.contains("vendor class: HTTPClient:Arch:00016"), "{dhcp}");
+    assert!(
+        dhcp.contains("vendor class: HTTPClient:Arch:00016"),
+        "{dhcp}"
+    );
     let web = live.logs("web");
     assert!(
-        web.lines().any(|l| l.starts_with(&format!("{} ", u.ip(101)))
-            && l.contains("GET 200 ")
-            && l.ends_with(" /lab/ipxe/ipxe.efi")),
+        web.lines()
+            .any(|l| l.starts_with(&format!("{} ", u.ip(101)))
+                && l.contains("GET 200 ")
+                && l.ends_with(" /lab/ipxe/ipxe.efi")),
         "{web}"
     );
     assert!(
-        !web.lines().any(|l| l.starts_with(&format!("{} ", u.ip(100))) && l.contains("/lab/ipxe/")),
+        !web.lines()
+            .any(|l| l.starts_with(&format!("{} ", u.ip(100))) && l.contains("/lab/ipxe/")),
         "the PXE node loads its iPXE over TFTP: {web}"
     );
     // Both then ran the same boot script as BIOS nodes.
@@ -242,23 +251,36 @@ boot = "http"
     assert_eq!(code, 0);
     let out = t.lab(&["power", "p", "cycle"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let secs = live.wait_up("p", "02:5e:00:00:00:01", &u.ip(100).to_string(), 2, Instant::now());
+    let secs = live.wait_up(
+        "p",
+        "02:5e:00:00:00:01",
+        &u.ip(100).to_string(),
+        2,
+        Instant::now(),
+    );
     eprintln!("UEFI node p up again {secs:.1}s after its power cycle (HTTP boot by BMC override)");
     let web = live.logs("web");
     assert!(
-        web.lines().any(|l| l.starts_with(&format!("{} ", u.ip(100)))
-            && l.contains("GET 200 ")
-            && l.ends_with(" /lab/ipxe/ipxe.efi")),
+        web.lines()
+            .any(|l| l.starts_with(&format!("{} ", u.ip(100)))
+                && l.contains("GET 200 ")
+                && l.ends_with(" /lab/ipxe/ipxe.efi")),
         "the override made p HTTP-boot: {web}"
     );
-    assert_eq!(String::from_utf8_lossy(&live.file("p", "/run/lab/bootdev")).trim(), "none");
+    assert_eq!(
+        String::from_utf8_lossy(&live.file("p", "/run/lab/bootdev")).trim(),
+        "none"
+    );
     let second = efi_variable_u32(&live.file("p", vars), "MTC").expect("MTC in the NVRAM");
     assert!(
         second > first,
         "OVMF's boot counter went from {first} to {second}: the NVRAM was not kept"
     );
     eprintln!("OVMF's boot counter (MTC): {first}, then {second} after the power cycle");
-    let node_log = live.rt.block_on(live.engine.logs(&format!("{}-p", u.name), None)).unwrap_or_default();
+    let node_log = live
+        .rt
+        .block_on(live.engine.logs(&format!("{}-p", u.name), None))
+        .unwrap_or_default();
     assert_eq!(node_log.matches("uefi: new NVRAM").count(), 1, "{node_log}");
 
     let out = t.lab(&["down", "--volumes"]);
@@ -294,23 +316,36 @@ firmware = "uefi"
     );
     let t = TestLab::new(&u.name, &lab_file(&u, &nodes));
     let live = Live::up(engine, &t);
-    let iso = std::fs::read(t.dir.path().join("webroot/smoke/smoke.iso")).expect("smoke.iso exported");
+    let iso =
+        std::fs::read(t.dir.path().join("webroot/smoke/smoke.iso")).expect("smoke.iso exported");
     assert!(iso.len() > 1_000_000, "smoke.iso has {} bytes", iso.len());
 
     for (node, port, efi) in [("b", u.port_base, false), ("e", u.port_base + 1, true)] {
         let container = format!("{}-{node}", u.name);
         upload(&live, &container, &iso, "/var/lib/lab/media/smoke.iso");
-        let (code, out) = live.exec(&container, &["lab-media", "insert", "/var/lib/lab/media/smoke.iso"]);
+        let (code, out) = live.exec(
+            &container,
+            &["lab-media", "insert", "/var/lib/lab/media/smoke.iso"],
+        );
         assert_eq!(code, 0, "{out}");
-        assert!(out.contains("the VM is off: attached at the next power on"), "{out}");
+        assert!(
+            out.contains("the VM is off: attached at the next power on"),
+            "{out}"
+        );
         let (_, status) = live.exec(&container, &["lab-media", "status"]);
         assert_eq!(status.trim(), "inserted /var/lib/lab/media/smoke.iso");
 
         // Redfish's UefiHttp target reads over IPMI as PXE in UEFI mode; an IPMI override replaces it.
-        let (code, _) = live.exec(&container, &["sh", "-c", "echo 'http persistent' > /run/lab/bootdev"]);
+        let (code, _) = live.exec(
+            &container,
+            &["sh", "-c", "echo 'http persistent' > /run/lab/bootdev"],
+        );
         assert_eq!(code, 0);
         let flags = ipmitool(port, &["chassis", "bootparam", "get", "5"]);
-        assert!(flags.contains("Options apply to all future boots"), "{flags}");
+        assert!(
+            flags.contains("Options apply to all future boots"),
+            "{flags}"
+        );
         assert!(flags.contains("BIOS EFI boot"), "{flags}");
         assert!(flags.contains("Force PXE"), "{flags}");
 
@@ -322,7 +357,11 @@ firmware = "uefi"
         let flags = ipmitool(port, &["chassis", "bootparam", "get", "5"]);
         assert!(flags.contains("Force Boot from CD/DVD"), "{flags}");
         assert!(flags.contains("Options apply to only next boot"), "{flags}");
-        let mode = if efi { "BIOS EFI boot" } else { "BIOS PC Compatible (legacy) boot" };
+        let mode = if efi {
+            "BIOS EFI boot"
+        } else {
+            "BIOS PC Compatible (legacy) boot"
+        };
         assert!(flags.contains(mode), "{flags}");
         let want = if efi { "cdrom once efi" } else { "cdrom once" };
         assert_eq!(
@@ -341,7 +380,9 @@ firmware = "uefi"
         let console = live.console(node);
         // The CD's command line names neither node nor report URL: both came from DHCP.
         assert!(
-            console.contains(&format!("no lab.node= on the kernel command line: node {node} (the DHCP host name)")),
+            console.contains(&format!(
+                "no lab.node= on the kernel command line: node {node} (the DHCP host name)"
+            )),
             "{console}"
         );
         assert!(
@@ -350,7 +391,10 @@ firmware = "uefi"
         );
         // Booted from the CD, not the network: no iPXE was asked for.
         for ipxe in ["undionly.kpxe", "snponly.efi"] {
-            assert!(!dhcp.contains(&format!("sent /srv/tftp/{ipxe} to {ip}")), "{dhcp}");
+            assert!(
+                !dhcp.contains(&format!("sent /srv/tftp/{ipxe} to {ip}")),
+                "{dhcp}"
+            );
         }
         // The one-time override is used up.
         assert_eq!(
@@ -359,16 +403,25 @@ firmware = "uefi"
         );
     }
     let web = live.logs("web");
-    assert!(!web.contains("/lab/boot.ipxe"), "no node network-booted: {web}");
+    assert!(
+        !web.contains("/lab/boot.ipxe"),
+        "no node network-booted: {web}"
+    );
 
     // The medium of a running VM changes at once (QEMU's QMP), and the record follows.
     let container = format!("{}-e", u.name);
     let (code, out) = live.exec(&container, &["lab-media", "eject"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("ejected /var/lib/lab/media/smoke.iso"), "{out}");
+    assert!(
+        out.contains("ejected /var/lib/lab/media/smoke.iso"),
+        "{out}"
+    );
     let (_, status) = live.exec(&container, &["lab-media", "status"]);
     assert_eq!(status.trim(), "empty");
-    let (code, out) = live.exec(&container, &["lab-media", "insert", "/var/lib/lab/media/smoke.iso"]);
+    let (code, out) = live.exec(
+        &container,
+        &["lab-media", "insert", "/var/lib/lab/media/smoke.iso"],
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("(in the running VM now)"), "{out}");
     let (code, out) = live.exec(&container, &["lab-media", "insert", "/nothing.iso"]);
@@ -382,7 +435,11 @@ firmware = "uefi"
 
 /// Writes `data` to `path` in a running container (through `cat` on an attached exec's stdin).
 fn upload(live: &Live, container: &str, data: &[u8], path: &str) {
-    let dir = Path::new(path).parent().expect("a directory").display().to_string();
+    let dir = Path::new(path)
+        .parent()
+        .expect("a directory")
+        .display()
+        .to_string();
     let argv = vec![
         "sh".to_string(),
         "-c".to_string(),

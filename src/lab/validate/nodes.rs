@@ -11,9 +11,7 @@ use super::{
     parse_size, PendingNode, Validator, DEFAULT_BMC_PASSWORD, DEFAULT_BMC_USER, MAX_COUNT,
 };
 use crate::config::{RawConfig, RawNode, Str};
-use crate::lab::{
-    Accel, BootDevice, Firmware, Mac, Network, Node, Power, PowerRestore, Profile,
-};
+use crate::lab::{Accel, BootDevice, Firmware, Mac, Network, Node, Power, PowerRestore, Profile};
 
 /// Keys that identify one machine and so cannot be shared through `[node_defaults]`.
 const PER_NODE_KEYS: [&str; 7] = [
