@@ -253,7 +253,7 @@ static const char *const device_names[16] = {
 
 static struct boot_flags boot;
 
-/* The file holds "<device> once|persistent" while an override is valid, "none" otherwise. */
+/* The file holds "<device> once|persistent [efi]" while an override is valid, "none" otherwise. */
 static void load_boot(void)
 {
     char dev[16] = "", mode[16] = "", flags[16] = "";
