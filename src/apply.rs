@@ -827,7 +827,11 @@ ipmi_port = 623
         engine.set_image_files(
             "metal-lab/smoke:latest",
             "/out",
-            &[("vmlinuz", b"kernel"), ("initrd", b"ramfs")],
+            &[
+                ("vmlinuz", b"kernel"),
+                ("initrd", b"ramfs"),
+                ("smoke.iso", b"cd"),
+            ],
         );
         let (_, s) = up(&engine, &d, &[]).await;
         assert!(s

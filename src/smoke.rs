@@ -1,7 +1,8 @@
 //! The smoke OS: a small operating system lab builds itself, offline, so that a lab's nodes have
 //! something real to PXE-boot without downloading anything.
 //!
-//! It is a Debian cloud kernel and a busybox initramfs (`images/smoke/`): its `/init` loads the
+//! It is a Debian cloud kernel and a busybox initramfs (`images/smoke/`), also as a bootable CD
+//! image (`smoke.iso`, BIOS and UEFI): its `/init` loads the
 //! virtio network modules, gets the node's address by DHCP, GETs the URL given as `lab.report=`
 //! on the kernel command line, prints a banner on the serial console
 //! (`lab-smoke: node NAME is up at ADDRESS (mac MAC)`) and keeps a shell there.
@@ -10,7 +11,7 @@
 //! `initrd` is [`KERNEL`] or [`INITRD`] (`smoke/vmlinuz`, `smoke/initrd`, under the web root).
 //! [`asset`] then adds it to the lab's desired state as a [`BuiltAsset`]: the plan builds the
 //! image `metal-lab/smoke:latest` when its build context changed (as for lab's other images), and
-//! [`crate::apply`] copies the two files into `<web root>/smoke/` when they are missing or come
+//! [`crate::apply`] copies the files into `<web root>/smoke/` when they are missing or come
 //! from another build of the image. The directory `smoke/` of the web root is lab's: what is there
 //! is replaced.
 
@@ -32,8 +33,12 @@ pub const WEB_DIR: &str = "smoke";
 /// A profile boots the smoke OS with these, relative to the web root.
 pub const KERNEL: &str = "smoke/vmlinuz";
 pub const INITRD: &str = "smoke/initrd";
+/// A bootable CD of the smoke OS (BIOS and UEFI), relative to the web root: for a node's CD-ROM
+/// drive (`lab-media insert`, virtual media). Booted from it, the smoke OS takes its name and the
+/// web service to report to from DHCP, as its command line cannot know them.
+pub const ISO: &str = "smoke/smoke.iso";
 /// The files of [`WEB_DIR`] that come from the image.
-const FILES: [&str; 2] = ["vmlinuz", "initrd"];
+const FILES: [&str; 3] = ["vmlinuz", "initrd", "smoke.iso"];
 
 /// The profiles of `lab` that boot the smoke OS and are booted by a node.
 pub fn profiles(lab: &Lab) -> Vec<&str> {
@@ -154,6 +159,6 @@ profile = "{profile}"
         assert_eq!(asset(&other), None);
         let a = asset(&lab(dir.path(), "smoke/vmlinuz", "smoke")).unwrap();
         assert_eq!(a.dest, dir.path().join("webroot/smoke"));
-        assert_eq!(a.files, ["vmlinuz", "initrd"]);
+        assert_eq!(a.files, ["vmlinuz", "initrd", "smoke.iso"]);
     }
 }

@@ -67,14 +67,16 @@ fn a_node_pxe_boots_the_smoke_os_reports_in_and_shows_its_address() {
     assert!(dry.status.success(), "{}", stderr(&dry));
     let plan = stdout(&dry);
     assert!(
-        plan.contains("export smoke OS (vmlinuz, initrd) from image metal-lab/smoke:latest:/out"),
+        plan.contains(
+            "export smoke OS (vmlinuz, initrd, smoke.iso) from image metal-lab/smoke:latest:/out"
+        ),
         "{plan}"
     );
 
     let out = t.lab(&["up", "--timeout", "300"]);
     assert!(out.status.success(), "lab up failed: {}", stderr(&out));
     let started = Instant::now();
-    for f in ["vmlinuz", "initrd"] {
+    for f in ["vmlinuz", "initrd", "smoke.iso"] {
         let size = std::fs::metadata(t.dir.path().join("webroot/smoke").join(f))
             .map(|m| m.len())
             .unwrap_or(0);

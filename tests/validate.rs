@@ -149,6 +149,7 @@ profile = "p"
 bmc_user = "admin"
 bmc_password = "admin"
 accel = "auto"
+firmware = "bios"
 
 [profiles.p]
 kernel = "os/vmlinuz"
@@ -1056,6 +1057,49 @@ power_restore = "on"
         format!("{:?}", node(&lab, "n1").power_restore),
         "Previous",
         "the default is the power asked for last, as most servers ship"
+    );
+}
+
+#[test]
+fn firmware_is_bios_or_uefi_and_http_boot_needs_uefi() {
+    insta::assert_snapshot!(errors(&with(
+        r#"
+[nodes.a]
+firmware = "efi"
+
+[nodes.b]
+boot = "http"
+
+[node_defaults]
+boot = "http"
+"#
+    )));
+    let lab = valid(&with(
+        r#"
+[node_defaults]
+firmware = "uefi"
+
+[nodes.n2]
+boot = "http"
+
+[nodes.n3]
+firmware = "bios"
+"#,
+    ));
+    assert_eq!(
+        format!(
+            "{:?} {:?} {:?} {:?}",
+            node(&lab, "n1").firmware,
+            node(&lab, "n2").firmware,
+            node(&lab, "n2").boot,
+            node(&lab, "n3").firmware
+        ),
+        "Uefi Uefi Http Bios"
+    );
+    assert_eq!(
+        format!("{:?}", node(&valid(&with("")), "n1").firmware),
+        "Bios",
+        "existing labs keep SeaBIOS"
     );
 }
 

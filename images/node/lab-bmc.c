@@ -13,9 +13,11 @@
  *    Sessions without a password are refused: IPMI 1.5 authentication type "none" is off in
  *    lan.conf, and an RMCP+ Open Session Request proposing RAKP-none ("cipher suite 0", which
  *    ipmi_sim would grant at any privilege) gets "no cipher suite match".
- * 3. System boot options (`ipmitool chassis bootdev pxe|disk [options=persistent]`): ipmi_sim
- *    drops the persistent flag and keeps no state. We keep the boot flags in a file that the
- *    node's power-on script (lab-vm) reads, and clears after one boot unless persistent.
+ * 3. System boot options (`ipmitool chassis bootdev pxe|disk|cdrom [options=persistent,efiboot]`):
+ *    ipmi_sim drops the persistent flag and keeps no state. We keep the boot flags in a file that
+ *    the node's power-on script (lab-vm) reads, and clears after one boot unless persistent:
+ *    "<device> once|persistent [efi]", or "none". The device "http" (UEFI HTTP boot, which IPMI
+ *    has no selector for; Redfish's UefiHttp writes it) reads over IPMI as PXE in UEFI mode.
  *
  * 4. RMCP+ Open Session Requests that ask for "the highest privilege level available" (0), as
  *    freeipmi's tools do by default: ipmi_sim answers with maximum privilege 0, which freeipmi
@@ -385,7 +387,7 @@ static void open_port(sys_data_t *sys, struct lab_port *p)
 /* ---- 3: system boot options ---- */
 
 struct boot_flags {
-    unsigned char valid, persistent, efi, device;
+    unsigned char valid, persistent, efi, device, http;
     unsigned char in_progress, clear_mask, ack;
 };
 
@@ -396,22 +398,25 @@ static const char *const device_names[16] = {
 
 static struct boot_flags boot;
 
-/* The file holds "<device> once|persistent" while an override is valid, "none" otherwise. */
+/* The file holds "<device> once|persistent [efi]" while an override is valid, "none" otherwise. */
 static void load_boot(void)
 {
-    char dev[16] = "", mode[16] = "";
+    char dev[16] = "", mode[16] = "", flags[16] = "";
     FILE *f = fopen(bootdev_file, "r");
     unsigned int i;
 
     boot.valid = 0;
+    boot.http = 0;
     if (!f)
         return;
-    if (fscanf(f, "%15s %15s", dev, mode) >= 1) {
+    if (fscanf(f, "%15s %15s %15s", dev, mode, flags) >= 1) {
+        boot.http = strcmp(dev, "http") == 0;
         for (i = 1; i < 16; i++) {
-            if (device_names[i] && strcmp(dev, device_names[i]) == 0) {
+            if ((device_names[i] && strcmp(dev, device_names[i]) == 0) || (boot.http && i == 1)) {
                 boot.valid = 1;
                 boot.device = i;
                 boot.persistent = strcmp(mode, "persistent") == 0;
+                boot.efi = boot.http || strcmp(flags, "efi") == 0;
             }
         }
     }
@@ -428,7 +433,8 @@ static int save_boot(void)
     if (!f)
         return -1;
     if (boot.valid && boot.device)
-        fprintf(f, "%s %s\n", device_names[boot.device], boot.persistent ? "persistent" : "once");
+        fprintf(f, "%s %s%s\n", boot.http && boot.device == 1 ? "http" : device_names[boot.device],
+                boot.persistent ? "persistent" : "once", boot.efi ? " efi" : "");
     else
         fprintf(f, "none\n");
     if (fclose(f) != 0 || rename(tmp, bootdev_file) != 0)
@@ -485,12 +491,14 @@ static void set_boot_options(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
         boot.persistent = (d[1] >> 6) & 1;
         boot.efi = (d[1] >> 5) & 1;
         boot.device = dev;
+        boot.http = 0;
         if (save_boot() != 0) {
             rdata[0] = IPMI_UNKNOWN_ERR_CC;
             return;
         }
         if (boot.valid && boot.device)
-            say(boot.persistent ? "boot device (persistent): " : "boot device (next boot): ",
+            say(boot.persistent ? (boot.efi ? "boot device (persistent, UEFI): " : "boot device (persistent): ")
+                                : (boot.efi ? "boot device (next boot, UEFI): " : "boot device (next boot): "),
                 device_names[boot.device]);
         else
             say("boot device: ", "none (the node's own boot order)");

@@ -16,14 +16,14 @@ load_node_env() {
         val=${line#*=}
         case $key in
             LAB | NODE_NAME | NODE_GROUP | NODE_PROFILE | MAC | NIC_MACS | IP | BMC_IP | SUBNET | GATEWAY | \
-            CPUS | MEMORY_MB | DISK_BYTES | DISK_SERIALS | BOOT | POWER | POWER_RESTORE | ACCEL | BMC_USER | BMC_PASSWORD | \
+            CPUS | MEMORY_MB | DISK_BYTES | DISK_SERIALS | BOOT | POWER | POWER_RESTORE | ACCEL | FIRMWARE | BMC_USER | BMC_PASSWORD | \
             SYS_VENDOR | SYS_MODEL | SYS_SERIAL | SYS_UUID | SYS_ASSET_TAG | HIDE_HYPERVISOR)
                 printf -v "$key" '%s' "$val" ;;
             *) die "$file: unknown setting '$key'" ;;
         esac
     done < "$file"
     local k
-    for k in NODE_NAME MAC NIC_MACS CPUS MEMORY_MB DISK_BYTES DISK_SERIALS BOOT POWER POWER_RESTORE ACCEL BMC_USER BMC_PASSWORD \
+    for k in NODE_NAME MAC NIC_MACS CPUS MEMORY_MB DISK_BYTES DISK_SERIALS BOOT POWER POWER_RESTORE ACCEL FIRMWARE BMC_USER BMC_PASSWORD \
         SYS_VENDOR SYS_MODEL SYS_SERIAL SYS_UUID SYS_ASSET_TAG HIDE_HYPERVISOR; do
         [ -n "${!k:-}" ] || die "$file: $k is not set"
     done

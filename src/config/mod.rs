@@ -197,6 +197,8 @@ pub struct RawNode {
     /// Hide the hypervisor from the guest: no CPUID hypervisor bit, no VM bit or QEMU strings in
     /// SMBIOS.
     pub hide_hypervisor: Option<Spanned<bool>>,
+    /// `bios` (SeaBIOS) or `uefi` (OVMF with a per-node NVRAM).
+    pub firmware: Option<Str>,
 }
 
 /// What a node boots: a kernel, an initrd and a command line served by the web service, and the

@@ -288,6 +288,16 @@ impl fmt::Display for Mac {
 pub enum BootDevice {
     Pxe,
     Disk,
+    /// UEFI HTTP boot (firmware `uefi` only).
+    Http,
+}
+
+/// The node's firmware: SeaBIOS, or OVMF (UEFI) with an NVRAM file in the node's volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    Bios,
+    Uefi,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -329,7 +339,7 @@ pub struct Disk {
 pub const MAX_NICS: i64 = 8;
 
 /// The most disks a node has: the AHCI controller's six ports.
-pub const MAX_DISKS: usize = 6;
+pub const MAX_DISKS: usize = 5;
 
 /// One virtual server: a node container holding its BMC, VNC and the QEMU VM.
 #[derive(Debug, Clone, Serialize)]
@@ -372,6 +382,7 @@ pub struct Node {
     /// The guest sees no hypervisor: no CPUID bit, no SMBIOS VM bit, no QEMU strings where QEMU
     /// lets them be changed.
     pub hide_hypervisor: bool,
+    pub firmware: Firmware,
 }
 
 impl Node {

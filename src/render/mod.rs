@@ -24,7 +24,7 @@
 //!   `services`, `nodes`, `profiles`, `vars`, `base_image`), as in `lab config --json`;
 //! - `lab_file`: the lab file's name (e.g. `rancheros.toml`);
 //! - `node`: the node being rendered (`name`, `group`, `mac`, `ip`, `bmc_ip`, `cpus`,
-//!   `memory_mb`, `disks` (`bytes`, `serial`), `boot`, `power`, `power_restore`, `profile`, `vnc_port`, `ipmi_port`, ...);
+//!   `memory_mb`, `disks` (`bytes`, `serial`), `boot`, `power`, `power_restore`, `firmware`, `profile`, `vnc_port`, `ipmi_port`, ...);
 //! - `nodes`: every node of the lab, in file order;
 //! - `services`: a map from service name to service (`kind`, `ip`, `ports`, `env`, `volumes`,
 //!   `command`, and its kind's own settings: `dhcp` and `tftp_root` for dnsmasq, `root` for httpd,

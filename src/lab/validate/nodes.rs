@@ -14,6 +14,11 @@ use crate::config::{RawConfig, RawNode, Sizes, Str};
 use crate::lab::{
     Accel, BootDevice, Disk, Mac, Network, Node, Power, PowerRestore, Profile, MAX_DISKS, MAX_NICS,
 };
+<<<<<<< HEAD
+=======
+use crate::config::{RawConfig, RawNode, Str};
+use crate::lab::{Accel, BootDevice, Firmware, Mac, Network, Node, Power, PowerRestore, Profile};
+>>>>>>> uefi
 
 /// Keys that identify one machine and so cannot be shared through `[node_defaults]`.
 const PER_NODE_KEYS: [&str; 10] = [
@@ -338,10 +343,28 @@ impl Validator<'_> {
             .choice(
                 pick(&n.boot, &d.boot),
                 &format!("{key}.boot"),
-                &[("pxe", BootDevice::Pxe), ("disk", BootDevice::Disk)],
+                &[
+                    ("pxe", BootDevice::Pxe),
+                    ("disk", BootDevice::Disk),
+                    ("http", BootDevice::Http),
+                ],
                 BootDevice::Disk,
             )
             .unwrap_or(BootDevice::Disk);
+        let firmware = self.choice(
+            pick(&n.firmware, &d.firmware),
+            &format!("{key}.firmware"),
+            &[("bios", Firmware::Bios), ("uefi", Firmware::Uefi)],
+            Firmware::Bios,
+        );
+        if boot == BootDevice::Http && firmware == Some(Firmware::Bios) {
+            self.err(
+                pick(&n.boot, &d.boot).map(Spanned::span),
+                format!("{key}.boot"),
+                "boot = \"http\" (UEFI HTTP boot) needs firmware = \"uefi\"",
+                "set firmware = \"uefi\" for this node (or in [node_defaults]), or use boot = \"pxe\"",
+            );
+        }
         let power = self
             .choice(
                 pick(&n.power, &d.power),
@@ -464,12 +487,16 @@ impl Validator<'_> {
             bmc_user,
             bmc_password,
             accel,
+<<<<<<< HEAD
             vendor,
             model,
             serial: String::new(),
             uuid: String::new(),
             asset_tag,
             hide_hypervisor,
+=======
+            firmware: firmware.unwrap_or(Firmware::Bios),
+>>>>>>> uefi
         }
     }
 
@@ -497,7 +524,7 @@ impl Validator<'_> {
                 Some(s.span()),
                 key,
                 format!("{} disks listed", sizes.len()),
-                format!("give 1 to {MAX_DISKS} sizes (the AHCI controller has {MAX_DISKS} ports)"),
+                format!("give 1 to {MAX_DISKS} sizes (the AHCI controller has {} ports and the CD-ROM takes one)", MAX_DISKS + 1),
             );
             return vec![disk(8 << 30)];
         }
