@@ -400,6 +400,6 @@ accel = "tcg"
 boot = "disk"
 profile = "smoke"
 "#,
-        ipmi = u.port_base,
-    )
+            ipmi = u.port_base,
+        )
 }

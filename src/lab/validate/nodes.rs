@@ -12,13 +12,9 @@ use super::{
 };
 use crate::config::{RawConfig, RawNode, Sizes, Str};
 use crate::lab::{
-    Accel, BootDevice, Disk, Mac, Network, Node, Power, PowerRestore, Profile, MAX_DISKS, MAX_NICS,
+    Accel, BootDevice, Disk, Firmware, Mac, Network, Node, Power, PowerRestore, Profile, MAX_DISKS,
+    MAX_NICS,
 };
-<<<<<<< HEAD
-=======
-use crate::config::{RawConfig, RawNode, Str};
-use crate::lab::{Accel, BootDevice, Firmware, Mac, Network, Node, Power, PowerRestore, Profile};
->>>>>>> uefi
 
 /// Keys that identify one machine and so cannot be shared through `[node_defaults]`.
 const PER_NODE_KEYS: [&str; 10] = [
@@ -487,16 +483,13 @@ impl Validator<'_> {
             bmc_user,
             bmc_password,
             accel,
-<<<<<<< HEAD
             vendor,
             model,
             serial: String::new(),
             uuid: String::new(),
             asset_tag,
             hide_hypervisor,
-=======
             firmware: firmware.unwrap_or(Firmware::Bios),
->>>>>>> uefi
         }
     }
 
