@@ -249,13 +249,13 @@ pub fn guest_report(mac: &str, web_log: &str) -> Option<GuestReport> {
     let path = format!("/lab/report/{}", mac.to_ascii_lowercase().replace(':', "-"));
     web_log
         .lines()
+        .rev()
         .filter_map(|l| Access::parse(l.split_once(' ')?.1))
         .filter(|hit| hit.ok())
-        .filter_map(|hit| {
+        .find_map(|hit| {
             let (p, query) = hit.uri.split_once('?')?;
             (p == path).then(|| parse_report(query))?
         })
-        .last()
 }
 
 fn parse_report(query: &str) -> Option<GuestReport> {
