@@ -76,7 +76,18 @@ pub struct NodeTraffic {
 /// What the node image logs each time a boot starts: the BMC powers the VM on (lab-vm), the BMC
 /// resets it (lab-bmc.c, before it answers, so a `wait` right after `lab power reset` sees it),
 /// or QEMU reports a reset (lab-qmp: the guest rebooted, or the BMC reset it).
-const BOOT_MARKERS: [&str; 3] = ["lab: power on", "lab: bmc: power reset", "lab: vm: reset"];
+const BOOT_MARKERS: [&str; 4] = [
+    "lab: power on",
+    "lab: bmc: power on",
+    "lab: bmc: power reset",
+    "lab: vm: reset",
+];
+
+/// The BMC's power on (or cycle), logged before it answers: lab-vm's `lab: power on` lines that
+/// follow (lab-node's "power on sent", then QEMU's start, however long the start takes) belong to
+/// the same boot.
+const BMC_POWER_ON: &str = "lab: bmc: power on";
+const QEMU_START: &str = "lab: power on: qemu";
 
 /// What lab-node logs first when its container starts: boots count from there.
 const CONTAINER_START: &str = "lab: node ";
@@ -118,18 +129,24 @@ pub struct VmHistory {
 pub fn history(node_log: &str) -> VmHistory {
     let mut h = VmHistory::default();
     let mut last_reset = f64::MIN;
+    // A BMC power on was logged and QEMU's start (lab-vm's line) has not followed yet.
+    let mut bmc_power_on = false;
     for ((ts, t), line) in lines(node_log) {
         if line.starts_with(CONTAINER_START) {
             h = VmHistory::default();
         }
         if BOOT_MARKERS.iter().any(|m| line.contains(m)) {
-            if h.boot_at
-                .as_ref()
-                .is_none_or(|(_, at)| t - at >= SAME_BOOT_SECS)
+            let started_by_bmc = bmc_power_on && line.contains("lab: power on");
+            if !started_by_bmc
+                && h.boot_at
+                    .as_ref()
+                    .is_none_or(|(_, at)| t - at >= SAME_BOOT_SECS)
             {
                 h.boots += 1;
             }
             h.boot_at = Some((ts.to_string(), t));
+            bmc_power_on =
+                line.contains(BMC_POWER_ON) || (started_by_bmc && !line.contains(QEMU_START));
         }
         if let Some(event) = line.split_once("lab: vm: ").map(|(_, e)| vm_event(ts, e)) {
             if event.event == "reset" {
@@ -491,6 +508,31 @@ mod tests {
         assert_eq!(
             derive(&node(), PowerState::On, &reset, DHCP, web),
             (Phase::Firmware, Some("2026-11-21T01:03:00Z".into()))
+        );
+    }
+
+    #[test]
+    fn a_power_on_through_the_bmc_is_a_new_boot_before_qemu_starts_and_one_boot_after() {
+        let web = "2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n";
+        // The BMC's line comes before its answer; lab-vm's comes when QEMU starts, here 5 s later.
+        let asked = format!(
+            "{NODE_LOG}2026-11-21T01:02:00Z lab: vm: shutdown by=guest reason=guest-shutdown\n\
+             2026-11-21T01:03:00Z lab: bmc: power on: the VM starts\n"
+        );
+        assert_eq!(
+            derive(&node(), PowerState::On, &asked, DHCP, web),
+            (Phase::Firmware, Some("2026-11-21T01:03:00Z".into())),
+            "the last boot's report is not this boot's"
+        );
+        assert_eq!(history(&asked).boots, 2);
+        let started =
+            format!("{asked}2026-11-21T01:03:05Z lab: power on: qemu accel=tcg boot=disk\n");
+        assert_eq!(history(&started).boots, 2, "QEMU's start is the same boot");
+        let again = format!("{started}2026-11-21T01:03:09Z lab: power on: qemu accel=tcg\n");
+        assert_eq!(
+            history(&again).boots,
+            3,
+            "a second start without the BMC's line is not"
         );
     }
 

@@ -671,6 +671,13 @@ static void chassis_control(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
              * (src/phase.rs; lab-qmp's "lab: vm: reset" line follows). */
             if (c == 3)
                 say("power reset: the VM restarts", "");
+            /* A power on (or cycle) starts QEMU through lab-vm, which logs "lab: power on" only
+             * once it runs: say it here too, before the answer, so that a `wait` right after a
+             * power on does not take the last boot's phases for this one's. */
+            else if (c == 1 && !on)
+                say("power on: the VM starts", "");
+            else if (c == 2 && on)
+                say("power on: power cycle, the VM starts again", "");
         }
         return;
     }
