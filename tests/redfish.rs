@@ -367,7 +367,10 @@ fn redfish_bmc_passes_the_validator_and_drives_the_same_bmc_as_ipmi() {
     let guid = ipmitool(ipmi, &["mc", "guid"]);
     let guid = guid
         .lines()
-        .find_map(|l| l.split_once(':').map(|(_, g)| g.trim().to_lowercase()))
+        .find_map(|l| {
+            l.split_once(':')
+                .map(|(_, g)| g.trim().to_lowercase().replace('-', ""))
+        })
         .unwrap();
     let inv = sushy(
         redfish,
@@ -384,6 +387,10 @@ fn redfish_bmc_passes_the_validator_and_drives_the_same_bmc_as_ipmi() {
         inv["uuid"].as_str().unwrap().replace('-', ""),
         guid,
         "UUID = System GUID"
+    );
+    assert_eq!(
+        inv["uuid"], node["uuid"],
+        "Redfish's UUID is the node's uuid as lab status shows it"
     );
 
     // 3. Power through sushy, seen by ipmitool.

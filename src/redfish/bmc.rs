@@ -572,17 +572,19 @@ impl<I: Ipmi> Bmc<I> {
     }
 }
 
-/// The 16 GUID bytes as a UUID string, in the order they come (as `ipmitool mc guid` prints
-/// them, and as lab's node.emu sets them from the node's UUID with `mc_set_guid`).
+/// The 16 GUID bytes as a UUID string. IPMI sends a GUID in the reverse of RFC 4122's byte order
+/// (lab's lan.conf holds the node's uuid that way, and `ipmitool mc guid` reverses it back), so
+/// the bytes are read back to front.
 pub fn guid_string(g: &[u8]) -> String {
+    let r: Vec<u8> = g.iter().rev().copied().collect();
     let h = |r: &[u8]| r.iter().map(|b| format!("{b:02x}")).collect::<String>();
     format!(
         "{}-{}-{}-{}-{}",
-        h(&g[0..4]),
-        h(&g[4..6]),
-        h(&g[6..8]),
-        h(&g[8..10]),
-        h(&g[10..16])
+        h(&r[0..4]),
+        h(&r[4..6]),
+        h(&r[6..8]),
+        h(&r[8..10]),
+        h(&r[10..16])
     )
 }
 
@@ -799,9 +801,9 @@ mod tests {
     }
 
     #[test]
-    fn guids_print_in_wire_order() {
+    fn guids_read_back_to_front_as_ipmitool_prints_them() {
         let g: Vec<u8> = (0u8..16).collect();
-        assert_eq!(guid_string(&g), "00010203-0405-0607-0809-0a0b0c0d0e0f");
+        assert_eq!(guid_string(&g), "0f0e0d0c-0b0a-0908-0706-050403020100");
     }
 
     #[test]
