@@ -561,7 +561,7 @@ power = "off"
     for (url, id) in [
         (
             format!("http://{}/smoke/none.iso", u.ip(3)),
-            "CouldNotEstablishConnection",
+            "ResourceMissingAtURI",
         ),
         (
             format!("http://{}:81/smoke.iso", u.ip(3)),

@@ -37,6 +37,8 @@ impl Default for Drive {
 pub enum FetchError {
     /// The server answered 401 or 403.
     Unauthorized(u16),
+    /// The server answered 404 or 410.
+    Missing(u16),
     /// No connection, another HTTP error status, or the transfer broke off.
     Unreachable(String),
     /// The image is larger than [`MAX_IMAGE`].
@@ -69,6 +71,7 @@ impl Drive {
         match status {
             200..=299 => {}
             401 | 403 => return Err(FetchError::Unauthorized(status)),
+            404 | 410 => return Err(FetchError::Missing(status)),
             _ => return Err(FetchError::Unreachable(format!("HTTP status {status}"))),
         }
         let body = resp.into_body();

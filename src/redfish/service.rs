@@ -1678,6 +1678,13 @@ fn fetch_error(url: &str, action: &str, e: media::FetchError) -> RfError {
             )
             .into_err(400)
         }
+        F::Missing(code) => msg(
+            "ResourceMissingAtURI",
+            format!("The resource at the URI '{url}' was not found (HTTP status {code})."),
+            &[url],
+            "Place a valid resource at the URI or correct the URI and resubmit the request.",
+        )
+        .into_err(400),
         F::Unreachable(why) => msg(
             "CouldNotEstablishConnection",
             format!("The service failed to establish a connection with the URI '{url}' ({why})."),

@@ -873,7 +873,7 @@ async fn virtual_media_is_kept_in_the_volume() {
     };
     for (url, id) in [
         (format!("{denied}/x.iso"), "ResourceAtUriUnauthorized"),
-        (format!("{missing}/x.iso"), "CouldNotEstablishConnection"),
+        (format!("{missing}/x.iso"), "ResourceMissingAtURI"),
         (closed, "CouldNotEstablishConnection"),
     ] {
         let (status, v, _) = call(&s, "POST", insert, &format!(r#"{{"Image":"{url}"}}"#)).await;
