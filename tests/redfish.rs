@@ -99,20 +99,6 @@ fn ipmitool(port: u16, args: &[&str]) -> String {
     run(Path::new("ipmitool"), &all, &[])
 }
 
-/// An HTTPS client that takes the BMC's self-signed certificate and hands back every status.
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .disable_verification(true)
-                .build(),
-        )
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .new_agent()
-}
-
 struct Rf {
     agent: ureq::Agent,
     base: String,
@@ -131,7 +117,7 @@ impl Rf {
         use base64::Engine;
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         Rf {
-            agent: agent(),
+            agent: bmc_agent(Duration::from_secs(20)),
             base: format!("https://127.0.0.1:{port}"),
             auth: format!("Basic {auth}"),
         }
@@ -489,10 +475,20 @@ fn redfish_bmc_passes_the_validator_and_drives_the_same_bmc_as_ipmi() {
         "the disk is in the inventory: {inventory}"
     );
 
-    // Virtual media: DMTF's script inserts, sushy reads and ejects (the state only: attaching it
-    // to the VM is not done yet).
-    let iso = "http://192.0.2.1/smoke.iso";
-    tool("rf_virtual_media.py", &["insert", "--image", iso]);
+    // Virtual media: DMTF's script inserts (the BMC downloads the image from the web service and
+    // puts it in the running VM's drive), sushy reads and ejects; lab-media follows.
+    std::fs::write(lab.dir.path().join("webroot/cd.iso"), b"a CD image").unwrap();
+    let iso = format!("http://{}/cd.iso", u.ip(3));
+    tool("rf_virtual_media.py", &["insert", "--image", &iso]);
+    let container = format!("{}-n1", u.name);
+    let media = |args: &[&str]| {
+        let mut a = vec!["exec", &container, "lab-media"];
+        a.extend(args);
+        stdout(&docker(&a)).trim().to_string()
+    };
+    assert_eq!(media(&["status"]), "inserted /var/lib/lab/media/cd.iso");
+    let cat = docker(&["exec", &container, "cat", "/var/lib/lab/media/cd.iso"]);
+    assert_eq!(stdout(&cat), "a CD image");
     let vm = sushy(
         redfish,
         "vm = system.virtual_media.get_members()[0]\nseen = (vm.image, vm.inserted)\nvm.eject_media()\nvm.refresh()\n\
@@ -505,6 +501,7 @@ fn redfish_bmc_passes_the_validator_and_drives_the_same_bmc_as_ipmi() {
         (cd.status, cd.body["Inserted"].as_bool()),
         (200, Some(false))
     );
+    assert_eq!(media(&["status"]), "empty");
 
     // 6. Bad input: the right 4xx with Base registry messages, and the BMC keeps answering.
     let sys = "/redfish/v1/Systems/1";

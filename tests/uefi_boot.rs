@@ -490,3 +490,172 @@ impl Live {
         out.trim().parse().unwrap_or(0)
     }
 }
+
+/// One Redfish request to the node's BMC at 127.0.0.1:`port` (admin/admin, its self-signed
+/// certificate taken): the status and the JSON body (Null when none).
+fn redfish(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let agent = bmc_agent(Duration::from_secs(120));
+    let url = format!("https://127.0.0.1:{port}{path}");
+    let req = ureq::http::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header("authorization", "Basic YWRtaW46YWRtaW4=") // admin:admin
+        .header("content-type", "application/json");
+    let mut r = agent
+        .run(req.body(body.unwrap_or("").to_string()).unwrap())
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    eprintln!(
+        "{method} {path} {}: {} {text}",
+        body.unwrap_or(""),
+        r.status()
+    );
+    (
+        r.status().as_u16(),
+        serde_json::from_str(&text).unwrap_or_default(),
+    )
+}
+
+#[test]
+fn redfish_virtual_media_boots_the_smoke_cd() {
+    let Some(engine) = engine_or_skip("uefi_boot") else {
+        return;
+    };
+    let u = unique("rfcd");
+    let nodes = format!(
+        r#"
+[nodes.v]
+mac = "02:5e:00:00:02:01"
+ip = "{{p}}.100"
+bmc_ip = "{{p}}.6"
+ipmi_port = {ipmi}
+redfish_port = {rf}
+power = "off"
+"#,
+        ipmi = u.port_base,
+        rf = u.port_base + 1,
+    );
+    let (ipmi, rf) = (u.port_base, u.port_base + 1);
+    let t = TestLab::new(&u.name, &lab_file(&u, &nodes));
+    let live = Live::up(engine, &t);
+    let container = format!("{}-v", u.name);
+    let until = Instant::now() + Duration::from_secs(60);
+    while redfish(rf, "GET", "/redfish/v1/Systems/1", None).0 != 200 {
+        assert!(Instant::now() < until, "lab-bmcd did not answer");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let cd = "/redfish/v1/Systems/1/VirtualMedia/CD";
+    let insert = format!("{cd}/Actions/VirtualMedia.InsertMedia");
+
+    // InsertMedia: the BMC fetches the smoke CD from the web service into the node's volume and
+    // puts it in the drive with lab-media.
+    let image = format!("http://{}/{}", u.ip(3), metal_lab::smoke::ISO);
+    let body = format!(r#"{{"Image":"{image}","Inserted":true,"WriteProtected":true}}"#);
+    assert_eq!(redfish(rf, "POST", &insert, Some(&body)).0, 204);
+    let (_, status) = live.exec(&container, &["lab-media", "status"]);
+    assert_eq!(status.trim(), "inserted /var/lib/lab/media/cd.iso");
+    let iso = std::fs::read(t.dir.path().join("webroot").join(metal_lab::smoke::ISO)).unwrap();
+    assert_eq!(live.file("v", "/var/lib/lab/media/cd.iso"), iso);
+
+    // An image that cannot be fetched: a 400 naming the URL, and the drive keeps its CD.
+    for (url, id) in [
+        (
+            format!("http://{}/smoke/none.iso", u.ip(3)),
+            "ResourceMissingAtURI",
+        ),
+        (
+            format!("http://{}:81/smoke.iso", u.ip(3)),
+            "CouldNotEstablishConnection",
+        ),
+    ] {
+        let (status, v) = redfish(
+            rf,
+            "POST",
+            &insert,
+            Some(&format!(r#"{{"Image":"{url}"}}"#)),
+        );
+        let info = &v["error"]["@Message.ExtendedInfo"][0];
+        assert_eq!(status, 400, "{v}");
+        assert!(info["MessageId"].as_str().unwrap().ends_with(id), "{v}");
+        assert_eq!(info["MessageArgs"][0], url.as_str(), "{v}");
+    }
+    let (_, v) = redfish(rf, "GET", cd, None);
+    assert_eq!(
+        (v["Image"].as_str(), v["Inserted"].as_bool()),
+        (Some(image.as_str()), Some(true))
+    );
+    let (_, status) = live.exec(&container, &["lab-media", "status"]);
+    assert_eq!(status.trim(), "inserted /var/lib/lab/media/cd.iso");
+
+    // UefiHttp is `http` in the BMC's boot override file, PXE + UEFI over IPMI.
+    let sys = "/redfish/v1/Systems/1";
+    let (_, v) = redfish(
+        rf,
+        "PATCH",
+        sys,
+        Some(
+            r#"{"Boot":{"BootSourceOverrideTarget":"UefiHttp","BootSourceOverrideEnabled":"Once"}}"#,
+        ),
+    );
+    assert_eq!(v["Boot"]["BootSourceOverrideTarget"], "UefiHttp", "{v}");
+    assert_eq!(
+        String::from_utf8_lossy(&live.file("v", "/run/lab/bootdev")).trim(),
+        "http once efi"
+    );
+    let flags = ipmitool(ipmi, &["chassis", "bootparam", "get", "5"]);
+    assert!(
+        flags.contains("Force PXE") && flags.contains("BIOS EFI boot"),
+        "{flags}"
+    );
+
+    // Cd once, then On: the VM boots the CD to `up`.
+    let (_, v) = redfish(
+        rf,
+        "PATCH",
+        sys,
+        Some(
+            r#"{"Boot":{"BootSourceOverrideTarget":"Cd","BootSourceOverrideEnabled":"Once","BootSourceOverrideMode":"Legacy"}}"#,
+        ),
+    );
+    assert_eq!(v["Boot"]["BootSourceOverrideTarget"], "Cd", "{v}");
+    assert_eq!(
+        String::from_utf8_lossy(&live.file("v", "/run/lab/bootdev")).trim(),
+        "cdrom once"
+    );
+    let reset = "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset";
+    assert_eq!(
+        redfish(rf, "POST", reset, Some(r#"{"ResetType":"On"}"#)).0,
+        204
+    );
+    let started = Instant::now();
+    let secs = live.wait_up("v", "02:5e:00:00:02:01", &u.ip(100).to_string(), 1, started);
+    eprintln!("Redfish virtual media: CD boot to up {secs:.1}s after power on");
+    let log = container_log(&container);
+    assert!(
+        log.lines().any(|l| l.contains("power on: qemu")
+            && l.contains("boot=cdrom")
+            && l.contains("cd=/var/lib/lab/media/cd.iso")),
+        "{log}"
+    );
+    let console = live.console("v");
+    assert!(
+        console.contains("no lab.node= on the kernel command line: node v (the DHCP host name)"),
+        "{console}"
+    );
+    assert!(
+        !live.logs("web").contains("/lab/boot.ipxe"),
+        "no network boot"
+    );
+
+    // EjectMedia takes it out of the running VM.
+    let eject = format!("{cd}/Actions/VirtualMedia.EjectMedia");
+    assert_eq!(redfish(rf, "POST", &eject, Some("{}")).0, 204);
+    let (_, status) = live.exec(&container, &["lab-media", "status"]);
+    assert_eq!(status.trim(), "empty");
+    let (_, v) = redfish(rf, "GET", cd, None);
+    assert_eq!(v["Inserted"], false, "{v}");
+
+    let out = t.lab(&["down", "--volumes"]);
+    assert!(out.status.success(), "lab down failed: {}", stderr(&out));
+    assert_eq!(leftovers(&live.engine, &u.name), (0, 0, 0));
+}

@@ -130,8 +130,8 @@ impl BootTarget {
     }
 
     /// The IPMI boot device selector (System Boot Options parameter 5, data 2 bits 5:2).
-    /// IPMI has no HTTP boot device: UefiHttp is PXE with the UEFI bit, told apart by the
-    /// marker lab-bmcd keeps beside it ([`Boot::from_ipmi`]).
+    /// IPMI has no HTTP boot device: UefiHttp is PXE with the UEFI bit, told apart by `http`
+    /// in lab-bmc.so's boot override file ([`Boot::from_ipmi`]).
     fn ipmi_device(self) -> u8 {
         match self {
             BootTarget::None => 0,

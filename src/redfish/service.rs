@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::bmc::{describe_sel, Bmc, Boot, BootEnabled, BootTarget, Control, Ipmi};
+use super::media;
 use crate::ipmi::CallError;
 
 /// The node, as its node.env describes it (what IPMI does not know).
@@ -386,8 +387,8 @@ const RESET_TYPES: [&str; 7] = [
     "Nmi",
 ];
 
-/// The virtual CD: what InsertMedia stored, kept in the node's volume. Attaching it to the VM
-/// is not done yet: lab-vm does not read this file (a later step wires it to QEMU).
+/// The virtual CD as Redfish shows it, kept in the node's volume; the image itself is in the
+/// drive's directory and attached by `lab-media` ([`media::Drive`]).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Media {
     pub image: Option<String>,
@@ -419,12 +420,18 @@ pub struct Service<I> {
     state_dir: PathBuf,
     sessions: std::sync::Mutex<Sessions>,
     media: std::sync::Mutex<Media>,
+    /// One InsertMedia/EjectMedia at a time (a download may take a while).
+    media_op: tokio::sync::Mutex<()>,
+    /// Where images go and the tool that attaches them.
+    pub drive: media::Drive,
+    /// lab-bmc.so's boot override file (`<dev> once|persistent [efi]`), where UefiHttp is `http`.
+    pub bootdev: PathBuf,
     /// How long a GracefulRestart waits for the soft-off before it gives up.
     pub graceful_wait: Duration,
 }
 
-/// Where the UEFI HTTP mark lives: the boot flags that were set as UefiHttp.
-const HTTP_MARK: &str = "boot-uefi-http";
+/// lab-bmc.so's boot override file in the node container (lab-vm reads it at power on).
+pub const BOOTDEV: &str = "/run/lab/bootdev";
 const MEDIA_FILE: &str = "virtual-media.json";
 
 const SYSTEM: &str = "/redfish/v1/Systems/1";
@@ -450,6 +457,9 @@ impl<I: Ipmi> Service<I> {
                 by_id: BTreeMap::new(),
             }),
             media: std::sync::Mutex::new(media),
+            media_op: tokio::sync::Mutex::new(()),
+            drive: media::Drive::default(),
+            bootdev: BOOTDEV.into(),
             graceful_wait: Duration::from_secs(120),
         }
     }
@@ -771,15 +781,33 @@ impl<I: Ipmi> Service<I> {
         v
     }
 
-    fn http_mark(&self) -> Option<[u8; 2]> {
-        let b = std::fs::read(self.state_dir.join(HTTP_MARK)).ok()?;
-        (b.len() == 2).then(|| [b[0], b[1]])
+    /// The UEFI HTTP boot override the bootdev file holds (`http once|persistent efi`), as IPMI
+    /// boot flags; None when it holds another device.
+    fn http_boot(&self) -> Option<[u8; 2]> {
+        let text = std::fs::read_to_string(&self.bootdev).ok()?;
+        let mut words = text.split_whitespace();
+        if words.next() != Some("http") {
+            return None;
+        }
+        let enabled = match words.next() {
+            Some("persistent") => BootEnabled::Continuous,
+            _ => BootEnabled::Once,
+        };
+        Some(
+            Boot {
+                target: BootTarget::UefiHttp,
+                enabled,
+                uefi: true,
+            }
+            .to_ipmi(),
+        )
     }
 
     pub async fn boot(&self) -> Result<Boot, RfError> {
         let flags = self.bmc.boot_flags().await.map_err(bmc_error)?;
-        // A PXE override counts as UEFI HTTP boot while the flags are those that were set so.
-        let http = self.http_mark() == Some(flags);
+        // lab-bmc.c answers `http` as PXE with the UEFI bit over IPMI: it counts as UEFI HTTP
+        // boot while the flags are those.
+        let http = self.http_boot() == Some(flags);
         Ok(Boot::from_ipmi(flags[0], flags[1], http))
     }
 
@@ -1253,11 +1281,16 @@ impl<I: Ipmi> Service<I> {
         }
         let flags = boot.to_ipmi();
         self.bmc.set_boot_flags(flags).await.map_err(bmc_error)?;
-        let mark = self.state_dir.join(HTTP_MARK);
+        // IPMI has no HTTP boot device: lab-bmc.so wrote `pxe ... efi`; `http` makes lab-vm
+        // HTTP-boot, and lab-bmc.so keeps it (and answers it as PXE + UEFI over IPMI).
         if boot.target == BootTarget::UefiHttp && boot.enabled != BootEnabled::Disabled {
-            write_atomic(&mark, &flags).map_err(internal)?;
-        } else {
-            let _ = std::fs::remove_file(&mark);
+            let mode = if boot.enabled == BootEnabled::Continuous {
+                "persistent"
+            } else {
+                "once"
+            };
+            write_atomic(&self.bootdev, format!("http {mode} efi\n").as_bytes())
+                .map_err(internal)?;
         }
         Ok(())
     }
@@ -1330,13 +1363,17 @@ impl<I: Ipmi> Service<I> {
             }
             [.., "VirtualMedia", "CD", "Actions", "VirtualMedia.InsertMedia"] => {
                 let body = parse_object(&req.body)?;
-                self.insert_media(&body)?;
+                self.insert_media(&body).await?;
                 Ok(Reply::empty(204))
             }
             [.., "VirtualMedia", "CD", "Actions", "VirtualMedia.EjectMedia"] => {
                 let body = parse_object(&req.body)?;
                 action_params(&body, "VirtualMedia.EjectMedia", &[])?;
-                self.set_media(Media::default())?;
+                let _op = self.media_op.lock().await;
+                let drive = self.drive.clone();
+                let done = blocking(move || drive.run(&["eject"])).await?;
+                self.sync_media(None)?;
+                done.map_err(media_error)?;
                 Ok(Reply::empty(204))
             }
             _ => Err(not_found(&req.path)),
@@ -1476,7 +1513,7 @@ impl<I: Ipmi> Service<I> {
         }
     }
 
-    fn insert_media(&self, body: &Map<String, Value>) -> Result<(), RfError> {
+    async fn insert_media(&self, body: &Map<String, Value>) -> Result<(), RfError> {
         let action = "VirtualMedia.InsertMedia";
         let params = action_params(
             body,
@@ -1550,12 +1587,43 @@ impl<I: Ipmi> Service<I> {
         if !errors.is_empty() {
             return Err(bad(errors));
         }
-        self.set_media(Media {
-            image,
+        let Some(url) = image else {
+            return Err(bad(errors));
+        };
+        let _op = self.media_op.lock().await;
+        let drive = self.drive.clone();
+        let done = if inserted {
+            let u = url.clone();
+            let fetched = blocking(move || drive.download(&u)).await?;
+            fetched.map_err(|e| fetch_error(&url, action, e))?;
+            let drive = self.drive.clone();
+            blocking(move || {
+                let file = drive.image().display().to_string();
+                drive.run(&["insert", &file])
+            })
+            .await?
+        } else {
+            blocking(move || drive.run(&["eject"])).await?
+        };
+        self.sync_media(Some(Media {
+            image: Some(url),
             inserted,
             write_protected,
             transfer_method,
-        })
+        }))?;
+        done.map(|_| ()).map_err(media_error)
+    }
+
+    /// Stores `want` as the CD's state, with Inserted as `lab-media status` reports it: the drive
+    /// holds our image or not. None: ejected.
+    fn sync_media(&self, want: Option<Media>) -> Result<(), RfError> {
+        let held = self.drive.status().map_err(media_error)?;
+        let inserted = media::is_image(&self.drive, held.as_deref());
+        let m = match want {
+            Some(m) if inserted => Media { inserted, ..m },
+            _ => Media::default(),
+        };
+        self.set_media(m)
     }
 
     fn set_media(&self, m: Media) -> Result<(), RfError> {
@@ -1575,6 +1643,63 @@ impl Reply {
         self.headers.push(("odata-version", "4.0".into()));
         self.headers.push(("cache-control", "no-cache".into()));
         self
+    }
+}
+
+/// Runs blocking work (downloads, lab-media) off the server's thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, RfError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| internal(std::io::Error::other(e)))
+}
+
+/// lab-media failed: the drive could not be changed.
+fn media_error(e: String) -> RfError {
+    msg(
+        "InternalError",
+        format!("The request failed due to an internal service error: the virtual CD drive: {e}."),
+        &[],
+        "Resubmit the request. If the problem persists, look at the node's log (`lab logs NODE`).",
+    )
+    .into_err(500)
+}
+
+/// The image could not be fetched: the client's URL is at fault (4xx), the volume is not (5xx).
+fn fetch_error(url: &str, action: &str, e: media::FetchError) -> RfError {
+    use media::FetchError as F;
+    match e {
+        F::Unauthorized(code) => {
+            let code = code.to_string();
+            msg(
+                "ResourceAtUriUnauthorized",
+                format!("While accessing the resource at '{url}', the service received an authorization error '{code}'."),
+                &[url, &code],
+                "Ensure that the appropriate access is provided for the service in order for it to access the URI.",
+            )
+            .into_err(400)
+        }
+        F::Missing(code) => msg(
+            "ResourceMissingAtURI",
+            format!("The resource at the URI '{url}' was not found (HTTP status {code})."),
+            &[url],
+            "Place a valid resource at the URI or correct the URI and resubmit the request.",
+        )
+        .into_err(400),
+        F::Unreachable(why) => msg(
+            "CouldNotEstablishConnection",
+            format!("The service failed to establish a connection with the URI '{url}' ({why})."),
+            &[url],
+            "Ensure that the URI contains a valid and reachable node name, protocol information and other URI components.",
+        )
+        .into_err(400),
+        F::TooLarge => msg(
+            "ActionParameterValueError",
+            format!("The value for the parameter Image in the action {action} is invalid: the image at '{url}' is larger than {} GiB.", media::MAX_IMAGE >> 30),
+            &["Image", action],
+            "Correct the value for the parameter in the request body and resubmit the request if the operation failed.",
+        )
+        .into_err(400),
+        F::Local(e) => internal(e),
     }
 }
 

@@ -403,3 +403,18 @@ profile = "smoke"
             ipmi = u.port_base,
         )
 }
+
+/// An HTTPS client for a BMC's Redfish service: takes its self-signed certificate and hands back
+/// every status; `timeout` for each whole request.
+pub fn bmc_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .disable_verification(true)
+                .build(),
+        )
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .new_agent()
+}

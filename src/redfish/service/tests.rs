@@ -187,8 +187,61 @@ fn node() -> Node {
     .unwrap()
 }
 
+/// A service whose files are all under `dir`: the drive's images in `dir/media`, attached by a
+/// stand-in for the node's lab-media (same arguments, same status lines, record in the dir).
 fn service(dir: &std::path::Path) -> Service<FakeBmc> {
-    Service::new(Bmc::new(FakeBmc::new()), node(), dir.to_path_buf())
+    let mut s = Service::new(Bmc::new(FakeBmc::new()), node(), dir.to_path_buf());
+    let tool = dir.join("lab-media");
+    if !tool.exists() {
+        let record = dir.join("inserted");
+        std::fs::write(
+            &tool,
+            format!(
+                r#"#!/bin/sh
+case $1 in
+insert) [ -r "$2" ] || {{ echo "media: $2 is not a readable file" >&2; exit 1; }}; echo "$2" > {r} ;;
+eject) rm -f {r} ;;
+status) if [ -s {r} ]; then echo "inserted $(cat {r})"; else echo empty; fi ;;
+esac
+"#,
+                r = record.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    s.drive = crate::redfish::media::Drive {
+        dir: dir.join("media"),
+        tool,
+    };
+    s.bootdev = dir.join("bootdev");
+    s
+}
+
+/// Serves `body` over HTTP on 127.0.0.1 to each request (its path ignored) with `status`;
+/// returns the base URL.
+fn http_server(status: u16, body: &'static [u8]) -> String {
+    use std::io::{BufRead, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let mut r = std::io::BufReader::new(c);
+            let mut line = String::new();
+            while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let mut c = r.into_inner();
+            let _ = write!(
+                c,
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = c.write_all(body);
+        }
+    });
+    url
 }
 
 const BASIC: &str = "Basic YWRtaW46c2VjcmV0"; // admin:secret
@@ -479,8 +532,8 @@ async fn boot_override_is_the_ipmi_boot_flags() {
     assert_eq!(v["Boot"]["BootSourceOverrideEnabled"], "Once");
     assert_eq!(s.bmc.ipmi.state.lock().unwrap().boot, [0x80, 0x08]);
 
-    // UefiHttp: PXE with the UEFI bit over IPMI, told apart by the mark in the volume, which an
-    // IPMI change of the flags makes stale.
+    // UefiHttp: PXE with the UEFI bit over IPMI, and `http` in the bootdev file (which lab-vm
+    // reads); an IPMI change of the flags makes it stale.
     let (_, v, _) = call(
         &s,
         "PATCH",
@@ -496,7 +549,23 @@ async fn boot_override_is_the_ipmi_boot_flags() {
         (Some("UefiHttp"), Some("UEFI"))
     );
     assert_eq!(s.bmc.ipmi.state.lock().unwrap().boot, [0xa0, 0x04]);
-    s.bmc.ipmi.state.lock().unwrap().boot = [0xe0, 0x04];
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("bootdev")).unwrap(),
+        "http once efi\n"
+    );
+    let (_, v, _) = call(
+        &s,
+        "PATCH",
+        "/redfish/v1/Systems/1",
+        r#"{"Boot":{"BootSourceOverrideEnabled":"Continuous"}}"#,
+    )
+    .await;
+    assert_eq!(v["Boot"]["BootSourceOverrideTarget"], "UefiHttp");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("bootdev")).unwrap(),
+        "http persistent efi\n"
+    );
+    s.bmc.ipmi.state.lock().unwrap().boot = [0xa0, 0x04];
     let (_, v, _) = call(&s, "GET", "/redfish/v1/Systems/1", "").await;
     assert_eq!(v["Boot"]["BootSourceOverrideTarget"], "Pxe");
 
@@ -779,14 +848,40 @@ async fn virtual_media_is_kept_in_the_volume() {
     let dir = tempfile::tempdir().unwrap();
     let s = service(dir.path());
     let insert = "/redfish/v1/Managers/1/VirtualMedia/CD/Actions/VirtualMedia.InsertMedia";
+    let base = http_server(200, b"an ISO image");
+    let image = format!("{base}/smoke.iso");
     let (status, v, _) = call(
         &s,
         "POST",
         insert,
-        r#"{"Image":"http://10.0.0.3/smoke.iso","Inserted":true,"WriteProtected":true}"#,
+        &format!(r#"{{"Image":"{image}","Inserted":true,"WriteProtected":true}}"#),
     )
     .await;
     assert_eq!(status, 204, "{v}");
+    // Downloaded into the drive's directory and handed to lab-media.
+    let file = dir.path().join("media/cd.iso");
+    assert_eq!(std::fs::read(&file).unwrap(), b"an ISO image");
+    assert_eq!(s.drive.status().unwrap().as_deref(), Some(file.as_path()));
+    assert!(!dir.path().join("media/cd.iso.part").exists());
+
+    // A URL that fails leaves the drive and the state as they were.
+    let denied = http_server(403, b"no");
+    let missing = http_server(404, b"no");
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/x.iso", l.local_addr().unwrap())
+    };
+    for (url, id) in [
+        (format!("{denied}/x.iso"), "ResourceAtUriUnauthorized"),
+        (format!("{missing}/x.iso"), "ResourceMissingAtURI"),
+        (closed, "CouldNotEstablishConnection"),
+    ] {
+        let (status, v, _) = call(&s, "POST", insert, &format!(r#"{{"Image":"{url}"}}"#)).await;
+        assert_eq!((status, ids(&v)), (400, vec![id.to_string()]), "{v}");
+        let info = &v["error"]["@Message.ExtendedInfo"][0];
+        assert!(info["MessageArgs"][0] == url.as_str(), "{v}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"an ISO image");
     for owner in ["Managers", "Systems"] {
         let (_, cd, _) = call(
             &s,
@@ -795,7 +890,7 @@ async fn virtual_media_is_kept_in_the_volume() {
             "",
         )
         .await;
-        assert_eq!(cd["Image"], "http://10.0.0.3/smoke.iso");
+        assert_eq!(cd["Image"], image.as_str());
         assert_eq!(
             (cd["Inserted"].as_bool(), cd["ImageName"].as_str()),
             (Some(true), Some("smoke.iso"))
@@ -812,4 +907,5 @@ async fn virtual_media_is_kept_in_the_volume() {
         (cd["Image"].clone(), cd["Inserted"].as_bool()),
         (Value::Null, Some(false))
     );
+    assert_eq!(again.drive.status().unwrap(), None);
 }
