@@ -20,8 +20,9 @@ struct FakeBmc {
     sdrs: Vec<Vec<u8>>,
 }
 
+/// The UUID 6c61622d-6e6f-6465-0000-021ab0000001 as IPMI sends it: RFC 4122's bytes reversed.
 const GUID: [u8; 16] = [
-    0x6c, 0x61, 0x62, 0x2d, 0x6e, 0x6f, 0x64, 0x65, 0, 0, 0x02, 0x1a, 0xb0, 0, 0, 1,
+    1, 0, 0, 0xb0, 0x1a, 0x02, 0, 0, 0x65, 0x64, 0x6f, 0x6e, 0x2d, 0x62, 0x61, 0x6c,
 ];
 
 /// A full sensor record as node.emu.j2 writes it: number, entity, type, unit, M, Rexp, name.
