@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const CYCLES: usize = 100;
+/// Status polls that must have answered on or off while the cycles ran.
+const MIN_POLLS: usize = 10;
 /// Cycles before the first measurement: the first boots fill caches and lazily made state.
 const WARMUP: usize = 5;
 /// How long after a power on the container is measured: the VM's firmware has started and its
@@ -310,7 +312,13 @@ fn a_hundred_power_cycles_leak_nothing() {
     );
     assert_eq!(booted, CYCLES, "every cycle is one new boot");
     assert!(failures.is_empty(), "status failed: {failures:#?}");
-    assert!(on + off >= CYCLES, "too few status polls: {powers:?}");
+    // How many polls fit in the run depends on the build and the machine's load (a debug `lab`
+    // and lab-bmcd polled 28 times in 135 s on a loaded CI machine, a release build about 1,800
+    // times): what counts is that status was asked all through the cycles and never failed.
+    assert!(
+        on + off >= MIN_POLLS,
+        "fewer than {MIN_POLLS} status polls during the cycles: {powers:?}"
+    );
     assert_eq!(unknown, 0, "status lost the BMC during a cycle");
     assert!(
         within_10_percent(
