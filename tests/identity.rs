@@ -18,7 +18,7 @@ const UUID: &str = "4c4c4544-0042-3510-8052-b4c04f4e3132";
 
 fn lab_file(u: &Unique) -> String {
     let p = u.prefix();
-    let head = lab_head(u);
+    let head = lab_with_services(u);
     format!(
         r#"{head}
 [profiles.smoke]

@@ -12,7 +12,7 @@ use common::*;
 
 fn lab_file(u: &Unique) -> String {
     let p = u.prefix();
-    let head = lab_head(u);
+    let head = lab_with_services(u);
     format!(
         r#"{head}
 [nodes.n1]

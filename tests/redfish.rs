@@ -16,24 +16,9 @@ use serde_json::Value;
 
 fn lab_file(u: &Unique) -> String {
     let p = u.prefix();
-    format!(
-        r#"
-[lab]
-name = "{name}"
-
-[network]
-subnet = "{subnet}"
-
-[services.dhcp]
-kind = "dnsmasq"
-ip = "{p}.2"
-dhcp_range = ["{p}.100", "{p}.200"]
-
-[services.web]
-kind = "httpd"
-ip = "{p}.3"
-root = "webroot"
-
+    lab_with_services(u)
+        + &format!(
+            r#"
 [nodes.n1]
 mac = "02:1a:b0:00:00:07"
 ip = "{p}.100"
@@ -45,11 +30,9 @@ disk = "1G"
 accel = "tcg"
 bmc_password = "rf-secret"
 "#,
-        name = u.name,
-        subnet = u.subnet(),
-        ipmi = u.port_base,
-        redfish = u.port_base + 1,
-    )
+            ipmi = u.port_base,
+            redfish = u.port_base + 1,
+        )
 }
 
 const PASSWORD: &str = "rf-secret";

@@ -99,33 +99,6 @@ impl Unique {
     }
 }
 
-/// The start of a live test's lab file: the lab named and addressed by `u`, dnsmasq at .2 (range
-/// .100-.200) and httpd at .3 serving `webroot`. Tests append their nodes and profiles.
-pub fn lab_head(u: &Unique) -> String {
-    let p = u.prefix();
-    format!(
-        r#"
-[lab]
-name = "{}"
-
-[network]
-subnet = "{}"
-
-[services.dhcp]
-kind = "dnsmasq"
-ip = "{p}.2"
-dhcp_range = ["{p}.100", "{p}.200"]
-
-[services.web]
-kind = "httpd"
-ip = "{p}.3"
-root = "webroot"
-"#,
-        u.name,
-        u.subnet()
-    )
-}
-
 /// A lab directory with a web root, and a guard that takes the lab down when dropped.
 pub struct TestLab {
     pub dir: tempfile::TempDir,
