@@ -27,3 +27,4 @@ pub mod render;
 pub mod report;
 pub mod smoke;
 pub mod ui;
+pub mod wire;

@@ -480,7 +480,8 @@ impl<'e, E: Engine> Observer<'e, E> {
             let (phase, since) = phase::derive(&traffic, power, node_log, dhcp_log, web_log);
             n.phase = Some(phase);
             n.phase_since = since;
-            n.guest = phase::guest_report(&traffic.mac, web_log);
+            n.guest = phase::guest_report(&traffic.mac, web_log)
+                .or_else(|| phase::wire_guest_report(&traffic.mac, node_log));
         }
     }
 }

@@ -3,6 +3,11 @@
 //! reports), dnsmasq's log (the lease) and the web service's access log (boot script, kernel,
 //! cloud-config, phone-home).
 //!
+//! The node container's log also carries what the node itself put on the wire (`lab: wire: ...`
+//! lines, [`crate::wire`]): its DHCP lease, TFTP and HTTP fetches and its report, whoever answered
+//! them, so phases hold with any provisioner ([`wire_phases`]). Both sources are read; a phase
+//! seen in either counts.
+//!
 //! Pure: the caller fetches the logs (with the engine's timestamps) and the power state.
 
 use std::fmt;
@@ -202,6 +207,9 @@ pub fn derive(
             best = (phase, Some(ts.0.to_string()));
         }
     };
+    for (phase, ts) in wire_phases(node, node_log) {
+        see(phase, ts);
+    }
     let mac = node.mac.to_ascii_lowercase();
     for (ts, line) in lines(dhcp_log) {
         if line.contains("DHCPACK") && line.to_ascii_lowercase().contains(&mac) {
@@ -235,6 +243,77 @@ pub fn derive(
     best
 }
 
+/// The phases the node's own wire lines show (in its container's log, with their times): a DHCP
+/// ack to its MAC is `dhcp`; a TFTP read answered with data or an HTTP request answered 2xx is
+/// `kernel` for a kernel or initrd (a profile's boot file, or a name such as `vmlinuz`, `initrd`),
+/// `provisioning` for its cloud-configs (`/lab/nodes/<name>/...`), `up` for its report
+/// (`/lab/report/<mac>`), and `pxe` for anything else fetched (a boot loader or script).
+pub fn wire_phases<'a>(node: &NodeTraffic, node_log: &'a str) -> Vec<(Phase, (&'a str, f64))> {
+    use crate::wire::Line;
+    let mac = node.mac.to_ascii_lowercase();
+    let report = format!("/lab/report/{}", mac.replace(':', "-"));
+    let configs = format!("/lab/nodes/{}/", node.name);
+    let fetched = |path: &str| {
+        if path == report {
+            Phase::Up
+        } else if path.starts_with(&configs) {
+            Phase::Provisioning
+        } else if node.boot_files.iter().any(|f| f == path) || is_kernel_or_initrd(path) {
+            Phase::Kernel
+        } else {
+            Phase::Pxe
+        }
+    };
+    let mut out = Vec::new();
+    for (ts, text) in lines(node_log) {
+        let phase = match Line::parse(text) {
+            Some(Line::Dhcp {
+                kind: "ack",
+                mac: m,
+            }) if m == mac => Phase::Dhcp,
+            Some(Line::TftpOk { file, mac: m }) if m == mac => {
+                fetched(&format!("/{}", file.trim_start_matches('/')))
+            }
+            Some(Line::HttpReply {
+                status,
+                uri,
+                mac: m,
+            }) if m == mac && (200..300).contains(&status) => {
+                // An absolute URI (through a proxy) names its path after the host.
+                let path = uri.split('?').next().unwrap_or_default();
+                let path = path
+                    .split_once("://")
+                    .map_or(path, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+                fetched(path)
+            }
+            _ => continue,
+        };
+        out.push((phase, ts));
+    }
+    out
+}
+
+/// Whether a fetched file's name says it is a kernel or an initrd (`vmlinuz`, `bzImage`,
+/// `linux`, `initrd.img`, `initramfs-6.1.img`, ...), as provisioners name them.
+fn is_kernel_or_initrd(path: &str) -> bool {
+    let name = path
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    [
+        "vmlinuz",
+        "vmlinux",
+        "bzimage",
+        "kernel",
+        "linux",
+        "initrd",
+        "initramfs",
+    ]
+    .iter()
+    .any(|k| name.starts_with(k))
+}
+
 /// What a node's OS saw of its machine, from the query of its last report
 /// (`/lab/report/<mac>?vendor=...&serial=...&hypervisor=0`, as the smoke OS sends it): the DMI
 /// identity and whether a hypervisor showed. Fields the report did not carry are left out.
@@ -259,6 +338,25 @@ pub struct GuestReport {
     /// The SMBIOS "VM" bit (BIOS characteristics extension byte 2, bit 4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smbios_vm: Option<bool>,
+}
+
+/// The identity in the node's last report answered 2xx that carried one, as its own wire saw it
+/// (for labs whose web service is not lab's).
+pub fn wire_guest_report(mac: &str, node_log: &str) -> Option<GuestReport> {
+    use crate::wire::Line;
+    let mac = mac.to_ascii_lowercase();
+    let path = format!("/lab/report/{}", mac.replace(':', "-"));
+    node_log.lines().rev().find_map(|l| match Line::parse(l)? {
+        Line::HttpReply {
+            status,
+            uri,
+            mac: m,
+        } if m == mac && (200..300).contains(&status) => {
+            let (p, query) = uri.split_once('?')?;
+            (p == path).then(|| parse_report(query))?
+        }
+        _ => None,
+    })
 }
 
 /// The identity in the node's last successful report that carried one, if any.
@@ -611,6 +709,77 @@ mod tests {
         let panic = history("2026-11-21T01:00:00Z lab: vm: panic by=guest action=run\n");
         assert_eq!(panic.last_event.unwrap().action.as_deref(), Some("run"));
         assert_eq!(panic.boots, 0, "a panic alone is no new boot");
+    }
+
+    #[test]
+    fn the_nodes_own_wire_gives_the_phases_without_lab_services() {
+        let n = node();
+        let mut log = String::from(NODE_LOG);
+        let mut step = |line: &str| {
+            log.push_str(line);
+            log.push('\n');
+            derive(&n, PowerState::On, &log, "", "")
+        };
+        let m = "mac=00:aa:bb:cc:dd:ee";
+        assert_eq!(step(&format!("2026-11-21T01:00:02Z lab: wire: dhcp discover {m} vendor=PXEClient:Arch:00000:UNDI:002001 arch=0")).0, Phase::Firmware);
+        assert_eq!(
+            step("2026-11-21T01:00:03Z lab: wire: dhcp ack mac=00:aa:bb:cc:dd:ef ip=10.0.0.101").0,
+            Phase::Firmware,
+            "another node's lease"
+        );
+        assert_eq!(
+            step(&format!(
+                "2026-11-21T01:00:04Z lab: wire: dhcp ack {m} ip=10.0.0.100 server=10.0.0.9"
+            )),
+            (Phase::Dhcp, Some("2026-11-21T01:00:04Z".into()))
+        );
+        assert_eq!(
+            step(&format!(
+                "2026-11-21T01:00:05Z lab: wire: tftp read boot.ipxe {m} server=10.0.0.9"
+            ))
+            .0,
+            Phase::Dhcp,
+            "asked, not answered yet"
+        );
+        assert_eq!(step(&format!("2026-11-21T01:00:05Z lab: wire: tftp error pxelinux.0 {m} server=10.0.0.9 code=1 message=x")).0, Phase::Dhcp);
+        assert_eq!(
+            step(&format!(
+                "2026-11-21T01:00:06Z lab: wire: tftp ok boot.ipxe {m} server=10.0.0.9"
+            ))
+            .0,
+            Phase::Pxe
+        );
+        assert_eq!(step(&format!("2026-11-21T01:00:07Z lab: wire: http reply 404 GET /boot/vmlinuz {m} server=10.0.0.9:80")).0, Phase::Pxe, "a failed fetch is not progress");
+        assert_eq!(step(&format!("2026-11-21T01:00:08Z lab: wire: http reply 200 GET /boot/vmlinuz {m} server=10.0.0.9:80")).0, Phase::Kernel);
+        assert_eq!(
+            step(&format!(
+                "2026-11-21T01:00:20Z lab: wire: dhcp ack {m} ip=10.0.0.100"
+            ))
+            .0,
+            Phase::Kernel,
+            "the OS's own lease is no step back"
+        );
+        assert_eq!(
+            step(&format!("2026-11-21T01:00:21Z lab: wire: http reply 204 GET /lab/report/00-aa-bb-cc-dd-ee?serial=LAB9&hypervisor=1 {m} server=10.0.0.9:80")),
+            (Phase::Up, Some("2026-11-21T01:00:21Z".into()))
+        );
+        // A new boot starts over, wire or not.
+        assert_eq!(
+            step("2026-11-21T01:01:00Z lab: vm: reset by=guest reason=guest-reset").0,
+            Phase::Firmware
+        );
+        assert_eq!(
+            wire_guest_report("00:AA:BB:CC:DD:EE", &log),
+            Some(GuestReport {
+                serial: Some("LAB9".into()),
+                hypervisor: Some(true),
+                ..GuestReport::default()
+            })
+        );
+        assert!(
+            is_kernel_or_initrd("/images/initramfs-6.1.img") && is_kernel_or_initrd("/bzImage")
+        );
+        assert!(!is_kernel_or_initrd("/boot.ipxe") && !is_kernel_or_initrd("/undionly.kpxe"));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! lab-bmcd: the Redfish service of a node's BMC, run by lab-node in the node container.
 //! It speaks IPMI to the node's ipmi_sim (one session, kept open) and HTTPS to clients; see
 //! [`metal_lab::redfish`].
+//!
+//! `lab-bmcd wire` is its other task in the node container: it watches the VM's tap and logs each
+//! step of the VM's network boots (DHCP, TFTP, HTTP) as `lab: wire: ...` lines; see
+//! [`metal_lab::wire`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +24,8 @@ use metal_lab::redfish::service::{Node, Service};
     about = "Redfish service of a lab node's BMC"
 )]
 struct Args {
+    #[command(subcommand)]
+    task: Option<Task>,
     /// The node's settings (KEY=VALUE lines), as lab renders them.
     #[arg(long, default_value = "/etc/lab/node/node.env")]
     env: PathBuf,
@@ -34,8 +40,24 @@ struct Args {
     state: PathBuf,
 }
 
+#[derive(clap::Subcommand)]
+enum Task {
+    /// Log what the VM puts on the wire (its DHCP, TFTP and HTTP exchanges), watched on its tap.
+    Wire {
+        /// The VM's tap device (its first NIC, the one that network-boots).
+        #[arg(long, default_value = "tap0")]
+        interface: String,
+        /// The node's settings: the VM's MACs are `NIC_MACS` (else `MAC`).
+        #[arg(long, default_value = "/etc/lab/node/node.env")]
+        env: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Task::Wire { interface, env }) = args.task.take() {
+        return wire(&interface, &env);
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -91,4 +113,53 @@ async fn run(args: Args) -> Result<(), String> {
     );
     server::serve(listener, tls, service).await;
     Ok(())
+}
+
+/// `lab-bmcd wire`: runs until the tap goes away or the container stops.
+fn wire(interface: &str, env: &std::path::Path) -> ExitCode {
+    let file = env.display();
+    let text = match std::fs::read_to_string(env) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("lab: error: wire: cannot read {file}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .filter(|v| !v.trim().is_empty())
+    };
+    let Some(list) = value("NIC_MACS").or_else(|| value("MAC")) else {
+        eprintln!("lab: error: wire: {file} has neither NIC_MACS nor MAC");
+        return ExitCode::FAILURE;
+    };
+    let mut macs = Vec::new();
+    for m in list.split_whitespace() {
+        match metal_lab::wire::parse_mac(m) {
+            Some(mac) => macs.push(mac),
+            None => {
+                eprintln!("lab: error: wire: {file}: `{m}` is not a MAC address");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("lab: wire: watching {interface} for {list}");
+    match run_capture(interface, macs) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lab: error: wire: {interface}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn run_capture(interface: &str, macs: Vec<metal_lab::wire::Mac>) -> std::io::Result<()> {
+    metal_lab::wire::capture(interface, macs)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run_capture(_: &str, _: Vec<metal_lab::wire::Mac>) -> std::io::Result<()> {
+    Err(std::io::Error::other("packet capture needs Linux"))
 }
