@@ -106,7 +106,15 @@ pub async fn apply_reporting<E: Engine>(
             .with_context(|| format!("writing the build context of {}", image.tag))?;
     }
     pulls(engine, &plan.images_to_pull, ui, summary).await?;
-    images(engine, &plan.images_to_build, ui, summary).await?;
+    // Images built FROM another image of this plan (a user's build FROM metal-lab/smoke) wait
+    // for it; the rest are built at once.
+    let (after, first): (Vec<ImageSpec>, Vec<ImageSpec>) = plan
+        .images_to_build
+        .iter()
+        .cloned()
+        .partition(|i| plan.images_to_build.iter().any(|b| b.tag == i.base_image));
+    images(engine, &first, ui, summary).await?;
+    images(engine, &after, ui, summary).await?;
     network_and_volumes(engine, desired, plan, ui).await?;
     for asset in &plan.exports {
         export(engine, asset, ui, summary).await?;

@@ -18,6 +18,15 @@ pub fn tag(name: &str) -> String {
     format!("metal-lab/{name}:latest")
 }
 
+/// The name of lab's own image that `image` tags (`metal-lab/smoke:latest` -> `smoke`), if it
+/// is one: a user's build `FROM` it makes lab build that image first.
+pub fn own_image(image: &str) -> Option<&str> {
+    let name = image.strip_prefix("metal-lab/")?;
+    let name = name.strip_suffix(":latest").unwrap_or(name);
+    (!name.is_empty() && !name.contains([':', '/', '@']) && IMAGES.get_dir(name).is_some())
+        .then_some(name)
+}
+
 /// The files of an image's build context: (path inside the context, contents), sorted by path.
 /// The node image's context also holds lab-bmcd, the executable beside `lab` ([`bmcd`]).
 pub fn context_files(name: &str) -> Vec<(PathBuf, &'static [u8])> {
@@ -226,6 +235,15 @@ fn remove_stale_temps(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_images_are_known_by_their_tag() {
+        assert_eq!(own_image("metal-lab/smoke:latest"), Some("smoke"));
+        assert_eq!(own_image("metal-lab/smoke"), Some("smoke"));
+        assert_eq!(own_image("metal-lab/smoke:1.0"), None);
+        assert_eq!(own_image("metal-lab/nothing:latest"), None);
+        assert_eq!(own_image("debian:bookworm-slim"), None);
+    }
 
     #[test]
     fn every_built_image_is_embedded_with_a_dockerfile() {

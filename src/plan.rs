@@ -288,8 +288,13 @@ fn desired_with(lab: &Lab, inputs: &Inputs) -> Desired {
                     ..
                 },
             ) => {
-                user_images.push(user_image_spec(lab, tag, b));
-                (tag.clone(), b.hash.clone())
+                // A build FROM one of lab's images (the smoke OS's, for its boot files) has
+                // that image built first, and is built again when it changes.
+                let base = crate::images::own_image(&b.from).map(|name| image(name));
+                let spec = user_image_spec(lab, tag, b, base);
+                let hash = spec.context_hash.clone();
+                user_images.push(spec);
+                (tag.clone(), hash)
             }
             (None, image, _) => (image.unwrap_or_default().to_string(), String::new()),
         };
@@ -353,15 +358,28 @@ pub fn image_spec(lab: &Lab, name: &str, state_dir: &std::path::Path) -> ImageSp
 
 /// A `container` service's `build` directory, built into its lab-scoped tag and labelled with
 /// the directory's hash (and the lab, so `down --volumes` could find it).
-fn user_image_spec(lab: &Lab, tag: &str, b: &crate::lab::Build) -> ImageSpec {
+/// `base` is lab's own image it is built from (tag, context hash), if it is.
+fn user_image_spec(
+    lab: &Lab,
+    tag: &str,
+    b: &crate::lab::Build,
+    base: Option<(String, String)>,
+) -> ImageSpec {
+    let (base_image, context_hash) = match base {
+        Some((base_tag, base_hash)) => {
+            let both = Sha256::digest(format!("{}\n{base_hash}", b.hash));
+            (base_tag, hex::encode(both))
+        }
+        None => (b.from.clone(), b.hash.clone()),
+    };
     let mut labels = labels(lab.name());
-    labels.insert(LABEL_CONTEXT_HASH.to_string(), b.hash.clone());
+    labels.insert(LABEL_CONTEXT_HASH.to_string(), context_hash.clone());
     ImageSpec {
         tag: tag.to_string(),
         context: b.dir.clone(),
         builtin: false,
-        base_image: b.from.clone(),
-        context_hash: b.hash.clone(),
+        base_image,
+        context_hash,
         labels,
     }
 }
@@ -719,6 +737,18 @@ pub fn plan(desired: &Desired, observed: &Snapshot, only: &[String]) -> Plan {
         })
         .cloned()
         .collect();
+    // Lab's images that an image being built starts FROM, when they are missing or changed.
+    let bases: Vec<ImageSpec> = desired
+        .images
+        .iter()
+        .filter(|i| {
+            images_to_build.iter().any(|b| b.base_image == i.tag)
+                && !images_to_build.iter().any(|b| b.tag == i.tag)
+                && !image_current(&i.tag, &i.context_hash)
+        })
+        .cloned()
+        .collect();
+    let images_to_build: Vec<ImageSpec> = bases.into_iter().chain(images_to_build).collect();
     let candidates = desired.pull_candidates();
     let mut images_to_pull: Vec<ImagePull> = Vec::new();
     let mut pull = |image: &str, needed_by: String, base: bool| {
@@ -1132,6 +1162,60 @@ ipmi_port = 623
             dir.display()
         );
         lab(&text)
+    }
+
+    #[test]
+    fn a_build_from_a_lab_image_builds_that_image_first_and_follows_its_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let dockerfile = "FROM metal-lab/smoke:latest AS smoke\nFROM debian:bookworm-slim\nCOPY --from=smoke /out/vmlinuz /srv/\n";
+        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+        let d = desire(&built_lab(dir.path()), "a", false);
+        let app = d
+            .images
+            .iter()
+            .find(|i| i.tag == "metal-lab/t-app:latest")
+            .unwrap();
+        let smoke = d
+            .images
+            .iter()
+            .find(|i| i.tag == "metal-lab/smoke:latest")
+            .unwrap();
+        assert_eq!(app.base_image, smoke.tag);
+        let dir_hash = crate::images::dir_hash(dir.path()).unwrap();
+        assert_ne!(app.context_hash, dir_hash, "the base's hash is part of it");
+        let p = plan(&d, &Snapshot::default(), &[]);
+        let tags: Vec<_> = p.images_to_build.iter().map(|i| i.tag.as_str()).collect();
+        assert!(
+            tags.contains(&"metal-lab/smoke:latest") && tags.contains(&"metal-lab/t-app:latest"),
+            "{tags:?}"
+        );
+        assert!(
+            p.images_to_pull.iter().all(|i| i.image != smoke.tag),
+            "built, not pulled"
+        );
+        // Both current: nothing to build.
+        let mut cur = current(&d);
+        assert!(plan(&d, &cur, &[]).images_to_build.is_empty());
+        let stale = |cur: &mut Snapshot, tag: &str| {
+            let labels = &mut cur.images.get_mut(tag).unwrap().labels;
+            labels.insert(LABEL_CONTEXT_HASH.into(), "old".into());
+        };
+        let tags = |cur: &Snapshot| -> Vec<String> {
+            let p = plan(&d, cur, &[]);
+            p.images_to_build.iter().map(|i| i.tag.clone()).collect()
+        };
+        // (no containers yet: every one is created, so every image it runs must be current)
+        cur.containers.clear();
+        stale(&mut cur, &smoke.tag);
+        assert!(
+            tags(&cur).is_empty(),
+            "a built app does not need its base again"
+        );
+        stale(&mut cur, &app.tag);
+        assert_eq!(
+            tags(&cur),
+            ["metal-lab/smoke:latest", "metal-lab/t-app:latest"]
+        );
     }
 
     #[test]

@@ -1550,6 +1550,43 @@ mac = "02:00:00:00:00:01"
     ));
 }
 
+/// Bring your own provisioner: a `container` service answers DHCP; no dnsmasq, no httpd.
+const BYO: &str = r#"[lab]
+name = "t"
+
+[network]
+subnet = "10.20.0.0/24"
+
+[services.provisioner]
+kind = "container"
+image = "example/provisioner:1"
+cap_add = ["NET_ADMIN", "NET_RAW"]
+
+[nodes.n1]
+mac = "02:00:00:00:00:01"
+"#;
+
+#[test]
+fn nodes_can_boot_from_your_own_provisioner_without_lab_services() {
+    let lab = valid(BYO);
+    let kinds: Vec<_> = lab.services().iter().map(|s| s.kind()).collect();
+    assert_eq!(kinds, [ServiceKind::Container]);
+    assert!(lab.first_of(ServiceKind::Dnsmasq).is_none());
+    let files = metal_lab::render::render(&lab).expect("renders without dnsmasq and httpd");
+    let paths: Vec<_> = files.iter().map(|f| f.path.display().to_string()).collect();
+    assert!(
+        paths.iter().all(|p| p.starts_with("nodes/n1/")),
+        "{paths:?}"
+    );
+}
+
+#[test]
+fn a_profile_needs_lab_httpd_even_with_your_own_provisioner() {
+    insta::assert_snapshot!(errors(&format!(
+        "{BYO}profile = \"p\"\n\n[profiles.p]\nkernel = \"vmlinuz\"\n"
+    )));
+}
+
 #[test]
 fn a_lab_without_nodes_needs_no_boot_services() {
     let lab = valid("[lab]\nname = \"t\"\n\n[network]\nsubnet = \"10.20.0.0/24\"\n\n[services.ssh]\nkind = \"sshd\"\n");

@@ -350,18 +350,23 @@ impl Interactive {
 
 /// A lab of dnsmasq, httpd and one node `n` (MAC `mac`, BMC published on `port_base`) that
 /// PXE-boots the smoke OS under TCG.
-/// A lab of dnsmasq, httpd and one node `n` (MAC `mac`, BMC published on `port_base`) that
-/// PXE-boots the smoke OS under TCG.
 pub fn smoke_node_lab(u: &Unique, mac: &str) -> String {
-    let p = u.prefix();
     lab_with_services(u)
-        + &format!(
-            r#"
+        + r#"
 [profiles.smoke]
 kernel = "smoke/vmlinuz"
 initrd = "smoke/initrd"
-cmdline = "console=ttyS0,115200n8 no_timer_check lab.node={{{{ node.name }}}} lab.report={{{{ report_url }}}} quiet"
+cmdline = "console=ttyS0,115200n8 no_timer_check lab.node={{ node.name }} lab.report={{ report_url }} quiet"
+"# + &tcg_node(u, mac, "disk")
+        + "profile = \"smoke\"\n"
+}
 
+/// The table of a small TCG node `n` (MAC `mac`, address .100, BMC at .6 published on
+/// `port_base`) that boots `boot`; more keys of it may follow.
+pub fn tcg_node(u: &Unique, mac: &str, boot: &str) -> String {
+    let p = u.prefix();
+    format!(
+        r#"
 [nodes.n]
 mac = "{mac}"
 ip = "{p}.100"
@@ -370,11 +375,10 @@ ipmi_port = {ipmi}
 memory = "256M"
 disk = "1G"
 accel = "tcg"
-boot = "disk"
-profile = "smoke"
+boot = "{boot}"
 "#,
-            ipmi = u.port_base,
-        )
+        ipmi = u.port_base,
+    )
 }
 
 /// An HTTPS client for a BMC's Redfish service: takes its self-signed certificate and hands back

@@ -321,29 +321,45 @@ impl Validator<'_> {
         }
     }
 
-    /// Nodes PXE-boot from the lab's dnsmasq and httpd services, and their profiles' templates
-    /// live under the httpd root.
+    /// Nodes network-boot from the lab's dnsmasq and httpd services, or from the user's own
+    /// provisioner (a `container` service that answers DHCP; then lab's dnsmasq is left out, and
+    /// httpd is needed only to serve profiles). Profiles' templates live under the httpd root.
     pub(super) fn check_boot_services(&mut self, raw: &RawConfig, lab: &Lab) {
         if lab.nodes.is_empty() {
             return;
         }
         let node_span = raw.nodes.first().map(|(g, _)| g.span());
         // A service whose kind is unknown was reported and left out: it may be the one missing.
-        let unknown_kind = lab.services.len() < raw.services.len();
-        for kind in [ServiceKind::Dnsmasq, ServiceKind::Httpd] {
-            if lab.first_of(kind).is_none() && !unknown_kind {
-                let what = if kind == ServiceKind::Dnsmasq {
-                    "DHCP and TFTP"
-                } else {
-                    "boot scripts over HTTP"
-                };
-                self.err(
-                    node_span.clone(),
-                    "nodes",
-                    format!("nodes need a {kind} service for {what}, and the lab has none"),
-                    format!("add a [services.NAME] table with kind = \"{kind}\""),
-                );
-            }
+        if lab.services.len() < raw.services.len() {
+            return;
+        }
+        let dnsmasq = lab.first_of(ServiceKind::Dnsmasq).is_some();
+        let provisioner = lab.first_of(ServiceKind::Container).is_some();
+        if !dnsmasq && !provisioner {
+            self.err(
+                node_span.clone(),
+                "nodes",
+                "nodes need a dnsmasq service for DHCP and TFTP, and the lab has none",
+                "add a [services.NAME] table with kind = \"dnsmasq\", or bring your own provisioner: a service with kind = \"container\" that answers DHCP on the lab network",
+            );
+        }
+        let profiled = lab.nodes.iter().find(|n| n.profile.is_some());
+        if lab.first_of(ServiceKind::Httpd).is_none() && (!provisioner || profiled.is_some()) {
+            let why = match profiled {
+                Some(n) if !dnsmasq => format!(
+                    "node {} boots profile `{}`, which lab serves over HTTP, and the lab has no httpd service",
+                    n.name,
+                    n.profile.as_deref().unwrap_or_default()
+                ),
+                _ => "nodes need a httpd service for boot scripts over HTTP, and the lab has none"
+                    .to_string(),
+            };
+            let help = if dnsmasq || !provisioner {
+                "add a [services.NAME] table with kind = \"httpd\""
+            } else {
+                "add a [services.NAME] table with kind = \"httpd\", or leave `profile` out: your provisioner decides what the nodes boot"
+            };
+            self.err(node_span.clone(), "nodes", why, help);
         }
         let Some(root) = lab.web_root() else {
             return;
