@@ -23,6 +23,18 @@ fn the_example_lab_has_no_lab_dhcp_and_builds_its_provisioner() {
     assert!(lab.nodes().iter().all(|n| n.profile.is_none()));
 }
 
+/// Removes the provisioner's image, which is this test's alone (its tag has the lab's unique name),
+/// after the lab is down: the lab's guard is dropped first, as it was made after this one.
+struct RemoveImage(String);
+
+impl Drop for RemoveImage {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", &self.0])
+            .output();
+    }
+}
+
 /// Copies the example provisioner's build directory into `dir`.
 fn copy_provisioner(dir: &Path) {
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/byo-provisioner");
@@ -58,6 +70,7 @@ env = {{ SERVER_IP = "{p}.2", LEASES = "{mac}={p}.100=n" }}
         name = u.name,
         subnet = u.subnet(),
     ) + &tcg_node(&u, mac, "pxe");
+    let _image = RemoveImage(format!("metal-lab/{}-provisioner:latest", u.name));
     let t = TestLab::new(&u.name, &toml);
     copy_provisioner(&t.dir.path().join("provisioner"));
 
