@@ -970,7 +970,15 @@ ipmi_port = 623
             .iter()
             .map(|p| (p.host_port, p.container_port, p.protocol))
             .collect();
-        assert_eq!(ports, [(5902, 5901, Proto::Tcp), (624, 624, Proto::Udp)]);
+        // Redfish takes the IPMI port's number over TCP (redfish_port is left out).
+        assert_eq!(
+            ports,
+            [
+                (5902, 5901, Proto::Tcp),
+                (624, 624, Proto::Udp),
+                (624, 443, Proto::Tcp)
+            ]
+        );
         assert!(n2
             .mounts
             .iter()
@@ -1229,7 +1237,9 @@ ipmi_port = 623
                 ("ssh", 2222),
                 ("n-1", 5901),
                 ("n-1", 623),
+                ("n-1", 623),
                 ("n-2", 5902),
+                ("n-2", 624),
                 ("n-2", 624)
             ]
         );
@@ -1272,7 +1282,7 @@ ipmi_port = 623
             .iter()
             .map(|c| (c.owner.as_str(), c.binding.host_port))
             .collect();
-        assert_eq!(ports, [("n-2", 5902), ("n-2", 624)]);
+        assert_eq!(ports, [("n-2", 5902), ("n-2", 624), ("n-2", 624)]);
     }
 
     #[test]

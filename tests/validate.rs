@@ -674,7 +674,7 @@ vnc_port = 5902
 
 #[test]
 fn same_port_number_on_tcp_and_udp_is_fine() {
-    let lab = valid(&with("\n[services.ssh]\nkind = \"sshd\"\nip = \"10.20.0.4\"\nports = [\"623:623/tcp\", \"5901:5901/udp\"]\n\n[nodes.n2]\nvnc_port = 5901\nipmi_port = 623\n"));
+    let lab = valid(&with("\n[services.ssh]\nkind = \"sshd\"\nip = \"10.20.0.4\"\nports = [\"623:623/tcp\", \"5901:5901/udp\"]\n\n[nodes.n2]\nvnc_port = 5901\nipmi_port = 623\nredfish_port = 8443\n"));
     let ssh = lab.service("ssh").unwrap();
     assert_eq!(ssh.ports[0].protocol, Proto::Tcp);
     assert_eq!(ssh.ports[1].protocol, Proto::Udp);
@@ -700,6 +700,28 @@ fn redfish_ports_step_up_and_clash_with_other_tcp_ports_only() {
         e.contains("`redfish_port` identifies one node and cannot be a default"),
         "{e}"
     );
+}
+
+#[test]
+fn a_published_bmc_publishes_redfish_on_its_ipmi_port_number_over_tcp() {
+    // Left out, redfish_port follows ipmi_port (stepped in a group); no ipmi_port, no Redfish.
+    let lab = valid(&with(
+        "\n[nodes.w]\ncount = 2\nipmi_port = 6230\n\n[nodes.q]\nvnc_port = 5909\n",
+    ));
+    assert_eq!(node(&lab, "w-1").redfish_port, Some(6230));
+    assert_eq!(node(&lab, "w-2").redfish_port, Some(6231));
+    assert_eq!(node(&lab, "q").redfish_port, None);
+    let tcp: Vec<_> = node(&lab, "w-2")
+        .ports()
+        .into_iter()
+        .filter(|p| p.protocol == Proto::Tcp)
+        .map(|p| (p.host, p.container))
+        .collect();
+    assert_eq!(tcp, [(6231, 443)]);
+    // A TCP port already taken: the error says where the number came from and what to set.
+    insta::assert_snapshot!(errors(&with(
+        "\n[services.ssh]\nkind = \"sshd\"\nip = \"10.20.0.4\"\nports = [\"6231:22\"]\n\n[nodes.w]\ncount = 2\nipmi_port = 6230\n\n[nodes.v]\nvnc_port = 6230\n",
+    )));
 }
 
 #[test]

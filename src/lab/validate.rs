@@ -112,6 +112,8 @@ struct PendingNode {
     serial_span: Option<Range<usize>>,
     uuid_span: Option<Range<usize>>,
     redfish_span: Option<Range<usize>>,
+    /// `redfish_port` was left out and took `ipmi_port`'s number.
+    redfish_from_ipmi: bool,
     ip_given: bool,
     bmc_given: bool,
     mac_given: bool,

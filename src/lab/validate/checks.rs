@@ -218,26 +218,40 @@ impl Validator<'_> {
                 ));
             }
             if let Some(p) = n.node.redfish_port {
-                all.push((
-                    Proto::Tcp,
-                    p,
-                    format!("{}.redfish_port", n.key),
-                    n.redfish_span.clone(),
-                ));
+                // Left out, it is not in the file: point at ipmi_port, whose number it took.
+                let span = if n.redfish_from_ipmi {
+                    n.ipmi_span.clone()
+                } else {
+                    n.redfish_span.clone()
+                };
+                all.push((Proto::Tcp, p, format!("{}.redfish_port", n.key), span));
             }
         }
+        let derived: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.redfish_from_ipmi)
+            .map(|n| format!("{}.redfish_port", n.key))
+            .collect();
+        const TAKEN: &str = " (left out: ipmi_port's number over TCP)";
         for (proto, port, key, span) in all {
+            let is_derived = derived.contains(&key);
             if let Some(first) = seen.get(&(proto, port)) {
-                let msg = format!(
+                if is_derived && first.ends_with(TAKEN) {
+                    continue; // both took their ipmi_port's number: that clash is reported
+                }
+                let mut msg = format!(
                     "host port {port}/{} is already published by {first}",
                     proto.as_str()
                 );
-                self.err(
-                    span,
-                    &key,
-                    msg,
-                    "every published host port must be unique per protocol: pick another port",
-                );
+                let help = if is_derived {
+                    msg += "; redfish_port is left out, so Redfish takes ipmi_port's number over TCP";
+                    "set redfish_port for this node to a free TCP port"
+                } else {
+                    "every published host port must be unique per protocol: pick another port"
+                };
+                self.err(span, &key, msg, help);
+            } else if is_derived {
+                seen.insert((proto, port), format!("{key}{TAKEN}"));
             } else {
                 seen.insert((proto, port), key);
             }

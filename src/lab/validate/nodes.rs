@@ -219,10 +219,15 @@ impl Validator<'_> {
             node.ipmi_port = ipmi.and_then(|p| {
                 self.step_port(p, i, n.ipmi_port.as_ref(), &format!("{node_key}.ipmi_port"))
             });
-            node.redfish_port = redfish.and_then(|p| {
-                let key = format!("{node_key}.redfish_port");
-                self.step_port(p, i, n.redfish_port.as_ref(), &key)
-            });
+            // A BMC published on the host shows both faces: without `redfish_port`, Redfish
+            // takes the IPMI port's number over TCP.
+            node.redfish_port = match redfish {
+                Some(p) => {
+                    let key = format!("{node_key}.redfish_port");
+                    self.step_port(p, i, n.redfish_port.as_ref(), &key)
+                }
+                None => node.ipmi_port,
+            };
             out.push(PendingNode {
                 node,
                 key: node_key,
@@ -237,6 +242,7 @@ impl Validator<'_> {
                 serial_span: Some(n.serial.as_ref().map_or(table.span(), Spanned::span)),
                 uuid_span: Some(n.uuid.as_ref().map_or(table.span(), Spanned::span)),
                 redfish_span: n.redfish_port.as_ref().map(Spanned::span),
+                redfish_from_ipmi: redfish.is_none(),
                 ip_given: ip.is_some(),
                 bmc_given: bmc_ip.is_some(),
                 mac_given: mac.is_some() || listed.is_some(),
