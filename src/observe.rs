@@ -21,7 +21,8 @@ use crate::lab::{Lab, Proto, ServiceKind, IPMI_PORT};
 use crate::phase::{self, GuestReport, NodeTraffic, Phase, VmEvent};
 use crate::plan::{
     ContainerSpec, Desired, PortBinding, Role, LABEL_BMC_USER, LABEL_BOOT_IP, LABEL_KIND,
-    LABEL_MAC, LABEL_MODEL, LABEL_NAME, LABEL_ROLE, LABEL_SERIAL, LABEL_UUID, LABEL_VENDOR,
+    LABEL_MAC, LABEL_MODEL, LABEL_NAME, LABEL_NICS, LABEL_ROLE, LABEL_SERIAL, LABEL_UUID,
+    LABEL_VENDOR,
 };
 
 /// A node's power as its BMC reports it.
@@ -104,6 +105,9 @@ pub struct Member {
     pub mac: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boot_ip: Option<String>,
+    /// Nodes with more than one NIC: each NIC's MAC and DHCP reservation, the first NIC first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nics: Option<Vec<Nic>>,
     /// Nodes: power as the BMC reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub power: Option<PowerState>,
@@ -130,6 +134,27 @@ pub struct Member {
     /// Nodes: the SHA-256 fingerprint of the certificate the BMC's Redfish service presents.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redfish_cert_sha256: Option<String>,
+}
+
+/// One NIC of a node: its MAC and its DHCP reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Nic {
+    pub mac: String,
+    pub ip: String,
+}
+
+/// The NICs a node container's label lists (`MAC=IP` joined by spaces).
+fn nics_of(labels: &crate::engine::Labels) -> Option<Vec<Nic>> {
+    let list = labels.get(LABEL_NICS)?;
+    Some(
+        list.split_whitespace()
+            .filter_map(|e| e.split_once('='))
+            .map(|(mac, ip)| Nic {
+                mac: mac.to_string(),
+                ip: ip.to_string(),
+            })
+            .collect(),
+    )
 }
 
 /// A node's vendor, model, serial number and system UUID, from its container's labels.
@@ -503,7 +528,9 @@ fn logged_fingerprint(log: &str) -> Option<String> {
         let (_, rest) = l.split_once("lab: redfish: https on ")?;
         let (_, f) = rest.split_once("certificate SHA-256 ")?;
         let f = f.split_whitespace().next()?;
-        let hex = f.split(':').all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()));
+        let hex = f
+            .split(':')
+            .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()));
         (hex && f.len() == 95).then(|| f.to_string())
     })
 }
@@ -591,6 +618,7 @@ fn expected_member(c: &ContainerSpec, o: Option<&ObservedContainer>) -> Member {
         ports,
         mac: c.labels.get(LABEL_MAC).cloned(),
         boot_ip: c.labels.get(LABEL_BOOT_IP).cloned(),
+        nics: nics_of(&c.labels),
         power: None,
         phase: None,
         phase_since: None,
@@ -624,6 +652,7 @@ fn found_member(o: &ObservedContainer) -> Member {
         ports: o.ports.clone(),
         mac: o.labels.get(LABEL_MAC).cloned(),
         boot_ip: o.labels.get(LABEL_BOOT_IP).cloned(),
+        nics: nics_of(&o.labels),
         power: None,
         phase: None,
         phase_since: None,
@@ -684,8 +713,13 @@ mod tests {
 
     #[test]
     fn the_fingerprint_is_the_one_lab_bmcd_logged_last() {
-        let start = |f: &str| format!("2026-11-21T01:00:00Z lab: redfish: https on 0.0.0.0:443 (BMC 127.0.0.1:623), certificate SHA-256 {f}\n");
-        assert_eq!(logged_fingerprint("2026-11-21T01:00:00Z lab: bmc: power on\n"), None);
+        let start = |f: &str| {
+            format!("2026-11-21T01:00:00Z lab: redfish: https on 0.0.0.0:443 (BMC 127.0.0.1:623), certificate SHA-256 {f}\n")
+        };
+        assert_eq!(
+            logged_fingerprint("2026-11-21T01:00:00Z lab: bmc: power on\n"),
+            None
+        );
         let one = start("AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB");
         assert_eq!(logged_fingerprint(&one).as_deref(), Some("AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB"));
         // A new certificate comes with a new start of lab-bmcd: the last line counts.

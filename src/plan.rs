@@ -38,6 +38,8 @@ pub const LABEL_CONFIG_HASH: &str = "io.metal-lab.config-hash";
 pub const LABEL_MAC: &str = "io.metal-lab.mac";
 pub const LABEL_BOOT_IP: &str = "io.metal-lab.boot-ip";
 pub const LABEL_BMC_USER: &str = "io.metal-lab.bmc-user";
+/// A node with more than one NIC: every NIC's MAC and reservation, `MAC=IP` joined by spaces.
+pub const LABEL_NICS: &str = "io.metal-lab.nics";
 /// A node's hardware identity (vendor, model, serial number, system UUID), for `status`.
 pub const LABEL_VENDOR: &str = "io.metal-lab.vendor";
 pub const LABEL_MODEL: &str = "io.metal-lab.model";
@@ -532,6 +534,15 @@ fn node_container(
     c.labels.insert(LABEL_MAC.into(), n.mac.to_string());
     c.labels.insert(LABEL_BOOT_IP.into(), n.ip.to_string());
     c.labels.insert(LABEL_BMC_USER.into(), n.bmc_user.clone());
+    if n.nic_macs.len() > 1 {
+        let nics: Vec<String> = n
+            .nic_macs
+            .iter()
+            .zip(&n.nic_ips)
+            .map(|(m, ip)| format!("{m}={ip}"))
+            .collect();
+        c.labels.insert(LABEL_NICS.into(), nics.join(" "));
+    }
     for (label, value) in [
         (LABEL_VENDOR, &n.vendor),
         (LABEL_MODEL, &n.model),

@@ -2005,3 +2005,46 @@ fn nics_are_in_range_and_their_macs_unique() {
         "\n[nodes.n2]\nmac = \"02:00:00:00:00:02\"\n\n[nodes.n3]\nnics = 9\n\n[node_defaults]\nnics = 2\n"
     )));
 }
+
+#[test]
+fn nics_take_consecutive_reservations_and_groups_step_past_them() {
+    let lab = valid(&with(
+        "\n[nodes.x]\ncount = 2\nnics = 2\nmac = \"02:00:00:00:02:00\"\nip = \"10.20.0.120\"\n\n[nodes.d]\nnics = 3\n",
+    ));
+    let ips = |n: &str| -> Vec<String> {
+        node(&lab, n)
+            .nic_ips
+            .iter()
+            .map(|ip| ip.to_string())
+            .collect()
+    };
+    assert_eq!(ips("x-1"), ["10.20.0.120", "10.20.0.121"]);
+    assert_eq!(ips("x-2"), ["10.20.0.122", "10.20.0.123"]);
+    assert_eq!(node(&lab, "x-2").ip.to_string(), "10.20.0.122");
+    assert_eq!(
+        ips("n1"),
+        [node(&lab, "n1").ip.to_string()],
+        "one NIC, one reservation"
+    );
+    // Without ip, each NIC's address is allocated: distinct, and none is another's.
+    let d = ips("d");
+    assert_eq!(d.len(), 3);
+    assert_eq!(d[0], node(&lab, "d").ip.to_string());
+    let mut all: Vec<String> = lab
+        .nodes()
+        .iter()
+        .flat_map(|n| n.nic_ips.iter().chain([&n.bmc_ip]).map(|a| a.to_string()))
+        .collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "every reservation and BMC address is unique");
+}
+
+#[test]
+fn later_nics_reservations_are_checked_like_the_first() {
+    // y's second NIC takes .100, which is n1's; z's second NIC would be the broadcast address.
+    insta::assert_snapshot!(errors(&with(
+        "\n[nodes.y]\nnics = 2\nip = \"10.20.0.99\"\n\n[nodes.z]\nnics = 2\nip = \"10.20.0.254\"\n"
+    )));
+}

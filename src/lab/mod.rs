@@ -351,8 +351,11 @@ pub struct Node {
     pub mac: Mac,
     /// Every NIC's MAC, in order, `mac` first; the others are consecutive after it.
     pub nic_macs: Vec<Mac>,
-    /// The VM's DHCP reservation.
+    /// The VM's DHCP reservation (its first NIC's).
     pub ip: Ipv4Addr,
+    /// Every NIC's DHCP reservation, in the order of `nic_macs`, `ip` first: consecutive from
+    /// `ip` when the file gives one, else each allocated.
+    pub nic_ips: Vec<Ipv4Addr>,
     /// The node container's address: BMC (IPMI) and VNC live here.
     pub bmc_ip: Ipv4Addr,
     pub vnc_port: Option<u16>,

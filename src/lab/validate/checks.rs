@@ -41,7 +41,12 @@ impl Validator<'_> {
                 .map(|(s, _)| s.ip)
                 .filter(|ip| !ip.is_unspecified()),
         );
-        used.extend(nodes.iter().filter(|n| n.ip_given).map(|n| n.node.ip));
+        used.extend(
+            nodes
+                .iter()
+                .filter(|n| n.ip_given)
+                .flat_map(|n| n.node.nic_ips.iter().copied()),
+        );
         used.extend(nodes.iter().filter(|n| n.bmc_given).map(|n| n.node.bmc_ip));
         let mut next = u32::from(first_host(net.subnet));
         let mut take = |v: &mut Validator, key: &str, span: Range<usize>| -> Ipv4Addr {
@@ -84,11 +89,12 @@ impl Validator<'_> {
                 );
             }
             if !n.ip_given {
-                n.node.ip = take(
-                    self,
-                    &format!("{}.ip", n.key),
-                    n.ip_span.clone().unwrap_or(0..0),
-                );
+                let key = format!("{}.ip", n.key);
+                let span = n.ip_span.clone().unwrap_or(0..0);
+                n.node.nic_ips = (0..n.node.nic_macs.len().max(1))
+                    .map(|_| take(self, &key, span.clone()))
+                    .collect();
+                n.node.ip = n.node.nic_ips[0];
             }
         }
     }
@@ -102,12 +108,14 @@ impl Validator<'_> {
         let range = dhcp_range(services);
         let mut seen: HashMap<Ipv4Addr, Holder> = HashMap::new();
         let mut statics = Vec::new();
+        // (address, key, span, outside the DHCP range, NIC number for a node's later NICs)
         for (s, sp) in services {
             statics.push((
                 s.ip,
                 format!("services.{}.ip", s.name),
                 sp.ip.clone().or(Some(sp.table.clone())),
                 true,
+                None,
             ));
         }
         for n in nodes {
@@ -116,23 +124,42 @@ impl Validator<'_> {
                 format!("{}.bmc_ip", n.key),
                 n.bmc_span.clone(),
                 true,
+                None,
             ));
-            statics.push((n.node.ip, format!("{}.ip", n.key), n.ip_span.clone(), false));
+            statics.push((
+                n.node.ip,
+                format!("{}.ip", n.key),
+                n.ip_span.clone(),
+                false,
+                None,
+            ));
+            for (k, ip) in n.node.nic_ips.iter().enumerate().skip(1) {
+                let key = format!("{}.ip", n.key);
+                statics.push((*ip, key, n.ip_span.clone(), false, Some(k + 1)));
+            }
         }
-        for (ip, key, span, outside_range) in statics {
+        for (ip, key, span, outside_range, nic) in statics {
             if ip.is_unspecified() {
                 continue; // allocation already reported it
             }
+            // A later NIC's address is not in the file: say where it came from.
+            let (what, room) = match nic {
+                Some(k) => (
+                    format!("{ip} (the reservation of NIC {k}: nics = N reserves N consecutive addresses from ip)"),
+                    "; leave room after ip for every NIC, or leave ip out to have each NIC's address allocated",
+                ),
+                None => (ip.to_string(), ""),
+            };
             if !is_host_of(net.subnet, ip) {
-                self.err(span, &key, format!("{ip} is not a host address of the lab subnet {}", net.subnet), "pick an address inside the subnet, other than its network and broadcast addresses");
+                self.err(span, &key, format!("{what} is not a host address of the lab subnet {}", net.subnet), format!("pick an address inside the subnet, other than its network and broadcast addresses{room}"));
                 continue;
             }
             if ip == net.gateway {
                 self.err(
                     span,
                     &key,
-                    format!("{ip} is the gateway address"),
-                    "the gateway belongs to the Docker bridge on the host: pick another address",
+                    format!("{what} is the gateway address"),
+                    format!("the gateway belongs to the Docker bridge on the host: pick another address{room}"),
                 );
                 continue;
             }
@@ -142,14 +169,21 @@ impl Validator<'_> {
                 }
             }
             if let Some(first) = seen.get(&ip) {
-                let msg = format!("{ip} is already used by {}", first.key);
+                let msg = format!("{what} is already used by {}", first.key);
                 self.err(
                     span,
                     &key,
                     msg,
-                    "give every service, BMC and node reservation its own address",
+                    format!("give every service, BMC and node reservation its own address{room}"),
                 );
             } else {
+                let key = match nic {
+                    Some(k) => format!(
+                        "{}'s NIC {k} (nics = N reserves N consecutive addresses from ip)",
+                        key.trim_end_matches(".ip")
+                    ),
+                    None => key,
+                };
                 seen.insert(ip, Holder { key });
             }
         }
@@ -244,7 +278,8 @@ impl Validator<'_> {
                     proto.as_str()
                 );
                 let help = if is_derived {
-                    msg += "; redfish_port is left out, so Redfish takes ipmi_port's number over TCP";
+                    msg +=
+                        "; redfish_port is left out, so Redfish takes ipmi_port's number over TCP";
                     "set redfish_port for this node to a free TCP port"
                 } else {
                     "every published host port must be unique per protocol: pick another port"

@@ -211,7 +211,16 @@ impl Validator<'_> {
             if !asset_tag_given {
                 node.asset_tag = name.clone();
             }
-            node.ip = ip.map_or(Ipv4Addr::UNSPECIFIED, |a| step_ip(a, i));
+            // A member's NICs take consecutive addresses, so members step by the NIC count (as
+            // their MACs do); without `ip`, allocation gives each NIC one.
+            node.nic_ips = ip.map_or(Vec::new(), |a| {
+                (0..nics).map(|k| step_ip(a, i * nics + k)).collect()
+            });
+            node.ip = node
+                .nic_ips
+                .first()
+                .copied()
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
             node.bmc_ip = bmc_ip.map_or(Ipv4Addr::UNSPECIFIED, |a| step_ip(a, i));
             node.vnc_port = vnc.and_then(|p| {
                 self.step_port(p, i, n.vnc_port.as_ref(), &format!("{node_key}.vnc_port"))
@@ -474,6 +483,7 @@ impl Validator<'_> {
             group: group.to_string(),
             mac: Mac([0; 6]),
             nic_macs: Vec::new(),
+            nic_ips: Vec::new(),
             ip: Ipv4Addr::UNSPECIFIED,
             bmc_ip: Ipv4Addr::UNSPECIFIED,
             vnc_port: None,
