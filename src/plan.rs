@@ -395,7 +395,7 @@ fn ports(lab: &Lab, ports: &[PortMap]) -> Vec<PortBinding> {
     ports
         .iter()
         .map(|p| PortBinding {
-            host_ip: lab.publish(),
+            host_ip: p.host_ip.map_or(lab.publish(), IpAddr::V4),
             host_port: p.host,
             container_port: p.container,
             protocol: p.protocol,

@@ -2048,3 +2048,71 @@ fn later_nics_reservations_are_checked_like_the_first() {
         "\n[nodes.y]\nnics = 2\nip = \"10.20.0.99\"\n\n[nodes.z]\nnics = 2\nip = \"10.20.0.254\"\n"
     )));
 }
+
+#[test]
+fn bmc_publish_gives_each_bmc_its_own_host_address_with_the_standard_ports() {
+    let lab = valid(&with(
+        "\n[nodes.r]\ncount = 3\nbmc_publish = \"127.0.1.10\"\n\n[nodes.s]\nbmc_publish = \"127.0.1.20\"\nipmi_port = 6230\nvnc_port = 5901\n",
+    ));
+    let published = |n: &str| -> Vec<(Option<String>, u16, u16, Proto)> {
+        node(&lab, n)
+            .ports()
+            .into_iter()
+            .map(|p| {
+                (
+                    p.host_ip.map(|a| a.to_string()),
+                    p.host,
+                    p.container,
+                    p.protocol,
+                )
+            })
+            .collect()
+    };
+    for (n, addr) in [
+        ("r-1", "127.0.1.10"),
+        ("r-2", "127.0.1.11"),
+        ("r-3", "127.0.1.12"),
+    ] {
+        let a = Some(addr.to_string());
+        assert_eq!(
+            published(n),
+            [(a.clone(), 623, 623, Proto::Udp), (a, 443, 443, Proto::Tcp)],
+            "{n}"
+        );
+    }
+    // Ports given stay as given; VNC stays on lab.publish.
+    let a = Some("127.0.1.20".to_string());
+    assert_eq!(
+        published("s"),
+        [
+            (None, 5901, 5901, Proto::Tcp),
+            (a.clone(), 6230, 6230, Proto::Udp),
+            (a, 443, 443, Proto::Tcp)
+        ]
+    );
+    assert_eq!(node(&lab, "n1").bmc_publish, None);
+}
+
+#[test]
+fn bmc_publish_addresses_are_host_addresses_of_one_bmc_each() {
+    // A shared address, a wildcard, a group stepping out of loopback, a clash with a port that
+    // lab.publish = 0.0.0.0 takes on every address, a default credential on a reachable address,
+    // a default.
+    let text = with(concat!(
+        "\n[nodes.a]\nbmc_publish = \"127.0.2.1\"\n",
+        "\n[nodes.b]\nbmc_publish = \"127.0.2.1\"\n",
+        "\n[nodes.c]\nbmc_publish = \"0.0.0.0\"\n",
+        "\n[nodes.g]\ncount = 2\nbmc_publish = \"127.255.255.255\"\nbmc_password = \"pw\"\n",
+        "\n[nodes.h]\nbmc_publish = \"10.9.9.9\"\n",
+        "\n[nodes.i]\nbmc_publish = \"not an address\"\n",
+    ));
+    insta::assert_snapshot!(errors(&text));
+    let wildcard = with("\n[nodes.a]\nbmc_publish = \"127.0.2.1\"\nbmc_password = \"pw\"\n\n[nodes.w]\nipmi_port = 623\nredfish_port = 8443\nbmc_password = \"pw\"\n")
+        .replace("name = \"t\"\n", "name = \"t\"\npublish = \"0.0.0.0\"\n");
+    insta::assert_snapshot!(errors(&wildcard));
+    let e = errors(&with("\n[node_defaults]\nbmc_publish = \"127.0.2.1\"\n"));
+    assert!(
+        e.contains("`bmc_publish` identifies one node and cannot be a default"),
+        "{e}"
+    );
+}
