@@ -607,17 +607,18 @@ bmc_password = "{PASSWORD}"
             .as_array()
             .and_then(|n| n.iter().find(|n| n["name"] == name))
             .unwrap_or_else(|| panic!("no node {name} in {status}"));
-        let endpoints: Vec<&str> = node["endpoints"]
+        let mut endpoints: Vec<&str> = node["endpoints"]
             .as_array()
             .unwrap()
             .iter()
             .filter_map(Value::as_str)
             .collect();
+        endpoints.sort();
         assert_eq!(
             endpoints,
             [
-                format!("ipmitool -I lanplus -H {host} -p 623 -U admin -P <password>"),
                 format!("curl -k -u admin:<password> https://{host}:443/redfish/v1/Systems/1"),
+                format!("ipmitool -I lanplus -H {host} -p 623 -U admin -P <password>"),
             ],
             "{node}"
         );
