@@ -481,7 +481,7 @@ pub fn check_host_ports(plan: &Plan) -> anyhow::Result<()> {
     if busy.is_empty() {
         return Ok(());
     }
-    anyhow::bail!("{}\nnothing was created: free those ports, or change them in the lab file (ports, vnc_port, ipmi_port, redfish_port) or lab.publish", busy.join("\n"))
+    anyhow::bail!("{}\nnothing was created: free those ports, or change them in the lab file (ports, vnc_port, ipmi_port, redfish_port) or lab.publish (bmc_publish: an address of this host)", busy.join("\n"))
 }
 
 #[cfg(test)]

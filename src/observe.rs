@@ -21,7 +21,8 @@ use crate::lab::{Lab, Proto, ServiceKind, IPMI_PORT};
 use crate::phase::{self, GuestReport, NodeTraffic, Phase, VmEvent};
 use crate::plan::{
     ContainerSpec, Desired, PortBinding, Role, LABEL_BMC_USER, LABEL_BOOT_IP, LABEL_KIND,
-    LABEL_MAC, LABEL_MODEL, LABEL_NAME, LABEL_ROLE, LABEL_SERIAL, LABEL_UUID, LABEL_VENDOR,
+    LABEL_MAC, LABEL_MODEL, LABEL_NAME, LABEL_NICS, LABEL_ROLE, LABEL_SERIAL, LABEL_UUID,
+    LABEL_VENDOR,
 };
 
 /// A node's power as its BMC reports it.
@@ -104,6 +105,9 @@ pub struct Member {
     pub mac: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boot_ip: Option<String>,
+    /// Nodes with more than one NIC: each NIC's MAC and DHCP reservation, the first NIC first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nics: Option<Vec<Nic>>,
     /// Nodes: power as the BMC reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub power: Option<PowerState>,
@@ -130,6 +134,27 @@ pub struct Member {
     /// Nodes: the SHA-256 fingerprint of the certificate the BMC's Redfish service presents.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redfish_cert_sha256: Option<String>,
+}
+
+/// One NIC of a node: its MAC and its DHCP reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Nic {
+    pub mac: String,
+    pub ip: String,
+}
+
+/// The NICs a node container's label lists (`MAC=IP` joined by spaces).
+fn nics_of(labels: &crate::engine::Labels) -> Option<Vec<Nic>> {
+    let list = labels.get(LABEL_NICS)?;
+    Some(
+        list.split_whitespace()
+            .filter_map(|e| e.split_once('='))
+            .map(|(mac, ip)| Nic {
+                mac: mac.to_string(),
+                ip: ip.to_string(),
+            })
+            .collect(),
+    )
 }
 
 /// A node's vendor, model, serial number and system UUID, from its container's labels.
@@ -353,12 +378,21 @@ impl<'e, E: Engine> Observer<'e, E> {
         }
     }
 
-    /// Each running node's Redfish certificate fingerprint: a TLS handshake with its BMC's
-    /// address on the lab network, once per container.
+    /// Each running node's Redfish certificate fingerprint, as lab-bmcd logged it when it
+    /// started (the last such line: a new certificate comes with a new start); a TLS handshake
+    /// with the BMC's address on the lab network, once per container, for a node whose log has
+    /// no such line (an image older than that line).
     async fn add_fingerprints(&mut self, nodes: &mut [Member]) {
+        for n in nodes.iter_mut().filter(|n| n.running()) {
+            n.redfish_cert_sha256 = self
+                .logs
+                .get(&n.container)
+                .and_then(|l| logged_fingerprint(&l.text));
+        }
         let ask: Vec<(String, SocketAddr)> = nodes
             .iter()
-            .filter(|n| n.running() && !self.fingerprints.contains_key(&n.container))
+            .filter(|n| n.running() && n.redfish_cert_sha256.is_none())
+            .filter(|n| !self.fingerprints.contains_key(&n.container))
             .filter_map(|n| {
                 Some((
                     n.container.clone(),
@@ -377,7 +411,9 @@ impl<'e, E: Engine> Observer<'e, E> {
             }
         }
         for n in nodes.iter_mut().filter(|n| n.running()) {
-            n.redfish_cert_sha256 = self.fingerprints.get(&n.container).cloned();
+            if n.redfish_cert_sha256.is_none() {
+                n.redfish_cert_sha256 = self.fingerprints.get(&n.container).cloned();
+            }
         }
     }
 
@@ -486,6 +522,20 @@ impl<'e, E: Engine> Observer<'e, E> {
     }
 }
 
+/// The certificate fingerprint in the last line lab-bmcd logs when it starts
+/// (`lab: redfish: https on ... certificate SHA-256 AB:CD:...`).
+fn logged_fingerprint(log: &str) -> Option<String> {
+    log.lines().rev().find_map(|l| {
+        let (_, rest) = l.split_once("lab: redfish: https on ")?;
+        let (_, f) = rest.split_once("certificate SHA-256 ")?;
+        let f = f.split_whitespace().next()?;
+        let hex = f
+            .split(':')
+            .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()));
+        (hex && f.len() == 95).then(|| f.to_string())
+    })
+}
+
 /// A node's power: `unknown` unless its container runs; else its BMC's answer.
 async fn node_power<E: Engine>(
     engine: &E,
@@ -569,6 +619,7 @@ fn expected_member(c: &ContainerSpec, o: Option<&ObservedContainer>) -> Member {
         ports,
         mac: c.labels.get(LABEL_MAC).cloned(),
         boot_ip: c.labels.get(LABEL_BOOT_IP).cloned(),
+        nics: nics_of(&c.labels),
         power: None,
         phase: None,
         phase_since: None,
@@ -602,6 +653,7 @@ fn found_member(o: &ObservedContainer) -> Member {
         ports: o.ports.clone(),
         mac: o.labels.get(LABEL_MAC).cloned(),
         boot_ip: o.labels.get(LABEL_BOOT_IP).cloned(),
+        nics: nics_of(&o.labels),
         power: None,
         phase: None,
         phase_since: None,
@@ -659,6 +711,24 @@ fn endpoints(kind: Kind, labels: &crate::engine::Labels, ports: &[PortBinding]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fingerprint_is_the_one_lab_bmcd_logged_last() {
+        let start = |f: &str| {
+            format!("2026-11-21T01:00:00Z lab: redfish: https on 0.0.0.0:443 (BMC 127.0.0.1:623), certificate SHA-256 {f}\n")
+        };
+        assert_eq!(
+            logged_fingerprint("2026-11-21T01:00:00Z lab: bmc: power on\n"),
+            None
+        );
+        let one = start("AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB");
+        assert_eq!(logged_fingerprint(&one).as_deref(), Some("AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB"));
+        // A new certificate comes with a new start of lab-bmcd: the last line counts.
+        let two = one.clone() + "2026-11-21T01:00:05Z lab: vm: power on\n" + &start("0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C");
+        assert_eq!(logged_fingerprint(&two).as_deref(), Some("0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C:0C"));
+        // A cut-off line is not a fingerprint.
+        assert_eq!(logged_fingerprint(&start("AB:CD")), None);
+    }
 
     #[test]
     fn log_reads_since_the_last_line_keep_each_line_once() {
@@ -769,7 +839,10 @@ ipmi_port = 30623
         );
         assert_eq!(
             n.endpoints,
-            ["ipmitool -I lanplus -H 127.0.0.1 -p 30623 -U admin -P <password>"]
+            [
+                "ipmitool -I lanplus -H 127.0.0.1 -p 30623 -U admin -P <password>",
+                "curl -k -u admin:<password> https://127.0.0.1:30623/redfish/v1/Systems/1"
+            ]
         );
         assert_eq!(
             o.services

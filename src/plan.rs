@@ -38,6 +38,8 @@ pub const LABEL_CONFIG_HASH: &str = "io.metal-lab.config-hash";
 pub const LABEL_MAC: &str = "io.metal-lab.mac";
 pub const LABEL_BOOT_IP: &str = "io.metal-lab.boot-ip";
 pub const LABEL_BMC_USER: &str = "io.metal-lab.bmc-user";
+/// A node with more than one NIC: every NIC's MAC and reservation, `MAC=IP` joined by spaces.
+pub const LABEL_NICS: &str = "io.metal-lab.nics";
 /// A node's hardware identity (vendor, model, serial number, system UUID), for `status`.
 pub const LABEL_VENDOR: &str = "io.metal-lab.vendor";
 pub const LABEL_MODEL: &str = "io.metal-lab.model";
@@ -411,7 +413,7 @@ fn ports(lab: &Lab, ports: &[PortMap]) -> Vec<PortBinding> {
     ports
         .iter()
         .map(|p| PortBinding {
-            host_ip: lab.publish(),
+            host_ip: p.host_ip.map_or(lab.publish(), IpAddr::V4),
             host_port: p.host,
             container_port: p.container,
             protocol: p.protocol,
@@ -550,6 +552,15 @@ fn node_container(
     c.labels.insert(LABEL_MAC.into(), n.mac.to_string());
     c.labels.insert(LABEL_BOOT_IP.into(), n.ip.to_string());
     c.labels.insert(LABEL_BMC_USER.into(), n.bmc_user.clone());
+    if n.nic_macs.len() > 1 {
+        let nics: Vec<String> = n
+            .nic_macs
+            .iter()
+            .zip(&n.nic_ips)
+            .map(|(m, ip)| format!("{m}={ip}"))
+            .collect();
+        c.labels.insert(LABEL_NICS.into(), nics.join(" "));
+    }
     for (label, value) in [
         (LABEL_VENDOR, &n.vendor),
         (LABEL_MODEL, &n.model),
@@ -1000,7 +1011,15 @@ ipmi_port = 623
             .iter()
             .map(|p| (p.host_port, p.container_port, p.protocol))
             .collect();
-        assert_eq!(ports, [(5902, 5901, Proto::Tcp), (624, 624, Proto::Udp)]);
+        // Redfish takes the IPMI port's number over TCP (redfish_port is left out).
+        assert_eq!(
+            ports,
+            [
+                (5902, 5901, Proto::Tcp),
+                (624, 624, Proto::Udp),
+                (624, 443, Proto::Tcp)
+            ]
+        );
         assert!(n2
             .mounts
             .iter()
@@ -1313,7 +1332,9 @@ ipmi_port = 623
                 ("ssh", 2222),
                 ("n-1", 5901),
                 ("n-1", 623),
+                ("n-1", 623),
                 ("n-2", 5902),
+                ("n-2", 624),
                 ("n-2", 624)
             ]
         );
@@ -1356,7 +1377,7 @@ ipmi_port = 623
             .iter()
             .map(|c| (c.owner.as_str(), c.binding.host_port))
             .collect();
-        assert_eq!(ports, [("n-2", 5902), ("n-2", 624)]);
+        assert_eq!(ports, [("n-2", 5902), ("n-2", 624), ("n-2", 624)]);
     }
 
     #[test]

@@ -142,6 +142,17 @@ fn the_guest_the_bmc_and_status_show_the_same_identity() {
     assert_eq!(g["smbios_vm"], false, "{hidden}");
     assert_eq!(g["nics"], 2, "{hidden}");
     assert_eq!(plain["guest"]["nics"], 1, "{plain}");
+    // Each NIC has its reservation, consecutive from ip, and status lists them.
+    let p = u.prefix();
+    assert_eq!(
+        hidden["nics"],
+        serde_json::json!([
+            {"mac": "02:1d:00:00:00:02", "ip": format!("{p}.101")},
+            {"mac": "02:1d:00:00:00:03", "ip": format!("{p}.102")}
+        ]),
+        "{hidden}"
+    );
+    assert!(plain.get("nics").is_none(), "one NIC: no list: {plain}");
 
     // The BMC tells the same: FRU product area and System GUID.
     let port = u.port_base.to_string();

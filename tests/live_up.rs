@@ -312,6 +312,14 @@ fn rancheros_topology_comes_up_converges_and_goes_away() {
         )),
         "{table}"
     );
+    // No redfish_port in the file: Redfish is published on the IPMI port's number over TCP.
+    assert!(
+        table.contains(&format!(
+            "curl -k -u admin:<password> https://127.0.0.1:{}/redfish/v1/Systems/1",
+            b + 10
+        )),
+        "{table}"
+    );
 
     // Boot phases come from what happened: the nodes (no profile) fetch their boot script.
     let waited = lab.lab(&["wait", "--phase", "pxe", "--timeout", "180"]);

@@ -563,3 +563,94 @@ fn redfish_bmc_passes_the_validator_and_drives_the_same_bmc_as_ipmi() {
     assert_eq!(rf.get(sys).status, 200, "the BMC still answers");
     assert!(power_is(ipmi, "on"), "and still over IPMI");
 }
+
+/// `bmc_publish`: each BMC of a group on a loopback address of its own, at the standard ports
+/// (623/udp, 443/tcp); each address reaches that node's BMC, over IPMI and Redfish, and
+/// `status` shows the addresses.
+#[test]
+fn bmcs_published_on_their_own_host_addresses_answer_at_the_standard_ports() {
+    let Some(engine) = engine_or_skip("redfish") else {
+        return;
+    };
+    let u = unique("bmcpub");
+    let p = u.prefix();
+    // An address range of this test's own: 127.<its subnet's 2nd and 3rd bytes>.10 and .11.
+    let base = format!("127.{}.{}", u.net[0], u.net[1]);
+    let file = lab_with_services(&u)
+        + &format!(
+            r#"
+[nodes.w]
+count = 2
+mac = "02:1a:b0:00:01:00"
+ip = "{p}.100"
+bmc_ip = "{p}.6"
+bmc_publish = "{base}.10"
+memory = "128M"
+disk = "1G"
+accel = "tcg"
+power = "off"
+bmc_password = "{PASSWORD}"
+"#
+        );
+    let lab = TestLab::new(&u.name, &file);
+    let out = lab.lab(&["up", "--timeout", "300"]);
+    assert!(out.status.success(), "lab up: {}", stderr(&out));
+    let status: Value = serde_json::from_str(&stdout(&lab.lab(&["status", "--json"]))).unwrap();
+    let agent = bmc_agent(Duration::from_secs(10));
+    let auth = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("admin:{PASSWORD}"));
+        format!("Basic {b64}")
+    };
+    for (name, host) in [("w-1", format!("{base}.10")), ("w-2", format!("{base}.11"))] {
+        let node = status["nodes"]
+            .as_array()
+            .and_then(|n| n.iter().find(|n| n["name"] == name))
+            .unwrap_or_else(|| panic!("no node {name} in {status}"));
+        let mut endpoints: Vec<&str> = node["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        endpoints.sort();
+        assert_eq!(
+            endpoints,
+            [
+                format!("curl -k -u admin:<password> https://{host}:443/redfish/v1/Systems/1"),
+                format!("ipmitool -I lanplus -H {host} -p 623 -U admin -P <password>"),
+            ],
+            "{node}"
+        );
+        let serial = node["serial"].as_str().expect("serial");
+        // IPMI at the address, default port: this node's FRU.
+        let out = Command::new("ipmitool")
+            .args(["-I", "lanplus", "-C", "3", "-H", &host, "-U", "admin"])
+            .args(["-P", PASSWORD, "fru", "print", "0"])
+            .output()
+            .expect("ipmitool");
+        let fru = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            out.status.success() && fru.contains(&format!("Product Serial        : {serial}")),
+            "{host}: {fru}"
+        );
+        // Redfish at the address, no port: the same node.
+        let url = format!("https://{host}/redfish/v1/Systems/1");
+        let until = Instant::now() + Duration::from_secs(60);
+        let system: Value = loop {
+            let r = agent.get(&url).header("authorization", &auth).call();
+            if let Ok(mut r) = r {
+                if r.status() == 200 {
+                    break serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+                }
+            }
+            assert!(Instant::now() < until, "{url} did not answer");
+            std::thread::sleep(Duration::from_secs(1));
+        };
+        assert_eq!(system["SerialNumber"], serial, "{system}");
+        assert_eq!(system["PowerState"], "Off", "{system}");
+    }
+    let out = lab.lab(&["down", "--volumes"]);
+    assert!(out.status.success(), "lab down: {}", stderr(&out));
+    assert_eq!(leftovers(&engine, &u.name), (0, 0, 0));
+}

@@ -254,6 +254,27 @@ fn dnsmasq_conf_with_dns() {
 }
 
 #[test]
+fn dnsmasq_conf_reserves_every_nic() {
+    let text = fs::read_to_string("labs/rancheros.toml")
+        .unwrap()
+        .replace("ipmi_port = 624\n", "ipmi_port = 624\nnics = 2\n")
+        .replace(
+            "macs = [\"00:aa:bb:cc:dd:ef\", \"00:aa:bb:cc:dd:ff\"]",
+            "macs = [\"00:aa:bb:cc:dd:e0\", \"00:aa:bb:cc:dd:f0\"]",
+        );
+    let files = rendered(&lab_at("labs/rancheros.toml", &text, &[]));
+    let conf = get(&files, "dnsmasq/dnsmasq.conf");
+    // Each worker's NICs: consecutive MACs and consecutive addresses, members stepping past them.
+    for line in [
+        "dhcp-host=00:aa:bb:cc:dd:ee,master,192.168.25.100\n",
+        "dhcp-host=00:aa:bb:cc:dd:e0,worker-1,192.168.25.101\ndhcp-host=00:aa:bb:cc:dd:e1,192.168.25.102\n",
+        "dhcp-host=00:aa:bb:cc:dd:f0,worker-2,192.168.25.103\ndhcp-host=00:aa:bb:cc:dd:f1,192.168.25.104\n",
+    ] {
+        assert!(conf.contains(line), "{line} in\n{conf}");
+    }
+}
+
+#[test]
 fn rendering_is_deterministic() {
     let lab = example("rancheros");
     assert_eq!(rendered(&lab), rendered(&lab));

@@ -659,3 +659,132 @@ power = "off"
     assert!(out.status.success(), "lab down failed: {}", stderr(&out));
     assert_eq!(leftovers(&live.engine, &u.name), (0, 0, 0));
 }
+
+/// The node's `power on: qemu ...` lines in its log, oldest first.
+fn power_ons(container: &str) -> Vec<String> {
+    container_log(container)
+        .lines()
+        .filter(|l| l.contains("power on: qemu"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn redfish_uefi_http_once_boots_a_uefi_node_over_http_then_its_own_order_again() {
+    let Some(engine) = engine_or_skip("uefi_boot") else {
+        return;
+    };
+    let u = unique("rfhttp");
+    // No redfish_port: Redfish is published on the IPMI port's number over TCP.
+    let nodes = format!(
+        r#"
+[nodes.u]
+mac = "02:5e:00:00:03:01"
+ip = "{{p}}.100"
+bmc_ip = "{{p}}.6"
+ipmi_port = {ipmi}
+firmware = "uefi"
+boot = "pxe"
+power = "off"
+"#,
+        ipmi = u.port_base,
+    );
+    let rf = u.port_base;
+    let t = TestLab::new(&u.name, &lab_file(&u, &nodes));
+    let live = Live::up(engine, &t);
+    let container = format!("{}-u", u.name);
+    let until = Instant::now() + Duration::from_secs(60);
+    while redfish(rf, "GET", "/redfish/v1/Systems/1", None).0 != 200 {
+        assert!(
+            Instant::now() < until,
+            "lab-bmcd did not answer on {rf}/tcp"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let ip = u.ip(100).to_string();
+    let sys = "/redfish/v1/Systems/1";
+    let reset = "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset";
+    let efi_fetches = |web: &str| {
+        web.lines()
+            .filter(|l| {
+                l.starts_with(&format!("{ip} "))
+                    && l.contains("GET 200 ")
+                    && l.ends_with(" /lab/ipxe/ipxe.efi")
+            })
+            .count()
+    };
+
+    // UefiHttp once, as Ironic's redfish-uefihttp sets it, then On.
+    let (status, v) = redfish(
+        rf,
+        "PATCH",
+        sys,
+        Some(
+            r#"{"Boot":{"BootSourceOverrideTarget":"UefiHttp","BootSourceOverrideEnabled":"Once","BootSourceOverrideMode":"UEFI"}}"#,
+        ),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (
+            v["Boot"]["BootSourceOverrideTarget"].as_str(),
+            v["Boot"]["BootSourceOverrideEnabled"].as_str()
+        ),
+        (Some("UefiHttp"), Some("Once")),
+        "{v}"
+    );
+    assert_eq!(
+        redfish(rf, "POST", reset, Some(r#"{"ResetType":"On"}"#)).0,
+        204
+    );
+    let secs = live.wait_up("u", "02:5e:00:00:03:01", &ip, 1, Instant::now());
+    eprintln!("Redfish UefiHttp once: HTTP boot to up {secs:.1}s after On");
+    // OVMF's HTTP boot asked as an HTTPClient and fetched the EFI boot file over HTTP.
+    let dhcp = live.logs("dhcp");
+    assert!(
+        dhcp.contains("vendor class: HTTPClient:Arch:00016"),
+        "{dhcp}"
+    );
+    assert_eq!(efi_fetches(&live.logs("web")), 1, "{}", live.logs("web"));
+    let ons = power_ons(&container);
+    assert!(
+        ons.len() == 1 && ons[0].contains("boot=http (BMC override (once))"),
+        "{ons:?}"
+    );
+    let status = t.lab(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let node = &json["nodes"][0];
+    assert_eq!(
+        (node["phase"].as_str(), node["boots"].as_u64()),
+        (Some("up"), Some(1)),
+        "{node}"
+    );
+    // The boot used the override up: Redfish reads it back as none.
+    let (_, v) = redfish(rf, "GET", sys, None);
+    assert_eq!(v["Boot"]["BootSourceOverrideTarget"], "None", "{v}");
+
+    // The next boot (a power cycle: a new QEMU) is the node's own again: the BMC starts QEMU
+    // with the node's boot setting (PXE, the NIC first) and no override, and the node comes up.
+    // Which network boot OVMF tries first on that NIC is its NVRAM's order: the HTTP boot
+    // option the override's boot created stays ahead of PXE (README, UEFI nodes), so the
+    // protocol of this boot is not asserted.
+    assert_eq!(
+        redfish(rf, "POST", reset, Some(r#"{"ResetType":"PowerCycle"}"#)).0,
+        204
+    );
+    let secs = live.wait_up("u", "02:5e:00:00:03:01", &ip, 2, Instant::now());
+    eprintln!("after PowerCycle: up again {secs:.1}s");
+    let ons = power_ons(&container);
+    assert!(
+        ons.len() == 2 && ons[1].contains("boot=pxe (the node's boot setting)"),
+        "{ons:?}"
+    );
+    let out = t.lab(&["wait", "u", "--phase", "up", "--timeout", "60"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = t.lab(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(json["nodes"][0]["boots"].as_u64(), Some(2), "{json}");
+
+    let out = t.lab(&["down", "--volumes"]);
+    assert!(out.status.success(), "lab down failed: {}", stderr(&out));
+    assert_eq!(leftovers(&live.engine, &u.name), (0, 0, 0));
+}

@@ -674,7 +674,7 @@ vnc_port = 5902
 
 #[test]
 fn same_port_number_on_tcp_and_udp_is_fine() {
-    let lab = valid(&with("\n[services.ssh]\nkind = \"sshd\"\nip = \"10.20.0.4\"\nports = [\"623:623/tcp\", \"5901:5901/udp\"]\n\n[nodes.n2]\nvnc_port = 5901\nipmi_port = 623\n"));
+    let lab = valid(&with("\n[services.ssh]\nkind = \"sshd\"\nip = \"10.20.0.4\"\nports = [\"623:623/tcp\", \"5901:5901/udp\"]\n\n[nodes.n2]\nvnc_port = 5901\nipmi_port = 623\nredfish_port = 8443\n"));
     let ssh = lab.service("ssh").unwrap();
     assert_eq!(ssh.ports[0].protocol, Proto::Tcp);
     assert_eq!(ssh.ports[1].protocol, Proto::Udp);
@@ -700,6 +700,28 @@ fn redfish_ports_step_up_and_clash_with_other_tcp_ports_only() {
         e.contains("`redfish_port` identifies one node and cannot be a default"),
         "{e}"
     );
+}
+
+#[test]
+fn a_published_bmc_publishes_redfish_on_its_ipmi_port_number_over_tcp() {
+    // Left out, redfish_port follows ipmi_port (stepped in a group); no ipmi_port, no Redfish.
+    let lab = valid(&with(
+        "\n[nodes.w]\ncount = 2\nipmi_port = 6230\n\n[nodes.q]\nvnc_port = 5909\n",
+    ));
+    assert_eq!(node(&lab, "w-1").redfish_port, Some(6230));
+    assert_eq!(node(&lab, "w-2").redfish_port, Some(6231));
+    assert_eq!(node(&lab, "q").redfish_port, None);
+    let tcp: Vec<_> = node(&lab, "w-2")
+        .ports()
+        .into_iter()
+        .filter(|p| p.protocol == Proto::Tcp)
+        .map(|p| (p.host, p.container))
+        .collect();
+    assert_eq!(tcp, [(6231, 443)]);
+    // A TCP port already taken: the error says where the number came from and what to set.
+    insta::assert_snapshot!(errors(&with(
+        "\n[services.ssh]\nkind = \"sshd\"\nip = \"10.20.0.4\"\nports = [\"6231:22\"]\n\n[nodes.w]\ncount = 2\nipmi_port = 6230\n\n[nodes.v]\nvnc_port = 6230\n",
+    )));
 }
 
 #[test]
@@ -2019,4 +2041,115 @@ fn nics_are_in_range_and_their_macs_unique() {
     insta::assert_snapshot!(errors(&with(
         "\n[nodes.n2]\nmac = \"02:00:00:00:00:02\"\n\n[nodes.n3]\nnics = 9\n\n[node_defaults]\nnics = 2\n"
     )));
+}
+
+#[test]
+fn nics_take_consecutive_reservations_and_groups_step_past_them() {
+    let lab = valid(&with(
+        "\n[nodes.x]\ncount = 2\nnics = 2\nmac = \"02:00:00:00:02:00\"\nip = \"10.20.0.120\"\n\n[nodes.d]\nnics = 3\n",
+    ));
+    let ips = |n: &str| -> Vec<String> {
+        node(&lab, n)
+            .nic_ips
+            .iter()
+            .map(|ip| ip.to_string())
+            .collect()
+    };
+    assert_eq!(ips("x-1"), ["10.20.0.120", "10.20.0.121"]);
+    assert_eq!(ips("x-2"), ["10.20.0.122", "10.20.0.123"]);
+    assert_eq!(node(&lab, "x-2").ip.to_string(), "10.20.0.122");
+    assert_eq!(
+        ips("n1"),
+        [node(&lab, "n1").ip.to_string()],
+        "one NIC, one reservation"
+    );
+    // Without ip, each NIC's address is allocated: distinct, and none is another's.
+    let d = ips("d");
+    assert_eq!(d.len(), 3);
+    assert_eq!(d[0], node(&lab, "d").ip.to_string());
+    let mut all: Vec<String> = lab
+        .nodes()
+        .iter()
+        .flat_map(|n| n.nic_ips.iter().chain([&n.bmc_ip]).map(|a| a.to_string()))
+        .collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "every reservation and BMC address is unique");
+}
+
+#[test]
+fn later_nics_reservations_are_checked_like_the_first() {
+    // y's second NIC takes .100, which is n1's; z's second NIC would be the broadcast address.
+    insta::assert_snapshot!(errors(&with(
+        "\n[nodes.y]\nnics = 2\nip = \"10.20.0.99\"\n\n[nodes.z]\nnics = 2\nip = \"10.20.0.254\"\n"
+    )));
+}
+
+#[test]
+fn bmc_publish_gives_each_bmc_its_own_host_address_with_the_standard_ports() {
+    let lab = valid(&with(
+        "\n[nodes.r]\ncount = 3\nbmc_publish = \"127.0.1.10\"\n\n[nodes.s]\nbmc_publish = \"127.0.1.20\"\nipmi_port = 6230\nvnc_port = 5901\n",
+    ));
+    let published = |n: &str| -> Vec<(Option<String>, u16, u16, Proto)> {
+        node(&lab, n)
+            .ports()
+            .into_iter()
+            .map(|p| {
+                (
+                    p.host_ip.map(|a| a.to_string()),
+                    p.host,
+                    p.container,
+                    p.protocol,
+                )
+            })
+            .collect()
+    };
+    for (n, addr) in [
+        ("r-1", "127.0.1.10"),
+        ("r-2", "127.0.1.11"),
+        ("r-3", "127.0.1.12"),
+    ] {
+        let a = Some(addr.to_string());
+        assert_eq!(
+            published(n),
+            [(a.clone(), 623, 623, Proto::Udp), (a, 443, 443, Proto::Tcp)],
+            "{n}"
+        );
+    }
+    // Ports given stay as given; VNC stays on lab.publish.
+    let a = Some("127.0.1.20".to_string());
+    assert_eq!(
+        published("s"),
+        [
+            (None, 5901, 5901, Proto::Tcp),
+            (a.clone(), 6230, 6230, Proto::Udp),
+            (a, 443, 443, Proto::Tcp)
+        ]
+    );
+    assert_eq!(node(&lab, "n1").bmc_publish, None);
+}
+
+#[test]
+fn bmc_publish_addresses_are_host_addresses_of_one_bmc_each() {
+    // A shared address, a wildcard, a group stepping out of loopback, a clash with a port that
+    // lab.publish = 0.0.0.0 takes on every address, a default credential on a reachable address,
+    // a default.
+    let text = with(concat!(
+        "\n[nodes.a]\nbmc_publish = \"127.0.2.1\"\n",
+        "\n[nodes.b]\nbmc_publish = \"127.0.2.1\"\n",
+        "\n[nodes.c]\nbmc_publish = \"0.0.0.0\"\n",
+        "\n[nodes.g]\ncount = 2\nbmc_publish = \"127.255.255.255\"\nbmc_password = \"pw\"\n",
+        "\n[nodes.h]\nbmc_publish = \"10.9.9.9\"\n",
+        "\n[nodes.i]\nbmc_publish = \"not an address\"\n",
+    ));
+    insta::assert_snapshot!(errors(&text));
+    let wildcard = with("\n[nodes.a]\nbmc_publish = \"127.0.2.1\"\nbmc_password = \"pw\"\n\n[nodes.w]\nipmi_port = 623\nredfish_port = 8443\nbmc_password = \"pw\"\n")
+        .replace("name = \"t\"\n", "name = \"t\"\npublish = \"0.0.0.0\"\n");
+    insta::assert_snapshot!(errors(&wildcard));
+    let e = errors(&with("\n[node_defaults]\nbmc_publish = \"127.0.2.1\"\n"));
+    assert!(
+        e.contains("`bmc_publish` identifies one node and cannot be a default"),
+        "{e}"
+    );
 }

@@ -172,6 +172,9 @@ pub struct RawNode {
     pub vnc_port: Option<Spanned<i64>>,
     pub ipmi_port: Option<Spanned<i64>>,
     pub redfish_port: Option<Spanned<i64>>,
+    /// A host address of its own where the node's BMC publishes IPMI and Redfish (standard
+    /// ports by default), stepped up by one per member of a group.
+    pub bmc_publish: Option<Str>,
     pub cpus: Option<Spanned<i64>>,
     pub memory: Option<Str>,
     /// Number of NICs on the lab network, with consecutive MACs from `mac`; the first PXE-boots.

@@ -221,12 +221,15 @@ impl fmt::Display for Proto {
     }
 }
 
-/// A published port: `host` on `lab.publish` forwards to `container` inside.
+/// A published port: `host` on `lab.publish` (or on `host_ip`) forwards to `container` inside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PortMap {
     pub host: u16,
     pub container: u16,
     pub protocol: Proto,
+    /// The host address, when not `lab.publish`: a node's `bmc_publish`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -351,14 +354,20 @@ pub struct Node {
     pub mac: Mac,
     /// Every NIC's MAC, in order, `mac` first; the others are consecutive after it.
     pub nic_macs: Vec<Mac>,
-    /// The VM's DHCP reservation.
+    /// The VM's DHCP reservation (its first NIC's).
     pub ip: Ipv4Addr,
+    /// Every NIC's DHCP reservation, in the order of `nic_macs`, `ip` first: consecutive from
+    /// `ip` when the file gives one, else each allocated.
+    pub nic_ips: Vec<Ipv4Addr>,
     /// The node container's address: BMC (IPMI) and VNC live here.
     pub bmc_ip: Ipv4Addr,
     pub vnc_port: Option<u16>,
     pub ipmi_port: Option<u16>,
     /// Host port of the BMC's Redfish service (HTTPS, 443 inside).
     pub redfish_port: Option<u16>,
+    /// The host address the BMC's IPMI and Redfish ports are published on, instead of
+    /// `lab.publish` (`bmc_publish`): one address per BMC, as in a rack.
+    pub bmc_publish: Option<Ipv4Addr>,
     pub cpus: u32,
     pub memory_mb: u64,
     /// Its disks, in order (the first is /dev/sda, the boot disk).
@@ -386,8 +395,9 @@ pub struct Node {
 }
 
 impl Node {
-    /// Published ports of the node container: VNC on 5901/tcp inside, and IPMI on the same
-    /// port inside as on the host. The BMC answers on 623 (the lab network's port) and on the
+    /// Published ports of the node container: VNC on 5901/tcp inside, IPMI on the same
+    /// port inside as on the host, Redfish on 443/tcp inside; IPMI and Redfish on
+    /// `bmc_publish` when the node has one. The BMC answers on 623 (the lab network's port) and on the
     /// published port, because an SOL session must run on the port the client used, and the
     /// BMC names its own port when it activates one (see images/node/lab-bmc.c).
     pub fn ports(&self) -> Vec<PortMap> {
@@ -397,6 +407,7 @@ impl Node {
                 host,
                 container: VNC_PORT,
                 protocol: Proto::Tcp,
+                host_ip: None,
             });
         }
         if let Some(host) = self.ipmi_port {
@@ -404,6 +415,7 @@ impl Node {
                 host,
                 container: host,
                 protocol: Proto::Udp,
+                host_ip: self.bmc_publish,
             });
         }
         if let Some(host) = self.redfish_port {
@@ -411,6 +423,7 @@ impl Node {
                 host,
                 container: REDFISH_PORT,
                 protocol: Proto::Tcp,
+                host_ip: self.bmc_publish,
             });
         }
         ports

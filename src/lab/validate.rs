@@ -112,6 +112,9 @@ struct PendingNode {
     serial_span: Option<Range<usize>>,
     uuid_span: Option<Range<usize>>,
     redfish_span: Option<Range<usize>>,
+    /// `redfish_port` was left out and took `ipmi_port`'s number.
+    redfish_from_ipmi: bool,
+    bmc_publish_span: Option<Range<usize>>,
     ip_given: bool,
     bmc_given: bool,
     mac_given: bool,
@@ -206,7 +209,8 @@ impl<'a> Validator<'a> {
         let mut nodes = self.nodes(raw, &network, &profiles);
         self.allocate(&network, &mut services, &mut nodes);
         self.check_addresses(&network, &services, &nodes);
-        self.check_ports(&services, &nodes);
+        let publish_at = publish.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        self.check_ports(publish_at, &services, &nodes);
         self.check_names(raw, &services, &nodes);
         self.check_identities(&nodes);
         let lab = Lab {
@@ -524,6 +528,7 @@ impl<'a> Validator<'a> {
                         host: 80,
                         container: 80,
                         protocol: Proto::Tcp,
+                        host_ip: None,
                     },
                     table.clone(),
                 ),
@@ -532,6 +537,7 @@ impl<'a> Validator<'a> {
                         host: 443,
                         container: 443,
                         protocol: Proto::Tcp,
+                        host_ip: None,
                     },
                     table.clone(),
                 ),
@@ -745,6 +751,7 @@ impl<'a> Validator<'a> {
                 host,
                 container,
                 protocol: proto,
+                host_ip: None,
             }),
             _ => {
                 self.err(Some(s.span()), key, format!("`{t}` is not a port mapping"), "write \"HOST:CONTAINER\" or \"HOST:CONTAINER/udp\" with ports from 1 to 65535, e.g. \"2222:22\"");

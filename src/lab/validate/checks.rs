@@ -2,7 +2,7 @@
 //! names, and what booting nodes needs.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 
 use super::{
@@ -41,7 +41,12 @@ impl Validator<'_> {
                 .map(|(s, _)| s.ip)
                 .filter(|ip| !ip.is_unspecified()),
         );
-        used.extend(nodes.iter().filter(|n| n.ip_given).map(|n| n.node.ip));
+        used.extend(
+            nodes
+                .iter()
+                .filter(|n| n.ip_given)
+                .flat_map(|n| n.node.nic_ips.iter().copied()),
+        );
         used.extend(nodes.iter().filter(|n| n.bmc_given).map(|n| n.node.bmc_ip));
         let mut next = u32::from(first_host(net.subnet));
         let mut take = |v: &mut Validator, key: &str, span: Range<usize>| -> Ipv4Addr {
@@ -84,11 +89,12 @@ impl Validator<'_> {
                 );
             }
             if !n.ip_given {
-                n.node.ip = take(
-                    self,
-                    &format!("{}.ip", n.key),
-                    n.ip_span.clone().unwrap_or(0..0),
-                );
+                let key = format!("{}.ip", n.key);
+                let span = n.ip_span.clone().unwrap_or(0..0);
+                n.node.nic_ips = (0..n.node.nic_macs.len().max(1))
+                    .map(|_| take(self, &key, span.clone()))
+                    .collect();
+                n.node.ip = n.node.nic_ips[0];
             }
         }
     }
@@ -102,12 +108,14 @@ impl Validator<'_> {
         let range = dhcp_range(services);
         let mut seen: HashMap<Ipv4Addr, Holder> = HashMap::new();
         let mut statics = Vec::new();
+        // (address, key, span, outside the DHCP range, NIC number for a node's later NICs)
         for (s, sp) in services {
             statics.push((
                 s.ip,
                 format!("services.{}.ip", s.name),
                 sp.ip.clone().or(Some(sp.table.clone())),
                 true,
+                None,
             ));
         }
         for n in nodes {
@@ -116,23 +124,42 @@ impl Validator<'_> {
                 format!("{}.bmc_ip", n.key),
                 n.bmc_span.clone(),
                 true,
+                None,
             ));
-            statics.push((n.node.ip, format!("{}.ip", n.key), n.ip_span.clone(), false));
+            statics.push((
+                n.node.ip,
+                format!("{}.ip", n.key),
+                n.ip_span.clone(),
+                false,
+                None,
+            ));
+            for (k, ip) in n.node.nic_ips.iter().enumerate().skip(1) {
+                let key = format!("{}.ip", n.key);
+                statics.push((*ip, key, n.ip_span.clone(), false, Some(k + 1)));
+            }
         }
-        for (ip, key, span, outside_range) in statics {
+        for (ip, key, span, outside_range, nic) in statics {
             if ip.is_unspecified() {
                 continue; // allocation already reported it
             }
+            // A later NIC's address is not in the file: say where it came from.
+            let (what, room) = match nic {
+                Some(k) => (
+                    format!("{ip} (the reservation of NIC {k}: nics = N reserves N consecutive addresses from ip)"),
+                    "; leave room after ip for every NIC, or leave ip out to have each NIC's address allocated",
+                ),
+                None => (ip.to_string(), ""),
+            };
             if !is_host_of(net.subnet, ip) {
-                self.err(span, &key, format!("{ip} is not a host address of the lab subnet {}", net.subnet), "pick an address inside the subnet, other than its network and broadcast addresses");
+                self.err(span, &key, format!("{what} is not a host address of the lab subnet {}", net.subnet), format!("pick an address inside the subnet, other than its network and broadcast addresses{room}"));
                 continue;
             }
             if ip == net.gateway {
                 self.err(
                     span,
                     &key,
-                    format!("{ip} is the gateway address"),
-                    "the gateway belongs to the Docker bridge on the host: pick another address",
+                    format!("{what} is the gateway address"),
+                    format!("the gateway belongs to the Docker bridge on the host: pick another address{room}"),
                 );
                 continue;
             }
@@ -142,14 +169,21 @@ impl Validator<'_> {
                 }
             }
             if let Some(first) = seen.get(&ip) {
-                let msg = format!("{ip} is already used by {}", first.key);
+                let msg = format!("{what} is already used by {}", first.key);
                 self.err(
                     span,
                     &key,
                     msg,
-                    "give every service, BMC and node reservation its own address",
+                    format!("give every service, BMC and node reservation its own address{room}"),
                 );
             } else {
+                let key = match nic {
+                    Some(k) => format!(
+                        "{}'s NIC {k} (nics = N reserves N consecutive addresses from ip)",
+                        key.trim_end_matches(".ip")
+                    ),
+                    None => key,
+                };
                 seen.insert(ip, Holder { key });
             }
         }
@@ -185,14 +219,30 @@ impl Validator<'_> {
 
     pub(super) fn check_ports(
         &mut self,
+        publish: IpAddr,
         services: &[(Service, ServiceSpans)],
         nodes: &[PendingNode],
     ) {
-        let mut seen: HashMap<(Proto, u16), String> = HashMap::new();
+        // Each BMC's own address: one node each (then its ports cannot clash with another's).
+        let mut bmc_addrs: HashMap<Ipv4Addr, &str> = HashMap::new();
+        let mut shared = Vec::new();
+        for n in nodes {
+            let Some(a) = n.node.bmc_publish else {
+                continue;
+            };
+            if let Some(first) = bmc_addrs.get(&a) {
+                let msg = format!("{a} is already the BMC address of {first}");
+                self.err(n.bmc_publish_span.clone(), format!("{}.bmc_publish", n.key), msg, "give each BMC its own host address (a group steps bmc_publish up by one per member)");
+                shared.push(n.key.as_str());
+            } else {
+                bmc_addrs.insert(a, n.key.as_str());
+            }
+        }
         let mut all = Vec::new();
         for (s, sp) in services {
             for (p, span) in s.ports.iter().zip(sp.ports.iter()) {
                 all.push((
+                    publish,
                     p.protocol,
                     p.host,
                     format!("services.{}.ports", s.name),
@@ -203,43 +253,77 @@ impl Validator<'_> {
         for n in nodes {
             if let Some(p) = n.node.vnc_port {
                 all.push((
+                    publish,
                     Proto::Tcp,
                     p,
                     format!("{}.vnc_port", n.key),
                     n.vnc_span.clone(),
                 ));
             }
+            if shared.contains(&n.key.as_str()) {
+                continue; // its BMC address is reported
+            }
+            // Ports the file does not give (a bmc_publish's standard ports, a Redfish port
+            // that took ipmi_port's number) point at what they came from.
+            let at = n.node.bmc_publish.map_or(publish, IpAddr::V4);
+            let or_publish =
+                |span: &Option<Range<usize>>| span.clone().or(n.bmc_publish_span.clone());
             if let Some(p) = n.node.ipmi_port {
-                all.push((
-                    Proto::Udp,
-                    p,
-                    format!("{}.ipmi_port", n.key),
-                    n.ipmi_span.clone(),
-                ));
+                let key = format!("{}.ipmi_port", n.key);
+                all.push((at, Proto::Udp, p, key, or_publish(&n.ipmi_span)));
             }
             if let Some(p) = n.node.redfish_port {
-                all.push((
-                    Proto::Tcp,
-                    p,
-                    format!("{}.redfish_port", n.key),
-                    n.redfish_span.clone(),
-                ));
+                let span = if n.redfish_from_ipmi {
+                    n.ipmi_span.clone()
+                } else {
+                    or_publish(&n.redfish_span)
+                };
+                all.push((at, Proto::Tcp, p, format!("{}.redfish_port", n.key), span));
             }
         }
-        for (proto, port, key, span) in all {
-            if let Some(first) = seen.get(&(proto, port)) {
-                let msg = format!(
-                    "host port {port}/{} is already published by {first}",
+        let derived: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.redfish_from_ipmi)
+            .map(|n| format!("{}.redfish_port", n.key))
+            .collect();
+        const TAKEN: &str = " (left out: ipmi_port's number over TCP)";
+        // Two bindings of a port clash on the same address, or when either is a wildcard.
+        let mut seen: Vec<(IpAddr, Proto, u16, String)> = Vec::new();
+        for (addr, proto, port, key, span) in all {
+            let is_derived = derived.contains(&key);
+            let clash = seen.iter().find(|(a, p, n, _)| {
+                *p == proto
+                    && *n == port
+                    && (*a == addr || a.is_unspecified() || addr.is_unspecified())
+            });
+            if let Some((first_addr, _, _, first)) = clash {
+                if is_derived && first.ends_with(TAKEN) {
+                    continue; // both took their ipmi_port's number: that clash is reported
+                }
+                // Say the address when it is not everyone's lab.publish.
+                let on = if addr == publish && *first_addr == publish {
+                    String::new()
+                } else {
+                    format!(" on {addr}")
+                };
+                let mut msg = format!(
+                    "host port {port}/{}{on} is already published by {first}",
                     proto.as_str()
                 );
-                self.err(
-                    span,
-                    &key,
-                    msg,
-                    "every published host port must be unique per protocol: pick another port",
-                );
+                let help = if is_derived {
+                    msg +=
+                        "; redfish_port is left out, so Redfish takes ipmi_port's number over TCP";
+                    "set redfish_port for this node to a free TCP port"
+                } else if on.is_empty() {
+                    "every published host port must be unique per protocol: pick another port"
+                } else {
+                    "a host port is published once per protocol and address (0.0.0.0 is every address): pick another port or address"
+                };
+                self.err(span, &key, msg, help);
+            } else if is_derived {
+                seen.push((addr, proto, port, format!("{key}{TAKEN}")));
             } else {
-                seen.insert((proto, port), key);
+                seen.push((addr, proto, port, key));
             }
         }
     }
@@ -284,9 +368,6 @@ impl Validator<'_> {
     /// (admin/admin) or an sshd with the default root password (`labpassword`) is an open door:
     /// refused, saying what to set. Loopback (the default `lab.publish`) keeps the defaults.
     pub(super) fn check_safe_defaults(&mut self, raw: &RawConfig, lab: &Lab) {
-        if lab.publish.is_loopback() {
-            return;
-        }
         let span = raw.lab.get_ref().publish.as_ref().map(|p| p.span());
         let publish = lab.publish;
         let mut groups = Vec::new();
@@ -294,17 +375,44 @@ impl Validator<'_> {
             let default =
                 node.bmc_user == DEFAULT_BMC_USER && node.bmc_password == DEFAULT_BMC_PASSWORD;
             let published = node.ipmi_port.is_some() || node.redfish_port.is_some();
-            if default && published && !groups.contains(&node.group) {
-                groups.push(node.group.clone());
+            let at = node.bmc_publish.map_or(publish, IpAddr::V4);
+            if default
+                && published
+                && !at.is_loopback()
+                && !groups.iter().any(|(g, _)| *g == node.group)
+            {
+                groups.push((node.group.clone(), node.bmc_publish));
             }
         }
-        for group in groups {
+        for (group, own) in groups {
+            let (span, on, instead) = match own {
+                Some(a) => {
+                    let span = raw
+                        .nodes
+                        .iter()
+                        .find(|(g, _)| *g.get_ref() == group)
+                        .and_then(|(_, t)| t.get_ref().bmc_publish.as_ref().map(|p| p.span()));
+                    (
+                        span,
+                        format!("bmc_publish = {a}"),
+                        "or publish it on a loopback address such as 127.0.0.10",
+                    )
+                }
+                None => (
+                    span.clone(),
+                    format!("lab.publish = {publish}"),
+                    "or publish on 127.0.0.1",
+                ),
+            };
             self.err(
-                span.clone(),
+                span,
                 format!("nodes.{group}.bmc_password"),
-                format!("the BMC of nodes.{group} is published on lab.publish = {publish} with the default credential admin/admin"),
-                format!("set bmc_password in [nodes.{group}] or [node_defaults], e.g. from the environment: bmc_password = \"${{LAB_BMC_PASSWORD}}\"; or publish on 127.0.0.1"),
+                format!("the BMC of nodes.{group} is published on {on} with the default credential admin/admin"),
+                format!("set bmc_password in [nodes.{group}] or [node_defaults], e.g. from the environment: bmc_password = \"${{LAB_BMC_PASSWORD}}\"; {instead}"),
             );
+        }
+        if publish.is_loopback() {
+            return;
         }
         for service in &lab.services {
             if let ServiceConfig::Sshd { password, .. } = &service.config {

@@ -12,12 +12,12 @@ use super::{
 };
 use crate::config::{RawConfig, RawNode, Sizes, Str};
 use crate::lab::{
-    Accel, BootDevice, Disk, Firmware, Mac, Network, Node, Power, PowerRestore, Profile, MAX_DISKS,
-    MAX_NICS,
+    Accel, BootDevice, Disk, Firmware, Mac, Network, Node, Power, PowerRestore, Profile, IPMI_PORT,
+    MAX_DISKS, MAX_NICS, REDFISH_PORT,
 };
 
 /// Keys that identify one machine and so cannot be shared through `[node_defaults]`.
-const PER_NODE_KEYS: [&str; 10] = [
+const PER_NODE_KEYS: [&str; 11] = [
     "count",
     "mac",
     "macs",
@@ -28,6 +28,7 @@ const PER_NODE_KEYS: [&str; 10] = [
     "serial",
     "uuid",
     "redfish_port",
+    "bmc_publish",
 ];
 
 fn pick<'r, T>(node: &'r Option<T>, dflt: &'r Option<T>) -> Option<&'r T> {
@@ -66,6 +67,7 @@ impl Validator<'_> {
             d.serial.as_ref().map(Spanned::span),
             d.uuid.as_ref().map(Spanned::span),
             d.redfish_port.as_ref().map(Spanned::span),
+            d.bmc_publish.as_ref().map(Spanned::span),
         ];
         for (k, span) in PER_NODE_KEYS.iter().zip(spans) {
             if span.is_some() {
@@ -164,6 +166,10 @@ impl Validator<'_> {
             .redfish_port
             .as_ref()
             .and_then(|p| self.port_number(p, &format!("{key}.redfish_port")));
+        let bmc_publish = n
+            .bmc_publish
+            .as_ref()
+            .and_then(|s| self.ip(s, &format!("{key}.bmc_publish")));
         let mut out = Vec::new();
         for i in 0..count.unwrap_or(1) {
             let name = match count {
@@ -211,18 +217,47 @@ impl Validator<'_> {
             if !asset_tag_given {
                 node.asset_tag = name.clone();
             }
-            node.ip = ip.map_or(Ipv4Addr::UNSPECIFIED, |a| step_ip(a, i));
+            // A member's NICs take consecutive addresses, so members step by the NIC count (as
+            // their MACs do); without `ip`, allocation gives each NIC one.
+            node.nic_ips = ip.map_or(Vec::new(), |a| {
+                (0..nics).map(|k| step_ip(a, i * nics + k)).collect()
+            });
+            node.ip = node
+                .nic_ips
+                .first()
+                .copied()
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
             node.bmc_ip = bmc_ip.map_or(Ipv4Addr::UNSPECIFIED, |a| step_ip(a, i));
+            node.bmc_publish = bmc_publish.and_then(|a| {
+                let span = n.bmc_publish.as_ref().map(Spanned::span);
+                self.bmc_address(a, i, span, &format!("{node_key}.bmc_publish"))
+            });
             node.vnc_port = vnc.and_then(|p| {
                 self.step_port(p, i, n.vnc_port.as_ref(), &format!("{node_key}.vnc_port"))
             });
-            node.ipmi_port = ipmi.and_then(|p| {
-                self.step_port(p, i, n.ipmi_port.as_ref(), &format!("{node_key}.ipmi_port"))
-            });
-            node.redfish_port = redfish.and_then(|p| {
-                let key = format!("{node_key}.redfish_port");
-                self.step_port(p, i, n.redfish_port.as_ref(), &key)
-            });
+            if bmc_publish.is_some() && node.bmc_publish.is_none() {
+                // Not a host address (reported): nothing to publish the BMC on.
+                node.ipmi_port = None;
+                node.redfish_port = None;
+            } else if bmc_publish.is_some() {
+                // A BMC with a host address of its own, as in a rack: the standard ports unless
+                // the file says otherwise, the same for every member (each has its address).
+                node.ipmi_port = Some(ipmi.unwrap_or(IPMI_PORT));
+                node.redfish_port = Some(redfish.unwrap_or(REDFISH_PORT));
+            } else {
+                node.ipmi_port = ipmi.and_then(|p| {
+                    self.step_port(p, i, n.ipmi_port.as_ref(), &format!("{node_key}.ipmi_port"))
+                });
+                // A BMC published on the host shows both faces: without `redfish_port`, Redfish
+                // takes the IPMI port's number over TCP.
+                node.redfish_port = match redfish {
+                    Some(p) => {
+                        let key = format!("{node_key}.redfish_port");
+                        self.step_port(p, i, n.redfish_port.as_ref(), &key)
+                    }
+                    None => node.ipmi_port,
+                };
+            }
             out.push(PendingNode {
                 node,
                 key: node_key,
@@ -237,6 +272,8 @@ impl Validator<'_> {
                 serial_span: Some(n.serial.as_ref().map_or(table.span(), Spanned::span)),
                 uuid_span: Some(n.uuid.as_ref().map_or(table.span(), Spanned::span)),
                 redfish_span: n.redfish_port.as_ref().map(Spanned::span),
+                redfish_from_ipmi: redfish.is_none() && bmc_publish.is_none(),
+                bmc_publish_span: n.bmc_publish.as_ref().map(Spanned::span),
                 ip_given: ip.is_some(),
                 bmc_given: bmc_ip.is_some(),
                 mac_given: mac.is_some() || listed.is_some(),
@@ -468,11 +505,13 @@ impl Validator<'_> {
             group: group.to_string(),
             mac: Mac([0; 6]),
             nic_macs: Vec::new(),
+            nic_ips: Vec::new(),
             ip: Ipv4Addr::UNSPECIFIED,
             bmc_ip: Ipv4Addr::UNSPECIFIED,
             vnc_port: None,
             ipmi_port: None,
             redfish_port: None,
+            bmc_publish: None,
             cpus,
             memory_mb: memory >> 20,
             disks,
@@ -629,6 +668,37 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    /// The `i`-th member's `bmc_publish`: one host address (not a wildcard, broadcast or
+    /// multicast address), and still a loopback address when the group starts on one.
+    fn bmc_address(
+        &mut self,
+        base: Ipv4Addr,
+        i: u32,
+        span: Option<Range<usize>>,
+        key: &str,
+    ) -> Option<Ipv4Addr> {
+        let a = step_ip(base, i);
+        let host = !(a.is_unspecified() || a.is_broadcast() || a.is_multicast());
+        if host
+            && (a.is_loopback() || !base.is_loopback())
+            && u32::from(base).checked_add(i).is_some()
+        {
+            return Some(a);
+        }
+        let what = if i == 0 {
+            format!("{a} is not a single host address")
+        } else {
+            format!("{base} + {i} is {a}, not a host address like the first")
+        };
+        self.err(
+            span,
+            key,
+            what,
+            "use an address of this host for each BMC, e.g. 127.0.0.10 (Linux answers on all of 127.0.0.0/8; a group steps it up by one per member)",
+        );
+        None
     }
 
     fn step_port(
