@@ -218,7 +218,11 @@ pub fn derive(
         }
         let path = hit.uri.split('?').next().unwrap_or_default();
         let phase = if path == format!("/lab/report/{hyph}") {
-            Some(Phase::Up)
+            Some(if reports_installed(&hit.uri) {
+                Phase::Provisioning
+            } else {
+                Phase::Up
+            })
         } else if path.starts_with(&format!("/lab/nodes/{}/", node.name)) {
             Some(Phase::Provisioning)
         } else if path == format!("/lab/nodes/{hyph}.ipxe") {
@@ -233,6 +237,14 @@ pub fn derive(
         }
     }
     best
+}
+
+/// An installer's report that it wrote the disk (`?phase=installed`, before it reboots into the
+/// installed system; labs/debian.toml, the RancherOS templates) is still provisioning: `up` is
+/// the report of the system it installed.
+fn reports_installed(uri: &str) -> bool {
+    uri.split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|kv| kv == "phase=installed"))
 }
 
 /// What a node's OS saw of its machine, from the query of its last report
@@ -458,6 +470,14 @@ mod tests {
         assert_eq!(
             derive(&n, PowerState::On, NODE_LOG, DHCP, &web).0,
             Phase::Provisioning
+        );
+        web.push_str(
+            "2026-11-21T01:00:11.5Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?phase=installed\n",
+        );
+        assert_eq!(
+            derive(&n, PowerState::On, NODE_LOG, DHCP, &web),
+            (Phase::Provisioning, Some("2026-11-21T01:00:11.5Z".into())),
+            "an installer's report is not the installed system's"
         );
         web.push_str(
             "2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?phase=up\n",
