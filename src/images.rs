@@ -229,7 +229,14 @@ mod tests {
 
     #[test]
     fn every_built_image_is_embedded_with_a_dockerfile() {
-        for name in ["dnsmasq", "httpd", "sshd", "node", "smoke", "debian-installer"] {
+        for name in [
+            "dnsmasq",
+            "httpd",
+            "sshd",
+            "node",
+            "smoke",
+            "debian-installer",
+        ] {
             let files = context_files(name);
             assert!(
                 files.iter().any(|(p, _)| p == Path::new("Dockerfile")),
