@@ -213,10 +213,10 @@ profile = "{profile}"
     #[test]
     fn a_profile_booting_the_debian_installer_gets_it_and_not_the_smoke_os() {
         let dir = tempfile::tempdir().unwrap();
-        let lab = lab(dir.path(), "debian-installer/linux", "smoke");
-        assert_eq!(profiles_booting(&lab, &DEBIAN_INSTALLER), ["smoke"]);
+        let both_lab = lab(dir.path(), "debian-installer/linux", "smoke");
+        assert_eq!(profiles_booting(&both_lab, &DEBIAN_INSTALLER), ["smoke"]);
         // The profile's initrd is still smoke/initrd: both are built.
-        let both: Vec<_> = ALL.iter().filter_map(|os| built(&lab, os)).collect();
+        let both: Vec<_> = ALL.iter().filter_map(|os| built(&both_lab, os)).collect();
         assert_eq!(both.len(), 2);
         let d = &both[1];
         assert_eq!(d.name, "Debian installer");
