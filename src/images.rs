@@ -1,5 +1,5 @@
-//! The images lab builds itself (dnsmasq, httpd, sshd, node, and smoke: the smoke OS's boot
-//! files, see [`crate::smoke`]), embedded in the binary so that
+//! The images lab builds itself (dnsmasq, httpd, sshd, node, and the boot files of smoke, the
+//! smoke OS, and debian-installer, see [`crate::smoke`]), embedded in the binary so that
 //! `lab` works from any directory: their build contexts are written into the lab's state
 //! directory and sent to the engine from there.
 
@@ -247,7 +247,14 @@ mod tests {
 
     #[test]
     fn every_built_image_is_embedded_with_a_dockerfile() {
-        for name in ["dnsmasq", "httpd", "sshd", "node", "smoke"] {
+        for name in [
+            "dnsmasq",
+            "httpd",
+            "sshd",
+            "node",
+            "smoke",
+            "debian-installer",
+        ] {
             let files = context_files(name);
             assert!(
                 files.iter().any(|(p, _)| p == Path::new("Dockerfile")),

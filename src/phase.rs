@@ -226,7 +226,11 @@ pub fn derive(
         }
         let path = hit.uri.split('?').next().unwrap_or_default();
         let phase = if path == format!("/lab/report/{hyph}") {
-            Some(Phase::Up)
+            Some(if reports_installed(&hit.uri) {
+                Phase::Provisioning
+            } else {
+                Phase::Up
+            })
         } else if path.starts_with(&format!("/lab/nodes/{}/", node.name)) {
             Some(Phase::Provisioning)
         } else if path == format!("/lab/nodes/{hyph}.ipxe") {
@@ -253,9 +257,13 @@ pub fn wire_phases<'a>(node: &NodeTraffic, node_log: &'a str) -> Vec<(Phase, (&'
     let mac = node.mac.to_ascii_lowercase();
     let report = format!("/lab/report/{}", mac.replace(':', "-"));
     let configs = format!("/lab/nodes/{}/", node.name);
-    let fetched = |path: &str| {
+    let fetched = |path: &str, uri: &str| {
         if path == report {
-            Phase::Up
+            if reports_installed(uri) {
+                Phase::Provisioning
+            } else {
+                Phase::Up
+            }
         } else if path.starts_with(&configs) {
             Phase::Provisioning
         } else if node.boot_files.iter().any(|f| f == path) || is_kernel_or_initrd(path) {
@@ -272,7 +280,7 @@ pub fn wire_phases<'a>(node: &NodeTraffic, node_log: &'a str) -> Vec<(Phase, (&'
                 mac: m,
             }) if m == mac => Phase::Dhcp,
             Some(Line::TftpOk { file, mac: m }) if m == mac => {
-                fetched(&format!("/{}", file.trim_start_matches('/')))
+                fetched(&format!("/{}", file.trim_start_matches('/')), "")
             }
             Some(Line::HttpReply {
                 status,
@@ -284,7 +292,7 @@ pub fn wire_phases<'a>(node: &NodeTraffic, node_log: &'a str) -> Vec<(Phase, (&'
                 let path = path
                     .split_once("://")
                     .map_or(path, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
-                fetched(path)
+                fetched(path, uri)
             }
             _ => continue,
         };
@@ -312,6 +320,14 @@ fn is_kernel_or_initrd(path: &str) -> bool {
     ]
     .iter()
     .any(|k| name.starts_with(k))
+}
+
+/// An installer's report that it wrote the disk (`?phase=installed`, before it reboots into the
+/// installed system; labs/debian.toml, the RancherOS templates) is still provisioning: `up` is
+/// the report of the system it installed.
+fn reports_installed(uri: &str) -> bool {
+    uri.split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|kv| kv == "phase=installed"))
 }
 
 /// What a node's OS saw of its machine, from the query of its last report
@@ -556,6 +572,14 @@ mod tests {
         assert_eq!(
             derive(&n, PowerState::On, NODE_LOG, DHCP, &web).0,
             Phase::Provisioning
+        );
+        web.push_str(
+            "2026-11-21T01:00:11.5Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?phase=installed\n",
+        );
+        assert_eq!(
+            derive(&n, PowerState::On, NODE_LOG, DHCP, &web),
+            (Phase::Provisioning, Some("2026-11-21T01:00:11.5Z".into())),
+            "an installer's report is not the installed system's"
         );
         web.push_str(
             "2026-11-21T01:00:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?phase=up\n",

@@ -326,11 +326,14 @@ fn desired_with(lab: &Lab, inputs: &Inputs) -> Desired {
             labels: BTreeMap::from([(LABEL_SHARED.to_string(), "host".to_string())]),
         });
     }
-    let assets: Vec<BuiltAsset> = crate::smoke::asset(lab).into_iter().collect();
-    for a in &assets {
-        image(crate::smoke::IMAGE);
-        debug_assert_eq!(a.image, crate::images::tag(crate::smoke::IMAGE));
-    }
+    let assets: Vec<BuiltAsset> = crate::smoke::ALL
+        .iter()
+        .filter_map(|os| {
+            let a = crate::smoke::built(lab, os)?;
+            image(os.image);
+            Some(a)
+        })
+        .collect();
     images.extend(user_images);
     Desired {
         lab: lab.name().to_string(),
