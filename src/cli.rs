@@ -117,6 +117,30 @@ pub enum Command {
         #[arg(long)]
         tail: Option<usize>,
     },
+    /// Print what a provisioner needs to enrol the nodes (MACs, hardware, identity, BMC
+    /// endpoints and credentials), as lab's JSON or as Ironic, Metal3, Tinkerbell or MAAS input.
+    /// Reads only the lab file: the lab need not be running.
+    Inventory {
+        /// Only these nodes (default: all).
+        nodes: Vec<String>,
+        /// json: lab's own (both protocols, both viewpoints); ironic: `baremetal create` JSON;
+        /// metal3: BareMetalHost + Secret YAML; tinkerbell: Hardware + rufio Machine + Secret
+        /// YAML; maas: `maas "$PROFILE" machines create` commands. [default: json]
+        #[arg(long, value_enum)]
+        format: Option<crate::inventory::Format>,
+        /// The BMC protocol the provisioner uses (not for json). [default: ipmi]
+        #[arg(long, value_enum)]
+        driver: Option<crate::inventory::Driver>,
+        /// Where the provisioner reaches the BMCs from (not for json): lab = each BMC's address
+        /// on the lab network, 623/udp and 443/tcp (every node has them; a provisioner running
+        /// as a lab service and the engine's host reach them); host = lab.publish and the
+        /// node's published ipmi_port/redfish_port. [default: lab]
+        #[arg(long, value_enum)]
+        from: Option<crate::inventory::Side>,
+        /// Kubernetes namespace of the objects (metal3, tinkerbell). [default: default]
+        #[arg(long)]
+        namespace: Option<String>,
+    },
     /// Download the lab's assets (OS kernels, initrds, ISOs) into their `dest`, verified by SHA-256.
     FetchAssets {
         /// Only these assets (default: all).
