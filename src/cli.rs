@@ -123,18 +123,13 @@ pub enum Command {
     Inventory {
         /// Only these nodes (default: all).
         nodes: Vec<String>,
-        /// json: lab's own (both protocols, both viewpoints); ironic: `baremetal create` JSON;
-        /// metal3: BareMetalHost + Secret YAML; tinkerbell: Hardware + rufio Machine + Secret
-        /// YAML; maas: `maas "$PROFILE" machines create` commands. [default: json]
+        /// What to print. [default: json]
         #[arg(long, value_enum)]
         format: Option<crate::inventory::Format>,
         /// The BMC protocol the provisioner uses (not for json). [default: ipmi]
         #[arg(long, value_enum)]
         driver: Option<crate::inventory::Driver>,
-        /// Where the provisioner reaches the BMCs from (not for json): lab = each BMC's address
-        /// on the lab network, 623/udp and 443/tcp (every node has them; a provisioner running
-        /// as a lab service and the engine's host reach them); host = lab.publish and the
-        /// node's published ipmi_port/redfish_port. [default: lab]
+        /// Where the provisioner reaches the BMCs from (not for json). [default: lab]
         #[arg(long, value_enum)]
         from: Option<crate::inventory::Side>,
         /// Kubernetes namespace of the objects (metal3, tinkerbell). [default: default]
