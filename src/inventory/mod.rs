@@ -125,14 +125,12 @@ pub fn render(lab: &Lab, opts: &Options) -> Result<String, Problem> {
 fn check_options(format: Format, opts: &Options) -> Result<(), Problem> {
     let name = format.to_possible_value().map(|v| v.get_name().to_string());
     let name = name.unwrap_or_default();
-    if format == Format::Json {
-        if opts.driver.is_some() || opts.from.is_some() {
-            return Err(problem(
-                "--driver and --from do not apply to --format json",
-                "the JSON lists both protocols (ipmi and redfish) as seen from the lab network \
-                 and from the host; pick one with --format ironic|metal3|tinkerbell|maas",
-            ));
-        }
+    if format == Format::Json && (opts.driver.is_some() || opts.from.is_some()) {
+        return Err(problem(
+            "--driver and --from do not apply to --format json",
+            "the JSON lists both protocols (ipmi and redfish) as seen from the lab network and \
+             from the host; pick one with --format ironic|metal3|tinkerbell|maas",
+        ));
     }
     if let Some(ns) = &opts.namespace {
         if !matches!(format, Format::Metal3 | Format::Tinkerbell) {
