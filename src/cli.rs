@@ -117,6 +117,25 @@ pub enum Command {
         #[arg(long)]
         tail: Option<usize>,
     },
+    /// Print what a provisioner needs to enrol the nodes (MACs, hardware, identity, BMC
+    /// endpoints and credentials), as lab's JSON or as Ironic, Metal3, Tinkerbell or MAAS input.
+    /// Reads only the lab file: the lab need not be running.
+    Inventory {
+        /// Only these nodes (default: all).
+        nodes: Vec<String>,
+        /// What to print. [default: json]
+        #[arg(long, value_enum)]
+        format: Option<crate::inventory::Format>,
+        /// The BMC protocol the provisioner uses (not for json). [default: ipmi]
+        #[arg(long, value_enum)]
+        driver: Option<crate::inventory::Driver>,
+        /// Where the provisioner reaches the BMCs from (not for json). [default: lab]
+        #[arg(long, value_enum)]
+        from: Option<crate::inventory::Side>,
+        /// Kubernetes namespace of the objects (metal3, tinkerbell). [default: default]
+        #[arg(long)]
+        namespace: Option<String>,
+    },
     /// Download the lab's assets (OS kernels, initrds, ISOs) into their `dest`, verified by SHA-256.
     FetchAssets {
         /// Only these assets (default: all).

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod fsutil;
 pub mod images;
+pub mod inventory;
 pub mod ipmi;
 pub mod lab;
 pub mod lock;

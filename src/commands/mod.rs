@@ -4,6 +4,7 @@ pub mod config;
 pub mod console;
 pub mod down;
 pub mod fetch_assets;
+pub mod inventory;
 pub mod logs;
 pub mod power;
 pub mod status;
@@ -91,6 +92,22 @@ pub fn run(cli: Cli) -> Result<()> {
             },
         )),
         Command::Logs { name, follow, tail } => block_on(logs::run(&file, name, follow, tail)),
+        Command::Inventory {
+            nodes,
+            format,
+            driver,
+            from,
+            namespace,
+        } => inventory::run(
+            &file,
+            &crate::inventory::Options {
+                format,
+                driver,
+                from,
+                namespace,
+                nodes,
+            },
+        ),
     }
 }
 
