@@ -47,7 +47,7 @@ firmware = "uefi"
 [nodes.worker]
 count = 2
 mac = "02:aa:00:00:00:20"
-ip = "10.231.7.101"
+ip = "10.231.7.102"
 bmc_ip = "10.231.7.7"
 ipmi_port = 26231
 redfish_port = 26444
