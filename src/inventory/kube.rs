@@ -159,24 +159,38 @@ fn machine(inv: &Inventory, n: &NodeEntry, driver: Driver, side: Side, ns: &str)
 
 fn hardware(inv: &Inventory, n: &NodeEntry, ns: &str) -> Value {
     let uefi = n.firmware == Firmware::Uefi;
-    let mut dhcp = Map::new();
-    dhcp.insert("mac".into(), json!(n.boot_mac.to_string()));
-    dhcp.insert("hostname".into(), json!(n.name));
-    dhcp.insert("arch".into(), json!(n.arch));
-    dhcp.insert("uefi".into(), json!(uefi));
-    dhcp.insert(
-        "ip".into(),
-        json!({
-            "address": n.ip.to_string(),
-            "netmask": inv.network.netmask.to_string(),
-            "gateway": inv.network.gateway.to_string(),
-            "family": 4,
-        }),
-    );
-    if !inv.network.dns.is_empty() {
-        let dns: Vec<String> = inv.network.dns.iter().map(|a| a.to_string()).collect();
-        dhcp.insert("name_servers".into(), json!(dns));
-    }
+    // Every NIC has a reservation; only the boot NIC (the first) network-boots.
+    let interfaces: Vec<Value> = n
+        .macs
+        .iter()
+        .zip(&n.ips)
+        .enumerate()
+        .map(|(i, (mac, ip))| {
+            let mut dhcp = Map::new();
+            dhcp.insert("mac".into(), json!(mac.to_string()));
+            dhcp.insert("hostname".into(), json!(n.name));
+            dhcp.insert("arch".into(), json!(n.arch));
+            dhcp.insert("uefi".into(), json!(uefi));
+            dhcp.insert(
+                "ip".into(),
+                json!({
+                    "address": ip.to_string(),
+                    "netmask": inv.network.netmask.to_string(),
+                    "gateway": inv.network.gateway.to_string(),
+                    "family": 4,
+                }),
+            );
+            if !inv.network.dns.is_empty() {
+                let dns: Vec<String> = inv.network.dns.iter().map(|a| a.to_string()).collect();
+                dhcp.insert("name_servers".into(), json!(dns));
+            }
+            let boots = i == 0;
+            json!({
+                "dhcp": dhcp,
+                "netboot": { "allowPXE": boots, "allowWorkflow": boots },
+            })
+        })
+        .collect();
     let disks: Vec<Value> = n
         .disks
         .iter()
@@ -196,11 +210,7 @@ fn hardware(inv: &Inventory, n: &NodeEntry, ns: &str) -> Value {
             "metadata": {
                 "instance": { "hostname": n.name, "allow_pxe": true },
             },
-            // The boot NIC: it has the reserved address. Others get no DHCP from Tinkerbell.
-            "interfaces": [{
-                "dhcp": dhcp,
-                "netboot": { "allowPXE": true, "allowWorkflow": true },
-            }],
+            "interfaces": interfaces,
         },
     })
 }

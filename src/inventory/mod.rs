@@ -222,6 +222,8 @@ pub struct NodeEntry {
     pub macs: Vec<Mac>,
     /// The boot NIC's reserved address on the lab network.
     pub ip: Ipv4Addr,
+    /// Every NIC's reserved address, in the order of `macs`, `ip` first.
+    pub ips: Vec<Ipv4Addr>,
     pub arch: &'static str,
     pub cpus: u32,
     pub memory_mb: u64,
@@ -376,6 +378,7 @@ fn node_entry(n: &Node, host: IpAddr) -> NodeEntry {
         boot_mac: n.mac,
         macs: n.nic_macs.clone(),
         ip: n.ip,
+        ips: n.nic_ips.clone(),
         arch: ARCH,
         cpus: n.cpus,
         memory_mb: n.memory_mb,

@@ -39,7 +39,7 @@ uuid = "6f1c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f"
 [nodes.worker]
 count = 2
 mac = "02:00:00:00:00:20"
-ip = "10.7.0.101"
+ip = "10.7.0.102"
 bmc_ip = "10.7.0.7"
 firmware = "bios"
 power = "off"
@@ -77,6 +77,7 @@ fn json_lists_every_node_with_nics_hardware_identity_and_both_viewpoints() {
     assert_eq!(m["boot_mac"], "02:00:00:00:00:10");
     assert_eq!(m["macs"], json!(["02:00:00:00:00:10", "02:00:00:00:00:11"]));
     assert_eq!(m["ip"], "10.7.0.100");
+    assert_eq!(m["ips"], json!(["10.7.0.100", "10.7.0.101"]));
     assert_eq!(m["arch"], "x86_64");
     assert_eq!(m["cpus"], 2);
     assert_eq!(m["memory_mb"], 1024);
