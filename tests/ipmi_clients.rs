@@ -219,6 +219,13 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
         assert!(sel.contains("Critical Interrupt"), "{sel}");
     }
 
+    // IPMI 1.5 sessions (freeipmi's default): the answer after Activate Session carries the
+    // next sequence number, so freeipmi takes it and sends no request twice (ipmi_sim alone
+    // repeated the number, and freeipmi sent Set Session Privilege Level again after 1 s).
+    let debug = freeipmi("ipmi-fru", port, "ADMIN", cache.path(), &["--debug"]);
+    let set_priv = debug.matches("Set Session Privilege Level Request").count();
+    assert_eq!(set_priv, 1, "{debug}");
+
     // pyghmi (xCAT/confluent), from the venv.
     let v = pyghmi(&python, port);
     assert_eq!(
@@ -283,6 +290,21 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     assert_powered_on_readings(&sdr);
     let sel = ipmitool(port, Some("3"), &["sel", "elist"]);
     assert!(sel.contains("Initiated by power up"), "{sel}");
+
+    // freeipmi's SDR cache outlives a restart of the BMC: the SDR repository keeps its timestamp.
+    let restart = Command::new("docker")
+        .args(["restart", &format!("{}-n1", u.name)])
+        .output()
+        .expect("docker");
+    assert!(restart.status.success(), "{}", stderr(&restart));
+    for _ in 0..120 {
+        if power(port).is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let sensors = freeipmi("ipmi-sensors", port, "USER", cache.path(), &[]);
+    assert!(freeipmi_reading(&sensors, "Inlet Temp").is_some(), "{sensors}");
 }
 
 /// The SDR's sensors, in order.

@@ -51,6 +51,8 @@
  *
  * 10. Sensors that follow the power (readings on, standby or "no reading" off), the SEL entries a
  *    real BMC makes (the guest's own power off, boot device changes, a cleared log): see "10".
+ * 11. IPMI 1.5 sessions number their answers after the Activate Session Response (see send_out).
+ * 12. The SDR repository's timestamp stays the same across restarts (see Get SDR Repository Info).
  *
  * Options (second argument of loadlib): "ports=623,6230 bootdev=/run/lab/bootdev
  * policy=/var/lib/lab/power-policy state=/var/lib/lab/power-state restore=previous
@@ -261,6 +263,21 @@ static void activate_payload(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
 
 /* ---- 1 and 2: the LAN sockets ---- */
 
+/* 11: the IPMI 1.5 session SID numbers its answers from after SEQ, if it was to use SEQ next. */
+static void next_outbound_seq(uint32_t sid, uint32_t seq)
+{
+    unsigned int i;
+
+    for (i = 1; i <= MAX_SESSIONS; i++) {
+        session_t *ses = &lan->sessions[i];
+        if (ses->active && !ses->rmcpplus && ses->sid == sid && ses->xmit_seq == seq) {
+            ses->xmit_seq++;
+            if (ses->xmit_seq == 0)
+                ses->xmit_seq++;
+        }
+    }
+}
+
 static void send_out(lanserv_data_t *l, struct iovec *data, int vecs, void *addr, int addr_len)
 {
     struct lab_addr *a = addr;
@@ -277,6 +294,16 @@ static void send_out(lanserv_data_t *l, struct iovec *data, int vecs, void *addr
         memcpy(buf + len, data[i].iov_base, data[i].iov_len);
         len += data[i].iov_len;
     }
+    /* 11: an IPMI 1.5 Activate Session Response (authenticated: a 16-byte code; app response,
+     * command 0x3a, completion 0). ipmi_sim sends it with the console's initial outbound
+     * sequence number and then starts the session's own numbering at that same number, so the
+     * next answer repeats it; freeipmi drops that answer as a duplicate and retransmits after
+     * 1 s (every `ipmi-sensors`, `ipmi-fru`, `bmc-info` took 1.1 s). The session's numbering
+     * goes on from the next number, as on a real BMC. */
+    if (len >= 47 && buf[4] != AUTHTYPE_NONE && buf[4] != AUTHTYPE_RMCPP && (buf[31] >> 2) == 0x07
+        && buf[35] == IPMI_ACTIVATE_SESSION_CMD && buf[36] == 0)
+        next_outbound_seq(buf[38] | (buf[39] << 8) | (buf[40] << 16) | ((uint32_t) buf[41] << 24),
+                          buf[5] | (buf[6] << 8) | (buf[7] << 16) | ((uint32_t) buf[8] << 24));
     /* 4: an Open Session Response (payload 0x11) granting maximum privilege 0 ("highest"). */
     if (len >= 16 + 36 && buf[4] == AUTHTYPE_RMCPP && (buf[5] & 0x3f) == 0x11 && buf[17] == 0
         && (buf[18] & 0xf) == 0)
@@ -882,6 +909,7 @@ static int power_seen = -1;         /* the power last seen: 1 on, 0 off, -1 not 
 static double power_since;          /* when that power was first seen (monotonic seconds) */
 static cmd_handler_f sim_get_sensor_reading;
 static cmd_handler_f sim_clear_sel;
+static cmd_handler_f sim_get_sdr_info;
 static ipmi_timer_t *power_timer;
 
 /* The power now; notes when it changed, and logs a power off that is the guest's own. */
@@ -982,13 +1010,61 @@ static void clear_sel(lmc_data_t *mc, msg_t *msg, unsigned char *rdata, unsigned
         log_event(mc, 0x10, 0x13, 0x02); /* Event Logging Disabled: log area reset/cleared */
 }
 
+/* Get SDR Repository Info: ipmi_sim stamps the SDR repository's most recent addition with the
+ * time node.emu added the records, i.e. every start of the BMC, which makes freeipmi's SDR
+ * caches "out of date" (ipmi-sensors and ipmi-sel then fail until the cache is flushed) after
+ * every container restart. A real BMC's SDR keeps its timestamp across its own restarts; ours
+ * is derived from the records themselves (FNV-1a of every record, read through ipmi_sim's Get
+ * SDR), so it changes exactly when the sensors do. */
+static void get_sdr_repository_info(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
+                                    unsigned int *rdata_len, void *cb_data)
+{
+    cmd_handler_f get_sdr = storage_netfn_handlers[IPMI_GET_SDR_CMD];
+    unsigned char req[6] = { 0, 0, 0, 0, 0, 0 }, rsp[64];
+    unsigned int rsp_len, i, n = 0, id = 0, next = 0, off, size;
+    uint32_t h = 2166136261u, stamp;
+    msg_t m;
+
+    sim_get_sdr_info(mc, msg, rdata, rdata_len, cb_data);
+    if (*rdata_len < 15 || rdata[0] != 0 || !get_sdr)
+        return;
+    /* Each record in pieces of at most 16 bytes (ipmi_sim answers 0xca to longer reads): its
+     * 5-byte header first, which gives its length. */
+    while (id != 0xffff && n++ < 1024) {
+        for (off = 0, size = 5; off < size; off += req[5]) {
+            memset(&m, 0, sizeof(m));
+            m.netfn = IPMI_STORAGE_NETFN;
+            m.cmd = IPMI_GET_SDR_CMD;
+            req[2] = id & 0xff;
+            req[3] = id >> 8;
+            req[4] = off;
+            req[5] = size - off < 16 ? size - off : 16;
+            m.data = req;
+            m.len = sizeof(req);
+            rsp_len = sizeof(rsp); /* in: the room for the answer */
+            get_sdr(mc, &m, rsp, &rsp_len, NULL);
+            if (rsp_len < 3u + req[5] || rsp[0] != 0)
+                return; /* leave ipmi_sim's answer */
+            if (off == 0)
+                size = 5 + rsp[3 + 4];
+            for (i = 3; i < rsp_len; i++)
+                h = (h ^ rsp[i]) * 16777619u;
+            next = rsp[1] | (rsp[2] << 8);
+        }
+        id = next;
+    }
+    stamp = 0x60000000u + h % 0x10000000u; /* a time between 2021 and 2029 */
+    for (i = 0; i < 4; i++)
+        rdata[6 + i] = (stamp >> (8 * i)) & 0xff;
+}
+
 /* ipmi_sim's SEL clock starts at 0 (the SEL shows "Pre-Init" times) until a client sets it; a
  * real BMC has a clock. Set it to the system time at start, before the first power on. */
 static void set_sel_clock(void)
 {
     cmd_handler_f set = storage_netfn_handlers[IPMI_SET_SEL_TIME_CMD];
     unsigned char data[4], rdata[8];
-    unsigned int rdata_len = 0, i;
+    unsigned int rdata_len = sizeof(rdata), i;
     uint32_t now = (uint32_t) time(NULL);
     msg_t m;
 
@@ -1200,7 +1276,10 @@ int ipmi_sim_module_init(sys_data_t *sys, const char *initstr)
     ipmi_emu_register_group_extension_handler(DCMI_GROUP, dcmi, NULL);
     sim_get_sensor_reading = sensor_event_netfn_handlers[IPMI_GET_SENSOR_READING_CMD];
     sim_clear_sel = storage_netfn_handlers[IPMI_CLEAR_SEL_CMD];
-    if (!sim_get_sensor_reading || !sim_clear_sel
+    sim_get_sdr_info = storage_netfn_handlers[IPMI_GET_SDR_REPOSITORY_INFO_CMD];
+    if (!sim_get_sensor_reading || !sim_clear_sel || !sim_get_sdr_info
+        || ipmi_emu_register_cmd_handler(IPMI_STORAGE_NETFN, IPMI_GET_SDR_REPOSITORY_INFO_CMD,
+                                         get_sdr_repository_info, NULL)
         || ipmi_emu_register_cmd_handler(IPMI_SENSOR_EVENT_NETFN, IPMI_GET_SENSOR_READING_CMD,
                                          get_sensor_reading, NULL)
         || ipmi_emu_register_cmd_handler(IPMI_STORAGE_NETFN, IPMI_CLEAR_SEL_CMD, clear_sel, NULL)
