@@ -152,15 +152,18 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
             assert!(fru.contains(want), "{want}: {fru}");
         }
         let sdr = ipmitool(port, cipher, &["sdr", "list"]);
-        for want in ["Inlet Temp", "CPU Temp", "Fan 1", "12V", "PSU1 Power"] {
+        for want in SENSORS {
             let line = sdr.lines().find(|l| l.starts_with(want)).unwrap_or("");
             assert!(line.ends_with("| ok"), "sensor {want}: {sdr}");
         }
-        assert!(
-            sdr.contains("4800 RPM") && sdr.contains("12 Volts"),
-            "{sdr}"
-        );
+        assert_powered_on_readings(&sdr);
     }
+    let sensor = ipmitool(port, Some("3"), &["sensor"]);
+    // `sensor` shows the thresholds: Fan 1's lower critical 600 RPM, 12V's upper critical 13.2 V.
+    let fan = sensor.lines().find(|l| l.starts_with("Fan 1")).unwrap_or("");
+    assert!(fan.contains("| 600.000"), "{sensor}");
+    let v12 = sensor.lines().find(|l| l.starts_with("12V")).unwrap_or("");
+    assert!(v12.contains("| 13.200"), "{sensor}");
     let info = ipmitool(port, Some("3"), &["mc", "info"]);
     assert!(info.contains("IPMI Version              : 2.0"), "{info}");
     // Get System GUID: the node's uuid, which ipmitool decodes (IPMI byte order, version 4).
@@ -209,15 +212,162 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
             assert_eq!(guid.trim(), UUID, "bmc-info {option}");
         }
         let sensors = freeipmi("ipmi-sensors", port, privilege, cache.path(), &[]);
-        assert!(
-            sensors.contains("Inlet Temp") && sensors.contains("4800.00"),
-            "{sensors}"
-        );
+        let fan = freeipmi_reading(&sensors, "Fan 1");
+        assert!(fan.is_some_and(|v| v > 3000.0), "{sensors}");
+        assert!(sensors.contains("'Presence detected'"), "{sensors}");
         let sel = freeipmi("ipmi-sel", port, privilege, cache.path(), &[]);
         assert!(sel.contains("Critical Interrupt"), "{sel}");
     }
 
+    // IPMI 1.5 sessions (freeipmi's default): the answer after Activate Session carries the
+    // next sequence number, so freeipmi takes it and sends no request twice (ipmi_sim alone
+    // repeated the number, and freeipmi sent Set Session Privilege Level again after 1 s).
+    let debug = freeipmi("ipmi-fru", port, "ADMIN", cache.path(), &["--debug"]);
+    let set_priv = debug.matches("Set Session Privilege Level Request").count();
+    assert_eq!(set_priv, 1, "{debug}");
+
     // pyghmi (xCAT/confluent), from the venv.
+    let v = pyghmi(&python, port);
+    assert_eq!(
+        v["inventory"]["System"]["Serial Number"],
+        serial.as_str(),
+        "{v}"
+    );
+    assert_eq!(v["health"]["health"], 0, "{v}");
+    let names: Vec<&str> = v["sensors"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s[0].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, SENSORS, "{v}");
+    let on = pyghmi_values(&v);
+    assert!(on["Fan 1"].is_some_and(|f| f > 3000.0), "{v}");
+    assert!(on["12V"].is_some_and(|f| (11.5..12.5).contains(&f)), "{v}");
+
+    // Power off: the sensors on the main rail stop reading, as a real server's do; the inlet
+    // temperature, standby voltage and the PSU's standby draw still read. The SEL has the boot
+    // device change and the power off; a cleared SEL keeps only "log area reset/cleared".
+    ipmitool(port, Some("3"), &["sel", "clear"]);
+    ipmitool(port, Some("3"), &["chassis", "bootdev", "pxe"]);
+    ipmitool(port, Some("3"), &["power", "off"]);
+    wait_power(port, "off");
+    let sdr = ipmitool(port, Some("3"), &["sdr", "list"]);
+    for gone in ["CPU Temp", "Fan 1", "Fan 2", "12V", "5V", "CPU Vcore"] {
+        let line = sdr.lines().find(|l| l.starts_with(gone)).unwrap_or("");
+        assert!(line.contains("| no reading"), "{gone} off: {sdr}");
+    }
+    let inlet = sdr_reading(&sdr, "Inlet Temp").unwrap_or(0.0);
+    assert!((15.0..30.0).contains(&inlet), "{sdr}");
+    assert_eq!(sdr_reading(&sdr, "3.3VSB").map(|v| v > 3.0), Some(true), "{sdr}");
+    assert_eq!(sdr_reading(&sdr, "PSU1 Power"), Some(8.0), "standby draw: {sdr}");
+    let dcmi = ipmitool(port, Some("3"), &["dcmi", "power", "reading"]);
+    let instant = dcmi.lines().find(|l| l.contains("Instantaneous power reading"));
+    assert!(instant.is_some_and(|l| l.trim_end().ends_with(" 8 Watts")), "{dcmi}");
+    let sensors = freeipmi("ipmi-sensors", port, "USER", cache.path(), &[]);
+    let fan = sensors.lines().find(|l| l.contains("| Fan 1 ")).unwrap_or("");
+    assert!(fan.contains("N/A"), "{sensors}");
+    assert!(freeipmi_reading(&sensors, "Inlet Temp").is_some(), "{sensors}");
+    let v = pyghmi(&python, port);
+    let off = pyghmi_values(&v);
+    assert_eq!(off["Fan 1"], None, "{v}");
+    assert_eq!(off["CPU Temp"], None, "{v}");
+    assert!(off["Inlet Temp"].is_some(), "{v}");
+    assert_eq!(v["health"]["health"], 0, "no reading is not a fault: {v}");
+    let sel = ipmitool(port, Some("3"), &["sel", "elist"]);
+    let events: Vec<&str> = sel.lines().filter(|l| l.contains(" | ")).collect();
+    assert!(events[0].contains("Log area reset/cleared"), "{sel}");
+    assert!(events.iter().any(|l| l.contains("System Reconfigured")), "{sel}");
+    assert!(events.iter().any(|l| l.contains("S5: entered by override")), "{sel}");
+    // Each entry carries the BMC's clock, not "Pre-Init".
+    assert!(!sel.contains("Pre-Init"), "{sel}");
+    ipmitool(port, Some("3"), &["sel", "clear"]);
+    let sel = ipmitool(port, Some("3"), &["sel", "elist"]);
+    assert_eq!(sel.lines().filter(|l| l.contains(" | ")).count(), 1, "{sel}");
+
+    // Power on again: the readings are back.
+    ipmitool(port, Some("3"), &["power", "on"]);
+    wait_power(port, "on");
+    let sdr = ipmitool(port, Some("3"), &["sdr", "list"]);
+    assert_powered_on_readings(&sdr);
+    let sel = ipmitool(port, Some("3"), &["sel", "elist"]);
+    assert!(sel.contains("Initiated by power up"), "{sel}");
+
+    // freeipmi's SDR cache outlives a restart of the BMC: the SDR repository keeps its timestamp.
+    let restart = Command::new("docker")
+        .args(["restart", &format!("{}-n1", u.name)])
+        .output()
+        .expect("docker");
+    assert!(restart.status.success(), "{}", stderr(&restart));
+    for _ in 0..120 {
+        if power(port).is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let sensors = freeipmi("ipmi-sensors", port, "USER", cache.path(), &[]);
+    assert!(freeipmi_reading(&sensors, "Inlet Temp").is_some(), "{sensors}");
+}
+
+/// The SDR's sensors, in order.
+const SENSORS: [&str; 11] = [
+    "Inlet Temp",
+    "CPU Temp",
+    "Fan 1",
+    "Fan 2",
+    "12V",
+    "5V",
+    "CPU Vcore",
+    "3.3VSB",
+    "VBAT",
+    "PSU1 Power",
+    "PSU1 Status",
+];
+
+/// The reading of `name` in `ipmitool sdr list` ("Fan 1 | 4680 RPM | ok"); None for "no reading".
+fn sdr_reading(sdr: &str, name: &str) -> Option<f64> {
+    let line = sdr.lines().find(|l| l.starts_with(name))?;
+    line.split('|').nth(1)?.split_whitespace().next()?.parse().ok()
+}
+
+/// The reading of `name` in freeipmi's `ipmi-sensors` table ("3 | Fan 1 | Fan | 4920.00 | ...").
+fn freeipmi_reading(sensors: &str, name: &str) -> Option<f64> {
+    let line = sensors
+        .lines()
+        .find(|l| l.split('|').nth(1).map(str::trim) == Some(name))?;
+    line.split('|').nth(3)?.trim().parse().ok()
+}
+
+/// What a powered-on server reads: every sensor has a plausible value.
+fn assert_powered_on_readings(sdr: &str) {
+    let want = [
+        ("Inlet Temp", 15.0, 30.0),
+        ("CPU Temp", 20.0, 60.0),
+        ("Fan 1", 3000.0, 6000.0),
+        ("Fan 2", 3000.0, 6000.0),
+        ("12V", 11.5, 12.5),
+        ("5V", 4.8, 5.2),
+        ("CPU Vcore", 0.9, 1.2),
+        ("3.3VSB", 3.1, 3.5),
+        ("PSU1 Power", 90.0, 150.0),
+    ];
+    for (name, lo, hi) in want {
+        let v = sdr_reading(sdr, name);
+        assert!(v.is_some_and(|v| (lo..=hi).contains(&v)), "{name}: {sdr}");
+    }
+}
+
+/// Waits (up to 60 s) until the BMC says the power is `want`.
+fn wait_power(port: u16, want: &str) {
+    for _ in 0..120 {
+        if power(port).as_deref() == Some(want) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    panic!("the BMC never said power {want}");
+}
+
+/// pyghmi's inventory, health and sensors (tests/support/pyghmi_inventory.py) as JSON.
+fn pyghmi(python: &Path, port: u16) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pyghmi_inventory.py");
     let out = tool(
         &python.to_string_lossy(),
@@ -229,22 +379,18 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
             "admin",
         ],
     );
-    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("pyghmi printed no JSON ({e}): {out}"));
-    assert_eq!(
-        v["inventory"]["System"]["Serial Number"],
-        serial.as_str(),
-        "{v}"
-    );
-    assert_eq!(v["health"]["health"], 0, "{v}");
-    let names: Vec<&str> = v["sensors"]
+    serde_json::from_str(out.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("pyghmi printed no JSON ({e}): {out}"))
+}
+
+/// pyghmi's sensor values by name (None: no reading).
+fn pyghmi_values(v: &serde_json::Value) -> std::collections::HashMap<String, Option<f64>> {
+    v["sensors"]
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s[0].as_str()).collect())
-        .unwrap_or_default();
-    assert_eq!(
-        names,
-        ["Inlet Temp", "CPU Temp", "Fan 1", "12V", "PSU1 Power"],
-        "{v}"
-    );
-    assert_eq!(v["sensors"][2][1], 4800.0, "{v}");
+        .map(|a| {
+            a.iter()
+                .map(|s| (s[0].as_str().unwrap_or("").to_string(), s[1].as_f64()))
+                .collect()
+        })
+        .unwrap_or_default()
 }

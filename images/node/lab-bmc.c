@@ -28,7 +28,7 @@
  *    refuses: we send an NMI to the VM over the VM channel (QEMU's ipmi-bmc-extern injects it);
  *    power on, off and cycle go to ipmi_sim's own handler (reset and soft off: see 8).
  * 6. DCMI Get Power Reading (`ipmitool dcmi power reading`) and Get DCMI Capabilities, which
- *    ipmi_sim lacks: a plausible reading while the VM runs, 0 W while it is off.
+ *    ipmi_sim lacks: the input power of the power sensor (see 10), a standby draw while off.
  *
  * 7. The power restore policy (`ipmitool chassis policy`, shown by `chassis status`), which
  *    ipmi_sim lacks: kept in a file of the node's volume (initialised from the lab file's
@@ -48,6 +48,11 @@
  *
  * 8. Get Device GUID, which ipmi_sim lacks, and Get System GUID in-band (KCS), which it answers
  *    only over LAN: both give the node's uuid (lan.conf's `guid`).
+ *
+ * 10. Sensors that follow the power (readings on, standby or "no reading" off), the SEL entries a
+ *    real BMC makes (the guest's own power off, boot device changes, a cleared log): see "10".
+ * 11. IPMI 1.5 sessions number their answers after the Activate Session Response (see send_out).
+ * 12. The SDR repository's timestamp stays the same across restarts (see Get SDR Repository Info).
  *
  * Options (second argument of loadlib): "ports=623,6230 bootdev=/run/lab/bootdev
  * policy=/var/lib/lab/power-policy state=/var/lib/lab/power-state restore=previous
@@ -110,6 +115,7 @@ extern cmd_handler_f app_netfn_handlers[256];
 extern cmd_handler_f chassis_netfn_handlers[256];
 extern ipmi_payload_handler_cb payload_handlers[64]; /* libIPMIlanserv's, by RMCP+ payload type */
 extern cmd_handler_f storage_netfn_handlers[256];
+extern cmd_handler_f sensor_event_netfn_handlers[256];
 extern int ipmi_mc_is_power_on(lmc_data_t *mc);
 extern int ipmi_mc_add_to_sel(lmc_data_t *mc, unsigned char record_type, unsigned char event[13],
                               unsigned int *recid);
@@ -117,7 +123,11 @@ static cmd_handler_f sim_chassis_control;
 static cmd_handler_f sim_read_fru;
 static cmd_handler_f sim_chassis_status;
 static void save_word(const char *file, const char *word);
+static void log_event(lmc_data_t *mc, unsigned char type, unsigned char num, unsigned char offset);
 static const char *const policy_names[3] = { "off", "previous", "on" };
+/* 10: a power change within this many seconds of a chassis control is that control's doing. */
+#define BMC_CHANGE_WINDOW 15
+static double bmc_change_until;
 
 static void say(const char *what, const char *detail)
 {
@@ -253,6 +263,21 @@ static void activate_payload(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
 
 /* ---- 1 and 2: the LAN sockets ---- */
 
+/* 11: the IPMI 1.5 session SID numbers its answers from after SEQ, if it was to use SEQ next. */
+static void next_outbound_seq(uint32_t sid, uint32_t seq)
+{
+    unsigned int i;
+
+    for (i = 1; i <= MAX_SESSIONS; i++) {
+        session_t *ses = &lan->sessions[i];
+        if (ses->active && !ses->rmcpplus && ses->sid == sid && ses->xmit_seq == seq) {
+            ses->xmit_seq++;
+            if (ses->xmit_seq == 0)
+                ses->xmit_seq++;
+        }
+    }
+}
+
 static void send_out(lanserv_data_t *l, struct iovec *data, int vecs, void *addr, int addr_len)
 {
     struct lab_addr *a = addr;
@@ -269,6 +294,16 @@ static void send_out(lanserv_data_t *l, struct iovec *data, int vecs, void *addr
         memcpy(buf + len, data[i].iov_base, data[i].iov_len);
         len += data[i].iov_len;
     }
+    /* 11: an IPMI 1.5 Activate Session Response (authenticated: a 16-byte code; app response,
+     * command 0x3a, completion 0). ipmi_sim sends it with the console's initial outbound
+     * sequence number and then starts the session's own numbering at that same number, so the
+     * next answer repeats it; freeipmi drops that answer as a duplicate and retransmits after
+     * 1 s (every `ipmi-sensors`, `ipmi-fru`, `bmc-info` took 1.1 s). The session's numbering
+     * goes on from the next number, as on a real BMC. */
+    if (len >= 47 && buf[4] != AUTHTYPE_NONE && buf[4] != AUTHTYPE_RMCPP && (buf[31] >> 2) == 0x07
+        && buf[35] == IPMI_ACTIVATE_SESSION_CMD && buf[36] == 0)
+        next_outbound_seq(buf[38] | (buf[39] << 8) | (buf[40] << 16) | ((uint32_t) buf[41] << 24),
+                          buf[5] | (buf[6] << 8) | (buf[7] << 16) | ((uint32_t) buf[8] << 24));
     /* 4: an Open Session Response (payload 0x11) granting maximum privilege 0 ("highest"). */
     if (len >= 16 + 36 && buf[4] == AUTHTYPE_RMCPP && (buf[5] & 0x3f) == 0x11 && buf[17] == 0
         && (buf[18] & 0xf) == 0)
@@ -449,8 +484,8 @@ static void set_boot_options(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
     unsigned int need[6] = { 2, 2, 3, 2, 3, 6 };
     unsigned char param;
     unsigned char dev;
+    struct boot_flags before;
 
-    (void) mc;
     (void) cb_data;
     *rdata_len = 1;
     rdata[0] = 0;
@@ -487,6 +522,7 @@ static void set_boot_options(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
             rdata[0] = IPMI_INVALID_DATA_FIELD_CC;
             return;
         }
+        before = boot;
         boot.valid = (d[1] >> 7) & 1;
         boot.persistent = (d[1] >> 6) & 1;
         boot.efi = (d[1] >> 5) & 1;
@@ -496,6 +532,11 @@ static void set_boot_options(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
             rdata[0] = IPMI_UNKNOWN_ERR_CC;
             return;
         }
+        /* 10: a change of the boot device is in the SEL (System Event: system reconfigured). */
+        if (before.valid != boot.valid || before.http
+            || (boot.valid && (before.device != boot.device || before.persistent != boot.persistent
+                               || before.efi != boot.efi)))
+            log_event(mc, 0x12, 0x14, 0x00);
         if (boot.valid && boot.device)
             say(boot.persistent ? (boot.efi ? "boot device (persistent, UEFI): " : "boot device (persistent): ")
                                 : (boot.efi ? "boot device (next boot, UEFI): " : "boot device (next boot): "),
@@ -569,7 +610,7 @@ static void log_event(lmc_data_t *mc, unsigned char type, unsigned char num, uns
 
 /* What each Chassis Control logs: sensor type, sensor number, event offset. */
 static const unsigned char control_events[6][3] = {
-    [0] = { 0x22, 0x10, 0x06 }, /* System ACPI Power State: G3 mechanical off */
+    [0] = { 0x22, 0x10, 0x0a }, /* System ACPI Power State: S5 entered by override */
     [1] = { 0x1d, 0x11, 0x00 }, /* System Boot Initiated: by power up */
     [2] = { 0x1d, 0x11, 0x00 }, /* power cycle: by power up */
     [3] = { 0x1d, 0x11, 0x01 }, /* System Boot Initiated: by hard reset */
@@ -654,6 +695,8 @@ static void chassis_control(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
         return;
     }
     if (c != 4) {
+        if (c <= 2)
+            bmc_change_until = now_s() + BMC_CHANGE_WINDOW;
         if ((c == 0 || c == 2) && on)
             save_word(power_off_mark, "off");
         if (c == 3 && on && qmp("system_reset") == 0) {
@@ -834,6 +877,272 @@ static void read_fru(lmc_data_t *mc, msg_t *msg, unsigned char *rdata, unsigned 
         rdata[0] = IPMI_CANNOT_RETURN_REQ_LENGTH_CC;
 }
 
+/* ---- 10: sensors that follow the power ----
+ *
+ * ipmi_sim's sensors keep the value node.emu gives them. A real server's do not: with the host
+ * off its fans stand and the BMC stops scanning what sits on the main power rail (CPU temperature,
+ * fans, main voltages: "no reading"), while the inlet temperature, standby voltages and the PSU's
+ * standby draw still read. node.emu describes each such sensor with `lab_sensor` (an emulation
+ * command this module adds):
+ *
+ *   lab_sensor MC NUM on=RAW [jitter=N] off=RAW|na [start=RAW ramp=SECONDS] [watts=M]
+ *
+ * With the power on the raw reading is `on`, moved by up to `jitter` counts every 3 s (reached
+ * from `start` in `ramp` seconds after a power on: a CPU warming up); off it is `off`, or with
+ * `na` the reading is unavailable (Get Sensor Reading byte 2 bit 5: ipmitool prints "no reading",
+ * freeipmi "N/A", pyghmi no value). `watts=M`: raw * M is the system's input power, which DCMI reports too.
+ * Readings are made when a client asks (Get Sensor Reading), from the power state at that moment.
+ * A 1 s timer watches the power: a power off that no chassis control asked for (the guest's own
+ * shutdown) is logged in the SEL as a soft off (S5), as a real BMC does.
+ */
+#define MAX_LAB_SENSORS 32
+
+struct lab_sensor {
+    unsigned char num, on, off, start, jitter, off_na;
+    unsigned int ramp, watts;
+};
+
+static struct lab_sensor lab_sensors[MAX_LAB_SENSORS];
+static unsigned int num_lab_sensors;
+static lmc_data_t *sensor_mc;       /* the BMC, as node.emu's lab_sensor lines name it */
+static int power_seen = -1;         /* the power last seen: 1 on, 0 off, -1 not yet looked */
+static double power_since;          /* when that power was first seen (monotonic seconds) */
+static cmd_handler_f sim_get_sensor_reading;
+static cmd_handler_f sim_clear_sel;
+static cmd_handler_f sim_get_sdr_info;
+static ipmi_timer_t *power_timer;
+
+/* The power now; notes when it changed, and logs a power off that is the guest's own. */
+static int power_now(void)
+{
+    int on;
+
+    if (!sensor_mc)
+        return 0;
+    on = ipmi_mc_is_power_on(sensor_mc) == 1;
+    if (on != power_seen) {
+        if (power_seen == 1 && !on && now_s() > bmc_change_until)
+            log_event(sensor_mc, control_events[5][0], control_events[5][1], control_events[5][2]);
+        power_seen = on;
+        power_since = now_s();
+    }
+    return on;
+}
+
+static void power_tick(void *cb_data)
+{
+    struct timeval tv = { 1, 0 };
+
+    (void) cb_data;
+    power_now();
+    sysd->start_timer(power_timer, &tv);
+}
+
+static const struct lab_sensor *find_lab_sensor(unsigned char num)
+{
+    unsigned int i;
+
+    for (i = 0; i < num_lab_sensors; i++)
+        if (lab_sensors[i].num == num)
+            return &lab_sensors[i];
+    return NULL;
+}
+
+/* The raw reading of S with the power ON at monotonic time T. */
+static unsigned char sensor_raw(const struct lab_sensor *s, int on, double t)
+{
+    double base = s->on;
+    uint32_t h = (uint32_t) (t / 3) * 2654435761u ^ (uint32_t) s->num * 40503u;
+    int v;
+
+    if (!on)
+        return s->off;
+    if (s->ramp && t - power_since < s->ramp)
+        base = s->start + ((double) s->on - s->start) * (t - power_since) / s->ramp;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    v = (int) (base + 0.5) + (s->jitter ? (int) (h % (2u * s->jitter + 1)) - s->jitter : 0);
+    return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+static void get_sensor_reading(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
+                               unsigned int *rdata_len, void *cb_data)
+{
+    const struct lab_sensor *s = msg->len >= 1 && msg->rs_lun == 0
+        ? find_lab_sensor(msg->data[0]) : NULL;
+    int on;
+
+    if (s) {
+        on = power_now();
+        if (!on && s->off_na) {
+            rdata[0] = 0;
+            rdata[1] = 0;
+            rdata[2] = 0x60; /* scanning on, reading unavailable: "no reading" */
+            rdata[3] = 0;
+            rdata[4] = 0;
+            *rdata_len = 5;
+            return;
+        }
+        ipmi_mc_sensor_set_value(mc, 0, s->num, sensor_raw(s, on, now_s()), 0);
+    }
+    sim_get_sensor_reading(mc, msg, rdata, rdata_len, cb_data);
+}
+
+/* The system's input power in watts now, from the sensor marked watts=M (0 without one). */
+static unsigned int input_watts(void)
+{
+    unsigned int i;
+    int on = power_now();
+
+    for (i = 0; i < num_lab_sensors; i++)
+        if (lab_sensors[i].watts && !(lab_sensors[i].off_na && !on))
+            return sensor_raw(&lab_sensors[i], on, now_s()) * lab_sensors[i].watts;
+    return 0;
+}
+
+/* Clear SEL: ipmi_sim empties the log; a real BMC then logs that it was cleared. */
+static void clear_sel(lmc_data_t *mc, msg_t *msg, unsigned char *rdata, unsigned int *rdata_len,
+                      void *cb_data)
+{
+    sim_clear_sel(mc, msg, rdata, rdata_len, cb_data);
+    if (msg->len >= 6 && msg->data[5] == 0xaa && *rdata_len >= 1 && rdata[0] == 0)
+        log_event(mc, 0x10, 0x13, 0x02); /* Event Logging Disabled: log area reset/cleared */
+}
+
+/* Get SDR Repository Info: ipmi_sim stamps the SDR repository's most recent addition with the
+ * time node.emu added the records, i.e. every start of the BMC, which makes freeipmi's SDR
+ * caches "out of date" (ipmi-sensors and ipmi-sel then fail until the cache is flushed) after
+ * every container restart. A real BMC's SDR keeps its timestamp across its own restarts; ours
+ * is derived from the records themselves (FNV-1a of every record, read through ipmi_sim's Get
+ * SDR), so it changes exactly when the sensors do. */
+static void get_sdr_repository_info(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
+                                    unsigned int *rdata_len, void *cb_data)
+{
+    cmd_handler_f get_sdr = storage_netfn_handlers[IPMI_GET_SDR_CMD];
+    unsigned char req[6] = { 0, 0, 0, 0, 0, 0 }, rsp[64];
+    unsigned int rsp_len, i, n = 0, id = 0, next = 0, off, size;
+    uint32_t h = 2166136261u, stamp;
+    msg_t m;
+
+    sim_get_sdr_info(mc, msg, rdata, rdata_len, cb_data);
+    if (*rdata_len < 15 || rdata[0] != 0 || !get_sdr)
+        return;
+    /* Each record in pieces of at most 16 bytes (ipmi_sim answers 0xca to longer reads): its
+     * 5-byte header first, which gives its length. */
+    while (id != 0xffff && n++ < 1024) {
+        for (off = 0, size = 5; off < size; off += req[5]) {
+            memset(&m, 0, sizeof(m));
+            m.netfn = IPMI_STORAGE_NETFN;
+            m.cmd = IPMI_GET_SDR_CMD;
+            req[2] = id & 0xff;
+            req[3] = id >> 8;
+            req[4] = off;
+            req[5] = size - off < 16 ? size - off : 16;
+            m.data = req;
+            m.len = sizeof(req);
+            rsp_len = sizeof(rsp); /* in: the room for the answer */
+            get_sdr(mc, &m, rsp, &rsp_len, NULL);
+            if (rsp_len < 3u + req[5] || rsp[0] != 0)
+                return; /* leave ipmi_sim's answer */
+            if (off == 0)
+                size = 5 + rsp[3 + 4];
+            for (i = 3; i < rsp_len; i++)
+                h = (h ^ rsp[i]) * 16777619u;
+            next = rsp[1] | (rsp[2] << 8);
+        }
+        id = next;
+    }
+    stamp = 0x60000000u + h % 0x10000000u; /* a time between 2021 and 2029 */
+    for (i = 0; i < 4; i++)
+        rdata[6 + i] = (stamp >> (8 * i)) & 0xff;
+}
+
+/* ipmi_sim's SEL clock starts at 0 (the SEL shows "Pre-Init" times) until a client sets it; a
+ * real BMC has a clock. Set it to the system time at start, before the first power on. */
+static void set_sel_clock(void)
+{
+    cmd_handler_f set = storage_netfn_handlers[IPMI_SET_SEL_TIME_CMD];
+    unsigned char data[4], rdata[8];
+    unsigned int rdata_len = sizeof(rdata), i;
+    uint32_t now = (uint32_t) time(NULL);
+    msg_t m;
+
+    if (!sensor_mc || !set)
+        return;
+    for (i = 0; i < 4; i++)
+        data[i] = (now >> (8 * i)) & 0xff;
+    memset(&m, 0, sizeof(m));
+    m.netfn = IPMI_STORAGE_NETFN;
+    m.cmd = IPMI_SET_SEL_TIME_CMD;
+    m.data = data;
+    m.len = sizeof(data);
+    set(sensor_mc, &m, rdata, &rdata_len, NULL);
+}
+
+/* `lab_sensor MC NUM on=RAW [jitter=N] off=RAW|na [start=RAW ramp=SECONDS] [watts=M]` */
+static int emu_lab_sensor(emu_out_t *out, emu_data_t *emu, lmc_data_t *mc, char **toks)
+{
+    struct lab_sensor s;
+    int have_on = 0, have_off = 0, have_start = 0;
+    char *tok, *end;
+    unsigned long v;
+
+    (void) emu;
+    memset(&s, 0, sizeof(s));
+    tok = strtok_r(NULL, " \t\n", toks);
+    v = tok ? strtoul(tok, &end, 0) : 0;
+    if (!tok || *end || v == 0 || v >= 255) {
+        out->eprintf(out, "**lab_sensor: no sensor number (1-254) after the MC address\n");
+        return EINVAL;
+    }
+    s.num = v;
+    while ((tok = strtok_r(NULL, " \t\n", toks))) {
+        char *eq = strchr(tok, '=');
+
+        if (!eq) {
+            out->eprintf(out, "**lab_sensor %u: %s is not KEY=VALUE\n", s.num, tok);
+            return EINVAL;
+        }
+        *eq = 0;
+        if (strcmp(tok, "off") == 0 && strcmp(eq + 1, "na") == 0) {
+            s.off_na = 1;
+            have_off = 1;
+            continue;
+        }
+        v = strtoul(eq + 1, &end, 0);
+        if (*end || eq[1] == 0 || v > (strcmp(tok, "ramp") == 0 ? 3600ul : 255ul)) {
+            out->eprintf(out, "**lab_sensor %u: bad value for %s: %s\n", s.num, tok, eq + 1);
+            return EINVAL;
+        }
+        if (strcmp(tok, "on") == 0)
+            s.on = v, have_on = 1;
+        else if (strcmp(tok, "off") == 0)
+            s.off = v, have_off = 1;
+        else if (strcmp(tok, "jitter") == 0)
+            s.jitter = v;
+        else if (strcmp(tok, "start") == 0)
+            s.start = v, have_start = 1;
+        else if (strcmp(tok, "ramp") == 0)
+            s.ramp = v;
+        else if (strcmp(tok, "watts") == 0)
+            s.watts = v;
+        else {
+            out->eprintf(out, "**lab_sensor %u: unknown key %s\n", s.num, tok);
+            return EINVAL;
+        }
+    }
+    if (!have_on || !have_off || (s.ramp && !have_start) || num_lab_sensors == MAX_LAB_SENSORS
+        || find_lab_sensor(s.num)) {
+        out->eprintf(out, "**lab_sensor %u: needs on= and off= (and start= with ramp=), once\n",
+                     s.num);
+        return EINVAL;
+    }
+    sensor_mc = mc;
+    lab_sensors[num_lab_sensors++] = s;
+    return 0;
+}
+
 /* ---- 6: DCMI (group extension 0xdc) ---- */
 
 #define DCMI_GROUP 0xdc
@@ -841,7 +1150,7 @@ static void read_fru(lmc_data_t *mc, msg_t *msg, unsigned char *rdata, unsigned 
 static void dcmi(lmc_data_t *mc, msg_t *msg, unsigned char *rdata, unsigned int *rdata_len,
                  void *cb_data)
 {
-    unsigned int watts = 0;
+    unsigned int watts, min, max;
     long now = (long) time(NULL);
     unsigned int i;
 
@@ -871,16 +1180,18 @@ static void dcmi(lmc_data_t *mc, msg_t *msg, unsigned char *rdata, unsigned int 
             *rdata_len = 2;
             return;
         }
-        if (ipmi_mc_is_power_on(mc) == 1)
-            watts = 118 + (unsigned int) (now % 7);
+        (void) mc;
+        watts = input_watts();
         rdata[2] = watts & 0xff;
         rdata[3] = watts >> 8;
-        rdata[4] = watts ? 112 : 0;      /* minimum */
-        rdata[5] = 0;
-        rdata[6] = watts ? 131 : 0;      /* maximum */
-        rdata[7] = 0;
-        rdata[8] = watts ? 121 : 0;      /* average */
-        rdata[9] = 0;
+        min = watts - watts / 16;
+        max = watts + watts / 10;
+        rdata[4] = min & 0xff;           /* minimum, maximum, average over the period */
+        rdata[5] = min >> 8;
+        rdata[6] = max & 0xff;
+        rdata[7] = max >> 8;
+        rdata[8] = watts & 0xff;
+        rdata[9] = watts >> 8;
         for (i = 0; i < 4; i++)
             rdata[10 + i] = (now >> (8 * i)) & 0xff;
         rdata[14] = 0x60;                /* statistics period: 60000 ms */
@@ -963,6 +1274,17 @@ int ipmi_sim_module_init(sys_data_t *sys, const char *initstr)
         || ipmi_emu_register_cmd_handler(IPMI_APP_NETFN, IPMI_GET_SYSTEM_GUID_CMD, get_guid, NULL))
         fail("cannot register the Get Device GUID and Get System GUID commands", "");
     ipmi_emu_register_group_extension_handler(DCMI_GROUP, dcmi, NULL);
+    sim_get_sensor_reading = sensor_event_netfn_handlers[IPMI_GET_SENSOR_READING_CMD];
+    sim_clear_sel = storage_netfn_handlers[IPMI_CLEAR_SEL_CMD];
+    sim_get_sdr_info = storage_netfn_handlers[IPMI_GET_SDR_REPOSITORY_INFO_CMD];
+    if (!sim_get_sensor_reading || !sim_clear_sel || !sim_get_sdr_info
+        || ipmi_emu_register_cmd_handler(IPMI_STORAGE_NETFN, IPMI_GET_SDR_REPOSITORY_INFO_CMD,
+                                         get_sdr_repository_info, NULL)
+        || ipmi_emu_register_cmd_handler(IPMI_SENSOR_EVENT_NETFN, IPMI_GET_SENSOR_READING_CMD,
+                                         get_sensor_reading, NULL)
+        || ipmi_emu_register_cmd_handler(IPMI_STORAGE_NETFN, IPMI_CLEAR_SEL_CMD, clear_sel, NULL)
+        || ipmi_emu_add_cmd("lab_sensor", MC, emu_lab_sensor))
+        fail("cannot take over Get Sensor Reading and Clear SEL, or add lab_sensor", "");
     sim_activate_payload = app_netfn_handlers[IPMI_ACTIVATE_PAYLOAD_CMD];
     sim_sol_payload = payload_handlers[SOL_PAYLOAD];
     if (!sim_activate_payload || !sim_sol_payload
@@ -993,6 +1315,10 @@ void ipmi_sim_module_post_init(sys_data_t *sys)
     if (lan->lan_addr_set)
         fail("the LAN channel must have no addr line: lab-bmc opens its ports itself", "");
     lan->send_out = send_out;
+    if (sys->alloc_timer(sys, power_tick, NULL, &power_timer))
+        fail("cannot make the power watch timer", "");
+    power_tick(NULL);
+    set_sel_clock();
     sim_return_rsp = lan->channel.return_rsp;
     lan->channel.return_rsp = return_rsp;
     for (i = 0; i < num_ports; i++)
