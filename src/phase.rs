@@ -738,9 +738,11 @@ mod tests {
                        2026-11-21T01:00:01Z lab: power on: qemu accel=tcg firmware=bios boot=disk (the node's boot setting) mac=x\n";
         assert_eq!(boot_source(&n, on_disk, "", ""), None, "nothing seen yet");
         // The empty disk fell through to the network: SeaBIOS's iPXE fetched the boot script.
-        let tftp = "2026-11-21T01:00:04Z dnsmasq-tftp[1]: sent /srv/tftp/undionly.kpxe to 10.0.0.100\n";
+        let tftp =
+            "2026-11-21T01:00:04Z dnsmasq-tftp[1]: sent /srv/tftp/undionly.kpxe to 10.0.0.100\n";
         assert_eq!(boot_source(&n, on_disk, tftp, ""), Some(BootSource::Pxe));
-        let other = "2026-11-21T01:00:04Z dnsmasq-tftp[1]: sent /srv/tftp/undionly.kpxe to 10.0.0.1001\n";
+        let other =
+            "2026-11-21T01:00:04Z dnsmasq-tftp[1]: sent /srv/tftp/undionly.kpxe to 10.0.0.1001\n";
         assert_eq!(boot_source(&n, on_disk, other, ""), None, "another address");
         let mut web = String::from(
             "2026-11-21T01:00:07Z 10.0.0.100 x GET 200 301 /lab/nodes/00-aa-bb-cc-dd-ee.ipxe\n\
@@ -749,11 +751,15 @@ mod tests {
         );
         assert_eq!(boot_source(&n, on_disk, "", &web), Some(BootSource::Pxe));
         // The installer rebooted: a new boot, nothing seen of it yet.
-        let rebooted = format!("{on_disk}2026-11-21T01:00:41Z lab: vm: reset by=guest reason=guest-reset\n");
+        let rebooted =
+            format!("{on_disk}2026-11-21T01:00:41Z lab: vm: reset by=guest reason=guest-reset\n");
         assert_eq!(boot_source(&n, &rebooted, tftp, &web), None);
         // The installed OS says where it came from (the smoke OS encodes every byte).
         web.push_str("2026-11-21T01:00:55Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?serial=S&firmware=bios&boot=%64%69%73%6b\n");
-        assert_eq!(boot_source(&n, &rebooted, tftp, &web), Some(BootSource::Disk));
+        assert_eq!(
+            boot_source(&n, &rebooted, tftp, &web),
+            Some(BootSource::Disk)
+        );
         let cd_said = web.replace("boot=%64%69%73%6b", "boot=cd");
         assert_eq!(
             boot_source(&n, &rebooted, tftp, &cd_said),
@@ -773,7 +779,10 @@ mod tests {
         // An OS that does not say: the first device of the boot order, once the OS showed up
         // without a network boot; nothing when the network came first.
         let quiet = "2026-11-21T01:00:55Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n";
-        assert_eq!(boot_source(&n, &rebooted, "", quiet), Some(BootSource::Disk));
+        assert_eq!(
+            boot_source(&n, &rebooted, "", quiet),
+            Some(BootSource::Disk)
+        );
         let cd = on_disk.replace("boot=disk", "boot=cdrom");
         assert_eq!(boot_source(&n, &cd, "", quiet), Some(BootSource::Cd));
         let pxe_first = on_disk.replace("boot=disk", "boot=pxe");
@@ -781,7 +790,10 @@ mod tests {
         // UEFI HTTP boot: the firmware fetched the EFI iPXE itself, then iPXE the scripts.
         let http = "2026-11-21T01:00:05Z 10.0.0.100 x GET 200 999 /lab/ipxe/ipxe.efi\n\
                     2026-11-21T01:00:07Z 10.0.0.100 x GET 200 99 /lab/boot.ipxe\n";
-        assert_eq!(boot_source(&n, &pxe_first, "", http), Some(BootSource::Http));
+        assert_eq!(
+            boot_source(&n, &pxe_first, "", http),
+            Some(BootSource::Http)
+        );
     }
 
     #[test]

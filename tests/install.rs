@@ -248,7 +248,11 @@ fn installs_to_disk_on_bios_and_uefi_and_boots_the_disk_until_its_volume_goes() 
     let down = t.lab(&["down", "--volumes"]);
     assert!(down.status.success(), "lab down --volumes");
     let up = t.lab(&["up", "--timeout", "600"]);
-    assert!(up.status.success(), "lab up after down --volumes: {}", stderr(&up));
+    assert!(
+        up.status.success(),
+        "lab up after down --volumes: {}",
+        stderr(&up)
+    );
     let w = t.lab(&[
         "wait",
         "--phase",

@@ -76,10 +76,7 @@ pub fn run(cli: Cli) -> Result<()> {
         } => block_on(wait::run(
             &file,
             &nodes,
-            wait::Target {
-                phase,
-                boot_source,
-            },
+            wait::Target { phase, boot_source },
             Duration::from_secs(timeout),
         )),
         Command::Console {
