@@ -98,6 +98,13 @@ const CONTAINER_START: &str = "lab: node ";
 /// that counts, for `last_event` too.
 const SAME_BOOT_SECS: f64 = 2.0;
 
+/// Nothing a boot puts on the wire comes within its first second (the firmware alone takes
+/// longer), while the engine stamps each container's lines when it reads them: an OS that reports
+/// and reboots at once (an installer) can have its report stamped a few microseconds after the
+/// reset that ends its boot. Lines of the service logs count for a boot from a second after its
+/// marker on.
+const FIRST_SECOND: f64 = 1.0;
+
 /// What QEMU reported last about the VM (a `lab: vm: EVENT by=WHO ...` line of lab-qmp).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VmEvent {
@@ -195,7 +202,7 @@ pub fn derive(
         return (Phase::Off, None);
     }
     let boot = history(node_log).boot_at;
-    let t0 = boot.as_ref().map_or(f64::MIN, |(_, t)| *t);
+    let t0 = boot.as_ref().map_or(f64::MIN, |(_, t)| *t + FIRST_SECOND);
     let mut best = (Phase::Firmware, boot.map(|(ts, _)| ts));
     let mut see = |phase: Phase, ts: (&str, f64)| {
         if ts.1 >= t0 && phase >= best.0 {
@@ -286,7 +293,9 @@ pub fn boot_source(
     dhcp_log: &str,
     web_log: &str,
 ) -> Option<BootSource> {
-    let t0 = history(node_log).boot_at.map_or(f64::MIN, |(_, t)| t);
+    let t0 = history(node_log)
+        .boot_at
+        .map_or(f64::MIN, |(_, t)| t + FIRST_SECOND);
     let hyph = node.mac.to_ascii_lowercase().replace(':', "-");
     let (report, script) = (
         format!("/lab/report/{hyph}"),
@@ -794,6 +803,22 @@ mod tests {
             boot_source(&n, &pxe_first, "", http),
             Some(BootSource::Http)
         );
+    }
+
+    #[test]
+    fn a_report_stamped_just_after_the_reboot_it_precedes_belongs_to_the_boot_before() {
+        // Seen live: the installer's report, then `reboot -f` at once; the web log's line was
+        // stamped 40 microseconds after the node log's reset.
+        let log = format!(
+            "{NODE_LOG}2026-11-21T01:04:00.000100Z lab: vm: reset by=guest reason=guest-reset\n"
+        );
+        let web = "2026-11-21T01:03:50Z 10.0.0.100 x GET 200 301 /lab/nodes/00-aa-bb-cc-dd-ee.ipxe\n\
+                   2026-11-21T01:04:00.000140Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?installed=sda\n";
+        assert_eq!(
+            derive(&node(), PowerState::On, &log, DHCP, web),
+            (Phase::Firmware, Some("2026-11-21T01:04:00.000100Z".into()))
+        );
+        assert_eq!(boot_source(&node(), &log, "", web), None);
     }
 
     #[test]
