@@ -839,6 +839,7 @@ ipmi_port = 623
                 ("vmlinuz", b"kernel"),
                 ("initrd", b"ramfs"),
                 ("smoke.iso", b"cd"),
+                ("disk.img.gz", b"disk"),
             ],
         );
         let (_, s) = up(&engine, &d, &[]).await;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::phase::Phase;
+use crate::phase::{BootSource, Phase};
 
 /// A bare-metal provisioning lab on one machine: DHCP/TFTP, HTTP, SSH and QEMU servers with IPMI
 /// BMCs that PXE-boot, from one lab.toml.
@@ -92,6 +92,9 @@ pub enum Command {
         nodes: Vec<String>,
         #[arg(long, value_enum, default_value_t = Phase::Up)]
         phase: Phase,
+        /// And the current boot came from this device (e.g. `disk`: an installed system is up).
+        #[arg(long, value_enum)]
+        boot_source: Option<BootSource>,
         /// Seconds before giving up (exit code 1, with each node's phase and console).
         #[arg(long, default_value_t = 300)]
         timeout: u64,

@@ -18,7 +18,7 @@ use crate::engine::{
     ContainerState, Engine, EngineError, ImageInfo, LabelFilter, ObservedContainer,
 };
 use crate::lab::{Lab, Proto, ServiceKind, IPMI_PORT};
-use crate::phase::{self, GuestReport, NodeTraffic, Phase, VmEvent};
+use crate::phase::{self, BootSource, GuestReport, NodeTraffic, Phase, VmEvent};
 use crate::plan::{
     ContainerSpec, Desired, PortBinding, Role, LABEL_BMC_USER, LABEL_BOOT_IP, LABEL_KIND,
     LABEL_MAC, LABEL_MODEL, LABEL_NAME, LABEL_NICS, LABEL_ROLE, LABEL_SERIAL, LABEL_UUID,
@@ -116,6 +116,10 @@ pub struct Member {
     pub phase: Option<Phase>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase_since: Option<String>,
+    /// Nodes: the device the current boot came from (pxe, http, disk, cd), once it can be told
+    /// (see [`phase::boot_source`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_source: Option<BootSource>,
     /// Nodes: boots (power ons and resets) since the node's container started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boots: Option<u32>,
@@ -516,6 +520,9 @@ impl<'e, E: Engine> Observer<'e, E> {
             let (phase, since) = phase::derive(&traffic, power, node_log, dhcp_log, web_log);
             n.phase = Some(phase);
             n.phase_since = since;
+            if phase != Phase::Off {
+                n.boot_source = phase::boot_source(&traffic, node_log, dhcp_log, web_log);
+            }
             n.guest = phase::guest_report(&traffic.mac, web_log)
                 .or_else(|| phase::wire_guest_report(&traffic.mac, node_log));
         }
@@ -623,6 +630,7 @@ fn expected_member(c: &ContainerSpec, o: Option<&ObservedContainer>) -> Member {
         power: None,
         phase: None,
         phase_since: None,
+        boot_source: None,
         boots: None,
         last_event: None,
         problem: None,
@@ -657,6 +665,7 @@ fn found_member(o: &ObservedContainer) -> Member {
         power: None,
         phase: None,
         phase_since: None,
+        boot_source: None,
         boots: None,
         last_event: None,
         problem: None,

@@ -103,6 +103,13 @@ const CONTAINER_START: &str = "lab: node ";
 /// that counts, for `last_event` too.
 const SAME_BOOT_SECS: f64 = 2.0;
 
+/// Nothing a boot puts on the wire comes within its first second (the firmware alone takes
+/// longer), while the engine stamps each container's lines when it reads them: an OS that reports
+/// and reboots at once (an installer) can have its report stamped a few microseconds after the
+/// reset that ends its boot. Lines of the service logs count for a boot from a second after its
+/// marker on.
+const FIRST_SECOND: f64 = 1.0;
+
 /// What QEMU reported last about the VM (a `lab: vm: EVENT by=WHO ...` line of lab-qmp).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VmEvent {
@@ -200,7 +207,7 @@ pub fn derive(
         return (Phase::Off, None);
     }
     let boot = history(node_log).boot_at;
-    let t0 = boot.as_ref().map_or(f64::MIN, |(_, t)| *t);
+    let t0 = boot.as_ref().map_or(f64::MIN, |(_, t)| *t + FIRST_SECOND);
     let mut best = (Phase::Firmware, boot.map(|(ts, _)| ts));
     let mut see = |phase: Phase, ts: (&str, f64)| {
         if ts.1 >= t0 && phase >= best.0 {
@@ -226,7 +233,7 @@ pub fn derive(
         }
         let path = hit.uri.split('?').next().unwrap_or_default();
         let phase = if path == format!("/lab/report/{hyph}") {
-            Some(if reports_installed(&hit.uri) {
+            Some(if reports_installed(hit.uri) {
                 Phase::Provisioning
             } else {
                 Phase::Up
@@ -322,12 +329,144 @@ fn is_kernel_or_initrd(path: &str) -> bool {
     .any(|k| name.starts_with(k))
 }
 
-/// An installer's report that it wrote the disk (`?phase=installed`, before it reboots into the
-/// installed system; labs/debian.toml, the RancherOS templates) is still provisioning: `up` is
-/// the report of the system it installed.
+/// An installer's report that it wrote the disk, before it reboots into the installed system
+/// (`?phase=installed`: labs/debian.toml, the RancherOS templates; `?installed=DISK`: the smoke
+/// OS's installer), is still provisioning: `up` is the report of the system it installed.
 fn reports_installed(uri: &str) -> bool {
-    uri.split_once('?')
-        .is_some_and(|(_, q)| q.split('&').any(|kv| kv == "phase=installed"))
+    uri.split_once('?').is_some_and(|(_, q)| {
+        q.split('&')
+            .any(|kv| kv == "phase=installed" || kv.starts_with("installed="))
+    })
+}
+
+/// The device a node's current boot came from, as a provisioning server tells it: the
+/// network (`pxe`: DHCP/TFTP/iPXE; `http`: UEFI HTTP boot), its disk, or its CD-ROM drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BootSource {
+    Pxe,
+    Http,
+    Disk,
+    Cd,
+}
+
+impl BootSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootSource::Pxe => "pxe",
+            BootSource::Http => "http",
+            BootSource::Disk => "disk",
+            BootSource::Cd => "cd",
+        }
+    }
+
+    fn parse(word: &str) -> Option<BootSource> {
+        match word {
+            "pxe" => Some(BootSource::Pxe),
+            "http" => Some(BootSource::Http),
+            "disk" => Some(BootSource::Disk),
+            "cd" | "cdrom" => Some(BootSource::Cd),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for BootSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the node's current boot came from, if that can be told yet. In this order: what the
+/// booted OS said in a report of this boot (`boot=disk`, as the smoke OS's boot loaders on a disk
+/// or CD tell it); a network boot seen in this boot (the firmware's HTTP boot fetch of the EFI
+/// iPXE: `http`; an iPXE or TFTP fetch of the boot loader or boot script: `pxe`); else, once the
+/// OS showed up (a report or a cloud-config fetch) without any network boot, the first device of
+/// the VM's boot order at its power on (lab-vm's `boot=disk|cdrom`). Unknown (None) before that,
+/// or when the order put the network first and the network was not used.
+pub fn boot_source(
+    node: &NodeTraffic,
+    node_log: &str,
+    dhcp_log: &str,
+    web_log: &str,
+) -> Option<BootSource> {
+    let t0 = history(node_log)
+        .boot_at
+        .map_or(f64::MIN, |(_, t)| t + FIRST_SECOND);
+    let hyph = node.mac.to_ascii_lowercase().replace(':', "-");
+    let (report, script) = (
+        format!("/lab/report/{hyph}"),
+        format!("/lab/nodes/{hyph}.ipxe"),
+    );
+    let mut network = None;
+    let mut said = None;
+    let mut os_seen = false;
+    for (_, line) in lines(web_log).filter(|((_, t), _)| *t >= t0) {
+        let Some(hit) = Access::parse(line).filter(Access::ok) else {
+            continue;
+        };
+        let (path, query) = hit.uri.split_once('?').unwrap_or((hit.uri, ""));
+        let from_node = hit.client == node.ip;
+        if from_node && path.starts_with("/lab/ipxe/") {
+            network = Some(BootSource::Http);
+        } else if path == script || (from_node && path == "/lab/boot.ipxe") {
+            network.get_or_insert(BootSource::Pxe);
+        } else if path == report {
+            os_seen = true;
+            let boot = query.split('&').find_map(|kv| kv.strip_prefix("boot="));
+            if let Some(b) = boot.and_then(|v| BootSource::parse(&percent_decode(v))) {
+                said = Some(b);
+            }
+        } else if path.starts_with(&format!("/lab/nodes/{}/", node.name)) {
+            os_seen = true;
+        }
+    }
+    // The node's own wire (any provisioner): a TFTP read answered with data is a network boot;
+    // its report, answered 2xx by whatever server, says what the web log would.
+    let mac = node.mac.to_ascii_lowercase();
+    for (_, text) in lines(node_log).filter(|((_, t), _)| *t >= t0) {
+        match crate::wire::Line::parse(text) {
+            Some(crate::wire::Line::TftpOk { mac: m, .. }) if m == mac => {
+                network.get_or_insert(BootSource::Pxe);
+            }
+            Some(crate::wire::Line::HttpReply {
+                status,
+                uri,
+                mac: m,
+            }) if m == mac && (200..300).contains(&status) => {
+                let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+                if path == report {
+                    os_seen = true;
+                    let boot = query.split('&').find_map(|kv| kv.strip_prefix("boot="));
+                    if let Some(b) = boot.and_then(|v| BootSource::parse(&percent_decode(v))) {
+                        said = Some(b);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // dnsmasq's TFTP: `dnsmasq-tftp[1]: sent /srv/tftp/undionly.kpxe to 10.0.0.100`.
+    let tftp_to = format!(" to {}", node.ip);
+    if lines(dhcp_log)
+        .filter(|((_, t), _)| *t >= t0)
+        .any(|(_, l)| l.contains("dnsmasq-tftp") && l.contains(" sent ") && l.ends_with(&tftp_to))
+    {
+        network.get_or_insert(BootSource::Pxe);
+    }
+    said.or(network).or_else(|| {
+        let first = node_log
+            .lines()
+            .rev()
+            .find(|l| l.contains(QEMU_START))?
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("boot="))?;
+        match first {
+            "disk" if os_seen => Some(BootSource::Disk),
+            "cdrom" if os_seen => Some(BootSource::Cd),
+            _ => None,
+        }
+    })
 }
 
 /// What a node's OS saw of its machine, from the query of its last report
@@ -354,6 +493,17 @@ pub struct GuestReport {
     /// The SMBIOS "VM" bit (BIOS characteristics extension byte 2, bit 4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smbios_vm: Option<bool>,
+    /// The firmware it booted through (`bios` or `uefi`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<String>,
+    /// Where it says it booted from (its boot loader told it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot: Option<BootSource>,
+    /// An installer: the disk it wrote (`sda`), or the step that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installed: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install_failed: Option<String>,
 }
 
 /// The identity in the node's last report answered 2xx that carried one, as its own wire saw it
@@ -408,6 +558,10 @@ fn parse_report(query: &str) -> Option<GuestReport> {
             "nics" => r.nics = v.trim().parse().ok(),
             "hypervisor" => r.hypervisor = flag(&v),
             "smbios_vm" => r.smbios_vm = flag(&v),
+            "firmware" => r.firmware = Some(v),
+            "boot" => r.boot = BootSource::parse(&v),
+            "installed" => r.installed = Some(v),
+            "install_failed" => r.install_failed = Some(v),
             _ => {}
         }
     }
@@ -804,6 +958,109 @@ mod tests {
             is_kernel_or_initrd("/images/initramfs-6.1.img") && is_kernel_or_initrd("/bzImage")
         );
         assert!(!is_kernel_or_initrd("/boot.ipxe") && !is_kernel_or_initrd("/undionly.kpxe"));
+    }
+
+    #[test]
+    fn the_boot_source_of_a_boot_through_another_provisioner_comes_from_the_wire() {
+        let n = node();
+        let m = "mac=00:aa:bb:cc:dd:ee";
+        let mut log = String::from(
+            "2026-11-21T01:00:00.5Z lab: node master: mac 00:aa:bb:cc:dd:ee\n\
+             2026-11-21T01:00:01Z lab: power on: qemu accel=tcg firmware=bios boot=disk (the node's boot setting) mac=x\n",
+        );
+        log.push_str("2026-11-21T01:00:04Z lab: wire: tftp ok boot.ipxe mac=00:aa:bb:cc:dd:ef server=10.0.0.9\n");
+        assert_eq!(boot_source(&n, &log, "", ""), None, "another node's read");
+        log.push_str(&format!(
+            "2026-11-21T01:00:05Z lab: wire: tftp ok boot.ipxe {m} server=10.0.0.9\n"
+        ));
+        assert_eq!(boot_source(&n, &log, "", ""), Some(BootSource::Pxe));
+        log.push_str("2026-11-21T01:00:40Z lab: vm: reset by=guest reason=guest-reset\n");
+        assert_eq!(boot_source(&n, &log, "", ""), None, "a new boot");
+        log.push_str(&format!("2026-11-21T01:00:50Z lab: wire: http reply 404 GET /lab/report/00-aa-bb-cc-dd-ee?boot=disk {m} server=10.0.0.9:80\n"));
+        assert_eq!(boot_source(&n, &log, "", ""), None, "an unanswered report");
+        log.push_str(&format!("2026-11-21T01:00:51Z lab: wire: http reply 204 GET /lab/report/00-aa-bb-cc-dd-ee?boot=disk {m} server=10.0.0.9:80\n"));
+        assert_eq!(boot_source(&n, &log, "", ""), Some(BootSource::Disk));
+    }
+
+    #[test]
+    fn the_boot_source_is_what_the_guest_says_else_what_was_seen_in_this_boot() {
+        let n = node();
+        let on_disk = "2026-11-21T01:00:00.5Z lab: node master: mac 00:aa:bb:cc:dd:ee\n\
+                       2026-11-21T01:00:01Z lab: power on: qemu accel=tcg firmware=bios boot=disk (the node's boot setting) mac=x\n";
+        assert_eq!(boot_source(&n, on_disk, "", ""), None, "nothing seen yet");
+        // The empty disk fell through to the network: SeaBIOS's iPXE fetched the boot script.
+        let tftp =
+            "2026-11-21T01:00:04Z dnsmasq-tftp[1]: sent /srv/tftp/undionly.kpxe to 10.0.0.100\n";
+        assert_eq!(boot_source(&n, on_disk, tftp, ""), Some(BootSource::Pxe));
+        let other =
+            "2026-11-21T01:00:04Z dnsmasq-tftp[1]: sent /srv/tftp/undionly.kpxe to 10.0.0.1001\n";
+        assert_eq!(boot_source(&n, on_disk, other, ""), None, "another address");
+        let mut web = String::from(
+            "2026-11-21T01:00:07Z 10.0.0.100 x GET 200 301 /lab/nodes/00-aa-bb-cc-dd-ee.ipxe\n\
+             2026-11-21T01:00:30Z 10.0.0.100 x GET 200 9 /smoke/disk.img.gz\n\
+             2026-11-21T01:00:40Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?serial=S&firmware=bios&installed=sda\n",
+        );
+        assert_eq!(boot_source(&n, on_disk, "", &web), Some(BootSource::Pxe));
+        // The installer rebooted: a new boot, nothing seen of it yet.
+        let rebooted =
+            format!("{on_disk}2026-11-21T01:00:41Z lab: vm: reset by=guest reason=guest-reset\n");
+        assert_eq!(boot_source(&n, &rebooted, tftp, &web), None);
+        // The installed OS says where it came from (the smoke OS encodes every byte).
+        web.push_str("2026-11-21T01:00:55Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?serial=S&firmware=bios&boot=%64%69%73%6b\n");
+        assert_eq!(
+            boot_source(&n, &rebooted, tftp, &web),
+            Some(BootSource::Disk)
+        );
+        let cd_said = web.replace("boot=%64%69%73%6b", "boot=cd");
+        assert_eq!(
+            boot_source(&n, &rebooted, tftp, &cd_said),
+            Some(BootSource::Cd),
+            "what the OS says wins over the boot order"
+        );
+        let g = guest_report(&n.mac, &web).unwrap();
+        assert_eq!(
+            (g.firmware.as_deref(), g.boot, g.installed),
+            (Some("bios"), Some(BootSource::Disk), None)
+        );
+        let first = web.lines().nth(2).unwrap();
+        assert_eq!(
+            guest_report(&n.mac, first).unwrap().installed.as_deref(),
+            Some("sda")
+        );
+        // An OS that does not say: the first device of the boot order, once the OS showed up
+        // without a network boot; nothing when the network came first.
+        let quiet = "2026-11-21T01:00:55Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n";
+        assert_eq!(
+            boot_source(&n, &rebooted, "", quiet),
+            Some(BootSource::Disk)
+        );
+        let cd = on_disk.replace("boot=disk", "boot=cdrom");
+        assert_eq!(boot_source(&n, &cd, "", quiet), Some(BootSource::Cd));
+        let pxe_first = on_disk.replace("boot=disk", "boot=pxe");
+        assert_eq!(boot_source(&n, &pxe_first, "", quiet), None);
+        // UEFI HTTP boot: the firmware fetched the EFI iPXE itself, then iPXE the scripts.
+        let http = "2026-11-21T01:00:05Z 10.0.0.100 x GET 200 999 /lab/ipxe/ipxe.efi\n\
+                    2026-11-21T01:00:07Z 10.0.0.100 x GET 200 99 /lab/boot.ipxe\n";
+        assert_eq!(
+            boot_source(&n, &pxe_first, "", http),
+            Some(BootSource::Http)
+        );
+    }
+
+    #[test]
+    fn a_report_stamped_just_after_the_reboot_it_precedes_belongs_to_the_boot_before() {
+        // Seen live: the installer's report, then `reboot -f` at once; the web log's line was
+        // stamped 40 microseconds after the node log's reset.
+        let log = format!(
+            "{NODE_LOG}2026-11-21T01:04:00.000100Z lab: vm: reset by=guest reason=guest-reset\n"
+        );
+        let web = "2026-11-21T01:03:50Z 10.0.0.100 x GET 200 301 /lab/nodes/00-aa-bb-cc-dd-ee.ipxe\n\
+                   2026-11-21T01:04:00.000140Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee?installed=sda\n";
+        assert_eq!(
+            derive(&node(), PowerState::On, &log, DHCP, web),
+            (Phase::Firmware, Some("2026-11-21T01:04:00.000100Z".into()))
+        );
+        assert_eq!(boot_source(&node(), &log, "", web), None);
     }
 
     #[test]

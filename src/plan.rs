@@ -292,7 +292,7 @@ fn desired_with(lab: &Lab, inputs: &Inputs) -> Desired {
             ) => {
                 // A build FROM one of lab's images (the smoke OS's, for its boot files) has
                 // that image built first, and is built again when it changes.
-                let base = crate::images::own_image(&b.from).map(|name| image(name));
+                let base = crate::images::own_image(&b.from).map(&mut image);
                 let spec = user_image_spec(lab, tag, b, base);
                 let hash = spec.context_hash.clone();
                 user_images.push(spec);

@@ -2,11 +2,13 @@
 //! image's apt sources, so that a lab's nodes have something real to PXE-boot without a download
 //! step: lab's smoke OS, and Debian's netboot installer.
 //!
-//! - The smoke OS (`images/smoke/`): a Debian cloud kernel and a busybox initramfs, also as a
-//!   bootable CD image (`smoke.iso`, BIOS and UEFI): its `/init` loads the virtio network
-//!   modules, gets the node's address by DHCP, GETs the URL given as `lab.report=` on the kernel
-//!   command line, prints a banner on the serial console
-//!   (`lab-smoke: node NAME is up at ADDRESS (mac MAC)`) and keeps a shell there.
+//! - The smoke OS (`images/smoke/`): Debian's kernel and a busybox initramfs, also as a bootable
+//!   CD image (`smoke.iso`, BIOS and UEFI) and as a bootable disk image (`disk.img.gz`, GPT, BIOS
+//!   and UEFI), which the same OS writes to a node's first disk when its command line has
+//!   `lab.install=URL` (the `smoke-install` profile). Its `/init` loads its modules, gets the
+//!   node's address by DHCP, GETs the URL given as `lab.report=` on the kernel command line,
+//!   prints a banner on the serial console (`lab-smoke: node NAME is up at ADDRESS (mac MAC)`)
+//!   and keeps a shell there.
 //! - Debian's installer (`images/debian-installer/`): the kernel and initrd of the package
 //!   `debian-installer-12-netboot-amd64` (`labs/debian.toml` boots them with a preseed).
 //!
@@ -51,7 +53,7 @@ pub const SMOKE: BuiltOs = BuiltOs {
     name: "smoke OS",
     image: "smoke",
     web_dir: "smoke",
-    files: &["vmlinuz", "initrd", "smoke.iso"],
+    files: &["vmlinuz", "initrd", "smoke.iso", "disk.img.gz"],
     boot_files: [KERNEL, INITRD],
 };
 
@@ -75,6 +77,11 @@ pub const INITRD: &str = "smoke/initrd";
 /// drive (`lab-media insert`, virtual media). Booted from it, the smoke OS takes its name and the
 /// web service to report to from DHCP, as its command line cannot know them.
 pub const ISO: &str = "smoke/smoke.iso";
+/// The smoke OS installed: a gzipped raw disk image, relative to the web root. The installer
+/// (`lab.install=<web>/smoke/disk.img.gz`) writes it to the node's first disk; it boots on BIOS
+/// (GRUB in the MBR and a BIOS boot partition) and UEFI (GRUB on an EFI system partition) with
+/// `lab.boot=disk` on its command line.
+pub const DISK_IMAGE: &str = "smoke/disk.img.gz";
 
 /// The profiles of `lab` that boot the smoke OS and are booted by a node.
 pub fn profiles(lab: &Lab) -> Vec<&str> {
@@ -207,7 +214,7 @@ profile = "{profile}"
         assert_eq!(asset(&other), None);
         let a = asset(&lab(dir.path(), "smoke/vmlinuz", "smoke")).unwrap();
         assert_eq!(a.dest, dir.path().join("webroot/smoke"));
-        assert_eq!(a.files, ["vmlinuz", "initrd", "smoke.iso"]);
+        assert_eq!(a.files, ["vmlinuz", "initrd", "smoke.iso", "disk.img.gz"]);
     }
 
     #[test]

@@ -719,7 +719,7 @@ mod tests {
         let rrq = |file: &str| {
             let mut d = vec![0, 1];
             d.extend_from_slice(file.as_bytes());
-            d.extend_from_slice(b"\0octet\0blksize\01432\0");
+            d.extend_from_slice(b"\0octet\0blksize\x001432\0");
             d
         };
         let f = frame(
@@ -745,7 +745,7 @@ mod tests {
             ipv4(vm, srv, 17, &udp(2071, 69, &rrq("undionly.kpxe"))),
         );
         assert!(line(&mut w, &f).is_some());
-        let oack = b"\0\x06blksize\01432\0";
+        let oack = b"\0\x06blksize\x001432\0";
         let f = frame(VM, SRV, ipv4(srv, vm, 17, &udp(40001, 2071, oack)));
         assert_eq!(
             line(&mut w, &f).as_deref(),

@@ -160,7 +160,10 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     }
     let sensor = ipmitool(port, Some("3"), &["sensor"]);
     // `sensor` shows the thresholds: Fan 1's lower critical 600 RPM, 12V's upper critical 13.2 V.
-    let fan = sensor.lines().find(|l| l.starts_with("Fan 1")).unwrap_or("");
+    let fan = sensor
+        .lines()
+        .find(|l| l.starts_with("Fan 1"))
+        .unwrap_or("");
     assert!(fan.contains("| 600.000"), "{sensor}");
     let v12 = sensor.lines().find(|l| l.starts_with("12V")).unwrap_or("");
     assert!(v12.contains("| 13.200"), "{sensor}");
@@ -257,15 +260,34 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     }
     let inlet = sdr_reading(&sdr, "Inlet Temp").unwrap_or(0.0);
     assert!((15.0..30.0).contains(&inlet), "{sdr}");
-    assert_eq!(sdr_reading(&sdr, "3.3VSB").map(|v| v > 3.0), Some(true), "{sdr}");
-    assert_eq!(sdr_reading(&sdr, "PSU1 Power"), Some(8.0), "standby draw: {sdr}");
+    assert_eq!(
+        sdr_reading(&sdr, "3.3VSB").map(|v| v > 3.0),
+        Some(true),
+        "{sdr}"
+    );
+    assert_eq!(
+        sdr_reading(&sdr, "PSU1 Power"),
+        Some(8.0),
+        "standby draw: {sdr}"
+    );
     let dcmi = ipmitool(port, Some("3"), &["dcmi", "power", "reading"]);
-    let instant = dcmi.lines().find(|l| l.contains("Instantaneous power reading"));
-    assert!(instant.is_some_and(|l| l.trim_end().ends_with(" 8 Watts")), "{dcmi}");
+    let instant = dcmi
+        .lines()
+        .find(|l| l.contains("Instantaneous power reading"));
+    assert!(
+        instant.is_some_and(|l| l.trim_end().ends_with(" 8 Watts")),
+        "{dcmi}"
+    );
     let sensors = freeipmi("ipmi-sensors", port, "USER", cache.path(), &[]);
-    let fan = sensors.lines().find(|l| l.contains("| Fan 1 ")).unwrap_or("");
+    let fan = sensors
+        .lines()
+        .find(|l| l.contains("| Fan 1 "))
+        .unwrap_or("");
     assert!(fan.contains("N/A"), "{sensors}");
-    assert!(freeipmi_reading(&sensors, "Inlet Temp").is_some(), "{sensors}");
+    assert!(
+        freeipmi_reading(&sensors, "Inlet Temp").is_some(),
+        "{sensors}"
+    );
     let v = pyghmi(&python, port);
     let off = pyghmi_values(&v);
     assert_eq!(off["Fan 1"], None, "{v}");
@@ -275,13 +297,23 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     let sel = ipmitool(port, Some("3"), &["sel", "elist"]);
     let events: Vec<&str> = sel.lines().filter(|l| l.contains(" | ")).collect();
     assert!(events[0].contains("Log area reset/cleared"), "{sel}");
-    assert!(events.iter().any(|l| l.contains("System Reconfigured")), "{sel}");
-    assert!(events.iter().any(|l| l.contains("S5: entered by override")), "{sel}");
+    assert!(
+        events.iter().any(|l| l.contains("System Reconfigured")),
+        "{sel}"
+    );
+    assert!(
+        events.iter().any(|l| l.contains("S5: entered by override")),
+        "{sel}"
+    );
     // Each entry carries the BMC's clock, not "Pre-Init".
     assert!(!sel.contains("Pre-Init"), "{sel}");
     ipmitool(port, Some("3"), &["sel", "clear"]);
     let sel = ipmitool(port, Some("3"), &["sel", "elist"]);
-    assert_eq!(sel.lines().filter(|l| l.contains(" | ")).count(), 1, "{sel}");
+    assert_eq!(
+        sel.lines().filter(|l| l.contains(" | ")).count(),
+        1,
+        "{sel}"
+    );
 
     // Power on again: the readings are back.
     ipmitool(port, Some("3"), &["power", "on"]);
@@ -304,7 +336,10 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     let sensors = freeipmi("ipmi-sensors", port, "USER", cache.path(), &[]);
-    assert!(freeipmi_reading(&sensors, "Inlet Temp").is_some(), "{sensors}");
+    assert!(
+        freeipmi_reading(&sensors, "Inlet Temp").is_some(),
+        "{sensors}"
+    );
 }
 
 /// The SDR's sensors, in order.
@@ -325,7 +360,12 @@ const SENSORS: [&str; 11] = [
 /// The reading of `name` in `ipmitool sdr list` ("Fan 1 | 4680 RPM | ok"); None for "no reading".
 fn sdr_reading(sdr: &str, name: &str) -> Option<f64> {
     let line = sdr.lines().find(|l| l.starts_with(name))?;
-    line.split('|').nth(1)?.split_whitespace().next()?.parse().ok()
+    line.split('|')
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The reading of `name` in freeipmi's `ipmi-sensors` table ("3 | Fan 1 | Fan | 4920.00 | ...").

@@ -68,7 +68,7 @@ fn a_node_pxe_boots_the_smoke_os_reports_in_and_shows_its_address() {
     let plan = stdout(&dry);
     assert!(
         plan.contains(
-            "export smoke OS (vmlinuz, initrd, smoke.iso) from image metal-lab/smoke:latest:/out"
+            "export smoke OS (vmlinuz, initrd, smoke.iso, disk.img.gz) from image metal-lab/smoke:latest:/out"
         ),
         "{plan}"
     );
@@ -76,7 +76,7 @@ fn a_node_pxe_boots_the_smoke_os_reports_in_and_shows_its_address() {
     let out = t.lab(&["up", "--timeout", "300"]);
     assert!(out.status.success(), "lab up failed: {}", stderr(&out));
     let started = Instant::now();
-    for f in ["vmlinuz", "initrd", "smoke.iso"] {
+    for f in ["vmlinuz", "initrd", "smoke.iso", "disk.img.gz"] {
         let size = std::fs::metadata(t.dir.path().join("webroot/smoke").join(f))
             .map(|m| m.len())
             .unwrap_or(0);

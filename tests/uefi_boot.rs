@@ -330,6 +330,7 @@ bmc_ip = "{{p}}.7"
 ipmi_port = {e_port}
 power = "off"
 firmware = "uefi"
+memory = "512M"   # GRUB's EFI loader cannot load Debian's kernel and the initrd in 256M
 "#,
         b_port = u.port_base,
         e_port = u.port_base + 1,

@@ -72,11 +72,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Wait {
             nodes,
             phase,
+            boot_source,
             timeout,
         } => block_on(wait::run(
             &file,
             &nodes,
-            phase,
+            wait::Target { phase, boot_source },
             Duration::from_secs(timeout),
         )),
         Command::Console {

@@ -1,4 +1,5 @@
-//! `lab wait [NODE...] --phase P --timeout S`: until every (named) node reached a boot phase.
+//! `lab wait [NODE...] --phase P [--boot-source S] --timeout S`: until every (named) node reached
+//! a boot phase (in a boot from that device).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -6,10 +7,32 @@ use std::time::{Duration, Instant};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::observe::{self, Expected, Member, Observer};
-use crate::phase::Phase;
+use crate::phase::{BootSource, Phase};
 use crate::plan::{self, Host};
 
-pub async fn run(file: &Path, nodes: &[String], target: Phase, timeout: Duration) -> Result<()> {
+/// What `wait` waits for: a phase, and if given, in a boot from this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub phase: Phase,
+    pub boot_source: Option<BootSource>,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.boot_source {
+            Some(s) => write!(f, "{} (boot source {s})", self.phase),
+            None => write!(f, "{}", self.phase),
+        }
+    }
+}
+
+pub async fn run(file: &Path, nodes: &[String], target: Target, timeout: Duration) -> Result<()> {
+    if let (Phase::Off, Some(s)) = (target.phase, target.boot_source) {
+        return Err(Error::Usage {
+            message: format!("`--phase off --boot-source {s}` cannot be reached: a node that is off is not booted from anything"),
+            help: "leave out --boot-source, or wait for a phase of a running node (e.g. --phase up)".into(),
+        });
+    }
     let lab = super::load(file)?;
     for n in nodes {
         super::check_node(&lab, n)?;
@@ -33,7 +56,11 @@ pub async fn run(file: &Path, nodes: &[String], target: Phase, timeout: Duration
         if start.elapsed() >= timeout {
             let mut lines = Vec::new();
             for m in selected {
-                let phase = m.phase.map_or("unknown".to_string(), |p| p.to_string());
+                let mut phase = m.phase.map_or("unknown".to_string(), |p| p.to_string());
+                if target.boot_source.is_some() {
+                    let from = m.boot_source.map_or("unknown", |s| s.as_str());
+                    phase = format!("{phase}, boot source {from}");
+                }
                 let there = reached(m, target);
                 lines.push(format!(
                     "  {}: {phase}{}",
@@ -54,13 +81,15 @@ pub async fn run(file: &Path, nodes: &[String], target: Phase, timeout: Duration
     }
 }
 
-/// `off` is reached only by being off; every other phase by being there or further.
-fn reached(m: &Member, target: Phase) -> bool {
-    match m.phase {
-        Some(p) if target == Phase::Off => p == Phase::Off,
-        Some(p) => p >= target,
+/// `off` is reached only by being off; every other phase by being there or further, and with a
+/// boot source, in a boot from there.
+fn reached(m: &Member, target: Target) -> bool {
+    let phase = match m.phase {
+        Some(p) if target.phase == Phase::Off => p == Phase::Off,
+        Some(p) => p >= target.phase,
         None => false,
-    }
+    };
+    phase && target.boot_source.is_none_or(|s| m.boot_source == Some(s))
 }
 
 /// The last lines of a node's serial console, for an error message: as plain text (no
