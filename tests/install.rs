@@ -4,6 +4,9 @@
 //! (`boot_source` disk in `lab status --json`, `boot=disk` in its report). The installed disk
 //! survives a second `lab up`, a power cycle through the BMC, and `lab down` + `lab up`;
 //! `lab down --volumes` + `lab up` starts from an empty disk, which falls through to PXE.
+//! The BIOS node boots the network first (`boot = "pxe"`), so its reboot after the install reaches
+//! the disk only because the BMC's override changes the running VM's boot order, and the
+//! override, kept in the node's volume, still holds after `lab down` + `lab up`.
 //! One lab of two nodes for all of it (TCG is slow).
 
 mod common;
@@ -21,6 +24,9 @@ struct Node {
     ip: String,
     ipmi: u16,
     firmware: &'static str,
+    /// The node's own boot order: `pxe` (the network first, as MAAS and Ironic keep their
+    /// machines) or `disk` (an empty disk falls through to the network).
+    boot: &'static str,
 }
 
 fn lab_file(u: &Unique, nodes: &[Node]) -> String {
@@ -43,7 +49,7 @@ firmware = "{firmware}"
 memory = "512M"
 disk = "1G"
 accel = "tcg"
-boot = "disk"
+boot = "{boot}"
 profile = "smoke-install"
 "#,
             name = n.name,
@@ -52,6 +58,7 @@ profile = "smoke-install"
             bmc = u.ip(6 + i as u8),
             ipmi = n.ipmi,
             firmware = n.firmware,
+            boot = n.boot,
         );
     }
     text
@@ -125,6 +132,7 @@ fn installs_to_disk_on_bios_and_uefi_and_boots_the_disk_until_its_volume_goes() 
             ip: u.ip(100).to_string(),
             ipmi: u.port_base,
             firmware: "bios",
+            boot: "pxe",
         },
         Node {
             name: "uefi",
@@ -132,6 +140,7 @@ fn installs_to_disk_on_bios_and_uefi_and_boots_the_disk_until_its_volume_goes() 
             ip: u.ip(101).to_string(),
             ipmi: u.port_base + 1,
             firmware: "uefi",
+            boot: "disk",
         },
     ];
     let t = TestLab::new(&u.name, &lab_file(&u, &nodes));
@@ -182,6 +191,13 @@ fn installs_to_disk_on_bios_and_uefi_and_boots_the_disk_until_its_volume_goes() 
         };
         assert!(flags.contains(mode), "{}: {flags}", n.name);
     }
+    // The network-first node rebooted (a reset, not a power on) into its disk: the override the
+    // installer set over KCS changed the running VM's boot order for that reset.
+    let log = container_log(&format!("{}-bios", t.name));
+    assert!(
+        log.contains("lab: boot order for the next reset: disk first"),
+        "the override reached the running VM: {log}"
+    );
     let w = t.lab(&[
         "wait",
         "--phase",

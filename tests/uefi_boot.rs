@@ -248,7 +248,7 @@ boot = "http"
     let vars = "/var/lib/lab/uefi-vars.fd";
     let first = efi_variable_u32(&live.file("p", vars), "MTC").expect("MTC in the NVRAM");
     let p = format!("{}-p", u.name);
-    let (code, _) = live.exec(&p, &["sh", "-c", "echo 'http once' > /run/lab/bootdev"]);
+    let (code, _) = live.exec(&p, &["sh", "-c", "echo 'http once' > /var/lib/lab/bootdev"]);
     assert_eq!(code, 0);
     let out = t.lab(&["power", "p", "cycle"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -269,7 +269,7 @@ boot = "http"
         "the override made p HTTP-boot: {web}"
     );
     assert_eq!(
-        String::from_utf8_lossy(&live.file("p", "/run/lab/bootdev")).trim(),
+        String::from_utf8_lossy(&live.file("p", "/var/lib/lab/bootdev")).trim(),
         "none"
     );
     let second = efi_variable_u32(&live.file("p", vars), "MTC").expect("MTC in the NVRAM");
@@ -359,7 +359,7 @@ memory = "512M"   # GRUB's EFI loader cannot load Debian's kernel and the initrd
         // Redfish's UefiHttp target reads over IPMI as PXE in UEFI mode; an IPMI override replaces it.
         let (code, _) = live.exec(
             &container,
-            &["sh", "-c", "echo 'http persistent' > /run/lab/bootdev"],
+            &["sh", "-c", "echo 'http persistent' > /var/lib/lab/bootdev"],
         );
         assert_eq!(code, 0);
         let flags = ipmitool(port, &["chassis", "bootparam", "get", "5"]);
@@ -386,7 +386,7 @@ memory = "512M"   # GRUB's EFI loader cannot load Debian's kernel and the initrd
         assert!(flags.contains(mode), "{flags}");
         let want = if efi { "cdrom once efi" } else { "cdrom once" };
         assert_eq!(
-            String::from_utf8_lossy(&live.file(node, "/run/lab/bootdev")).trim(),
+            String::from_utf8_lossy(&live.file(node, "/var/lib/lab/bootdev")).trim(),
             want
         );
         ipmitool(port, &["chassis", "power", "on"]);
@@ -419,7 +419,7 @@ memory = "512M"   # GRUB's EFI loader cannot load Debian's kernel and the initrd
         }
         // The one-time override is used up.
         assert_eq!(
-            String::from_utf8_lossy(&live.file(node, "/run/lab/bootdev")).trim(),
+            String::from_utf8_lossy(&live.file(node, "/var/lib/lab/bootdev")).trim(),
             "none"
         );
     }
@@ -600,7 +600,7 @@ power = "off"
     );
     assert_eq!(v["Boot"]["BootSourceOverrideTarget"], "UefiHttp", "{v}");
     assert_eq!(
-        String::from_utf8_lossy(&live.file("v", "/run/lab/bootdev")).trim(),
+        String::from_utf8_lossy(&live.file("v", "/var/lib/lab/bootdev")).trim(),
         "http once efi"
     );
     let flags = ipmitool(ipmi, &["chassis", "bootparam", "get", "5"]);
@@ -620,7 +620,7 @@ power = "off"
     );
     assert_eq!(v["Boot"]["BootSourceOverrideTarget"], "Cd", "{v}");
     assert_eq!(
-        String::from_utf8_lossy(&live.file("v", "/run/lab/bootdev")).trim(),
+        String::from_utf8_lossy(&live.file("v", "/var/lib/lab/bootdev")).trim(),
         "cdrom once"
     );
     let reset = "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset";

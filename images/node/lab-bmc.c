@@ -16,7 +16,8 @@
  * 3. System boot options (`ipmitool chassis bootdev pxe|disk|cdrom [options=persistent,efiboot]`):
  *    ipmi_sim drops the persistent flag and keeps no state. We keep the boot flags in a file that
  *    the node's power-on script (lab-vm) reads, and clears after one boot unless persistent:
- *    "<device> once|persistent [efi]", or "none". The device "http" (UEFI HTTP boot, which IPMI
+ *    "<device> once|persistent [efi]", or "none". A change while the VM runs, and a BMC reset,
+ *    also runs lab-bootorder, which gives the running VM that boot order for its next reset. The device "http" (UEFI HTTP boot, which IPMI
  *    has no selector for; Redfish's UefiHttp writes it) reads over IPMI as PXE in UEFI mode.
  *
  * 4. RMCP+ Open Session Requests that ask for "the highest privilege level available" (0), as
@@ -54,7 +55,7 @@
  * 11. IPMI 1.5 sessions number their answers after the Activate Session Response (see send_out).
  * 12. The SDR repository's timestamp stays the same across restarts (see Get SDR Repository Info).
  *
- * Options (second argument of loadlib): "ports=623,6230 bootdev=/run/lab/bootdev
+ * Options (second argument of loadlib): "ports=623,6230 bootdev=/var/lib/lab/bootdev
  * policy=/var/lib/lab/power-policy state=/var/lib/lab/power-state restore=previous
  * [qmp=/run/lab/qmp-bmc.sock]".
  */
@@ -67,6 +68,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,6 +108,7 @@ static char *state_file;
 static unsigned char restore_policy = 1; /* 0 always off, 1 previous, 2 always on */
 static sys_data_t *sysd;
 static const char *qmp_socket = "/run/lab/qmp-bmc.sock";
+static void apply_boot_order(void);
 /* Written just before a power off (or the off of a cycle) goes to QEMU over the VM channel, which
  * QEMU reports as the guest's own shutdown: lab-qmp reads it to name the BMC instead. */
 static const char *power_off_mark = "/run/lab/bmc-power-off";
@@ -532,6 +535,8 @@ static void set_boot_options(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
             rdata[0] = IPMI_UNKNOWN_ERR_CC;
             return;
         }
+        if (ipmi_mc_is_power_on(mc) == 1)
+            apply_boot_order();
         /* 10: a change of the boot device is in the SEL (System Event: system reconfigured). */
         if (before.valid != boot.valid || before.http
             || (boot.valid && (before.device != boot.device || before.persistent != boot.persistent
@@ -620,6 +625,23 @@ static const unsigned char control_events[6][3] = {
 
 /* ---- 8: QEMU's QMP socket, for a reset and the power button ---- */
 
+/* Gives the running VM the boot order of the current boot override (lab-bootorder: QEMU takes
+ * the devices' bootindex into the firmware's boot order at every reset), so that an override set
+ * while the VM runs takes effect at the next reset, as a real server's firmware asks its BMC at
+ * every POST. Without a running QEMU it does nothing: lab-vm applies the override at power on. */
+static void apply_boot_order(void)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        execl("/usr/local/bin/lab-bootorder", "lab-bootorder", qmp_socket, (char *) NULL);
+        _exit(127);
+    }
+    if (pid > 0)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+}
+
 /* Runs one QMP command (no arguments) on QEMU's second QMP socket (lab-vm makes it): 0 when QEMU
  * answered it with "return". QEMU answers within milliseconds; a 2 s timeout bounds the wait. */
 static int qmp(const char *command)
@@ -699,6 +721,8 @@ static void chassis_control(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
             bmc_change_until = now_s() + BMC_CHANGE_WINDOW;
         if ((c == 0 || c == 2) && on)
             save_word(power_off_mark, "off");
+        if (c == 3 && on)
+            apply_boot_order();
         if (c == 3 && on && qmp("system_reset") == 0) {
             *rdata_len = 1;
             rdata[0] = 0;

@@ -3,7 +3,7 @@
 //! SEL: each request asks the node's ipmi_sim over one IPMI session ([`bmc`]), so IPMI and
 //! Redfish are two faces of one BMC. Only what IPMI cannot hold lives in the node's volume
 //! (`/var/lib/lab/redfish`): the TLS certificate and the virtual media state. UEFI HTTP boot,
-//! which IPMI cannot name, is `http` in lab-bmc.so's boot override file (/run/lab/bootdev).
+//! which IPMI cannot name, is `http` in lab-bmc.so's boot override file (/var/lib/lab/bootdev, in the node's volume).
 //!
 //! - [`bmc`]: IPMI commands and their decoding (FRU, GUID, SEL, SDR, boot flags).
 //! - [`media`]: InsertMedia's download into the volume and `lab-media`, which attaches it.

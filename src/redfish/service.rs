@@ -431,7 +431,7 @@ pub struct Service<I> {
 }
 
 /// lab-bmc.so's boot override file in the node container (lab-vm reads it at power on).
-pub const BOOTDEV: &str = "/run/lab/bootdev";
+pub const BOOTDEV: &str = "/var/lib/lab/bootdev";
 const MEDIA_FILE: &str = "virtual-media.json";
 
 const SYSTEM: &str = "/redfish/v1/Systems/1";
