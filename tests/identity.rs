@@ -224,7 +224,7 @@ fn the_guest_the_bmc_and_status_show_the_same_identity() {
         // The first disk is the boot disk (a bootindex); the others have none.
         let boot = if i == 0 { ",bootindex=2" } else { "" };
         let device = format!(
-            "ide-hd,drive=disk{i},bus=ide.{i}{boot},serial={serial},model=Acme,, Inc. Disk"
+            "ide-hd,drive=disk{i},id=hd{i},bus=ide.{i}{boot},serial={serial},model=Acme,, Inc. Disk"
         );
         assert!(cmdline.contains(&device), "{device}: {cmdline}");
     }
