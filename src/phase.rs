@@ -377,6 +377,12 @@ impl fmt::Display for BootSource {
     }
 }
 
+/// The boot device a report's query names (`boot=disk`; the smoke OS percent-encodes values).
+fn reported_boot(query: &str) -> Option<BootSource> {
+    let value = query.split('&').find_map(|kv| kv.strip_prefix("boot="))?;
+    BootSource::parse(&percent_decode(value))
+}
+
 /// Where the node's current boot came from, if that can be told yet. In this order: what the
 /// booted OS said in a report of this boot (`boot=disk`, as the smoke OS's boot loaders on a disk
 /// or CD tell it); a network boot seen in this boot (the firmware's HTTP boot fetch of the EFI
@@ -413,10 +419,7 @@ pub fn boot_source(
             network.get_or_insert(BootSource::Pxe);
         } else if path == report {
             os_seen = true;
-            let boot = query.split('&').find_map(|kv| kv.strip_prefix("boot="));
-            if let Some(b) = boot.and_then(|v| BootSource::parse(&percent_decode(v))) {
-                said = Some(b);
-            }
+            said = reported_boot(query).or(said);
         } else if path.starts_with(&format!("/lab/nodes/{}/", node.name)) {
             os_seen = true;
         }
@@ -437,10 +440,7 @@ pub fn boot_source(
                 let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
                 if path == report {
                     os_seen = true;
-                    let boot = query.split('&').find_map(|kv| kv.strip_prefix("boot="));
-                    if let Some(b) = boot.and_then(|v| BootSource::parse(&percent_decode(v))) {
-                        said = Some(b);
-                    }
+                    said = reported_boot(query).or(said);
                 }
             }
             _ => {}
