@@ -523,8 +523,7 @@ impl<'e, E: Engine> Observer<'e, E> {
             if phase != Phase::Off {
                 n.boot_source = phase::boot_source(&traffic, node_log, dhcp_log, web_log);
             }
-            n.guest = phase::guest_report(&traffic.mac, web_log)
-                .or_else(|| phase::wire_guest_report(&traffic.mac, node_log));
+            n.guest = phase::guest_report(&traffic, node_log, web_log);
         }
     }
 }

@@ -5,11 +5,12 @@
 //!
 //! The node container's log also carries what the node itself put on the wire (`lab: wire: ...`
 //! lines, [`crate::wire`]): its DHCP lease, TFTP and HTTP fetches and its report, whoever answered
-//! them, so phases hold with any provisioner ([`wire_phases`]). Both sources are read; a phase
-//! seen in either counts.
+//! them, so phases hold with any provisioner. Both sources give the node's fetches;
+//! a phase seen in either counts.
 //!
 //! Pure: the caller fetches the logs (with the engine's timestamps) and the power state.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
@@ -209,102 +210,160 @@ pub fn derive(
     let boot = history(node_log).boot_at;
     let t0 = boot.as_ref().map_or(f64::MIN, |(_, t)| *t + FIRST_SECOND);
     let mut best = (Phase::Firmware, boot.map(|(ts, _)| ts));
-    let mut see = |phase: Phase, ts: (&str, f64)| {
+    for (phase, ts) in phases_seen(node, node_log, dhcp_log, web_log) {
         if ts.1 >= t0 && phase >= best.0 {
             best = (phase, Some(ts.0.to_string()));
-        }
-    };
-    for (phase, ts) in wire_phases(node, node_log) {
-        see(phase, ts);
-    }
-    let mac = node.mac.to_ascii_lowercase();
-    for (ts, line) in lines(dhcp_log) {
-        if line.contains("DHCPACK") && line.to_ascii_lowercase().contains(&mac) {
-            see(Phase::Dhcp, ts);
-        }
-    }
-    let hyph = mac.replace(':', "-");
-    for (ts, line) in lines(web_log) {
-        let Some(hit) = Access::parse(line) else {
-            continue;
-        };
-        if !hit.ok() {
-            continue;
-        }
-        let path = hit.uri.split('?').next().unwrap_or_default();
-        let phase = if path == format!("/lab/report/{hyph}") {
-            Some(if reports_installed(hit.uri) {
-                Phase::Provisioning
-            } else {
-                Phase::Up
-            })
-        } else if path.starts_with(&format!("/lab/nodes/{}/", node.name)) {
-            Some(Phase::Provisioning)
-        } else if path == format!("/lab/nodes/{hyph}.ipxe") {
-            Some(Phase::Pxe)
-        } else if hit.client == node.ip && node.boot_files.iter().any(|f| f == path) {
-            Some(Phase::Kernel)
-        } else {
-            None
-        };
-        if let Some(p) = phase {
-            see(p, ts);
         }
     }
     best
 }
 
-/// The phases the node's own wire lines show (in its container's log, with their times): a DHCP
-/// ack to its MAC is `dhcp`; a TFTP read answered with data or an HTTP request answered 2xx is
-/// `kernel` for a kernel or initrd (a profile's boot file, or a name such as `vmlinuz`, `initrd`),
-/// `provisioning` for its cloud-configs (`/lab/nodes/<name>/...`), `up` for its report
-/// (`/lab/report/<mac>`), and `pxe` for anything else fetched (a boot loader or script).
-pub fn wire_phases<'a>(node: &NodeTraffic, node_log: &'a str) -> Vec<(Phase, (&'a str, f64))> {
-    use crate::wire::Line;
+/// Every sign of a phase in the logs, in time order: a DHCP ack to the node's MAC (dnsmasq's log
+/// or the node's wire), and what its fetches show (see `Paths::phase`), from lab's web log or the
+/// node's own wire, whoever answered them.
+pub fn phases_seen<'a>(
+    node: &NodeTraffic,
+    node_log: &'a str,
+    dhcp_log: &'a str,
+    web_log: &'a str,
+) -> Vec<(Phase, (&'a str, f64))> {
     let mac = node.mac.to_ascii_lowercase();
-    let report = format!("/lab/report/{}", mac.replace(':', "-"));
-    let configs = format!("/lab/nodes/{}/", node.name);
-    let fetched = |path: &str, uri: &str| {
-        if path == report {
-            if reports_installed(uri) {
+    let mut out: Vec<(Phase, (&str, f64))> = lines(dhcp_log)
+        .filter(|(_, line)| line.contains("DHCPACK") && line.to_ascii_lowercase().contains(&mac))
+        .map(|(ts, _)| (Phase::Dhcp, ts))
+        .collect();
+    for (ts, text) in lines(node_log) {
+        if let Some(crate::wire::Line::Dhcp {
+            kind: "ack",
+            mac: m,
+        }) = crate::wire::Line::parse(text)
+        {
+            if m == mac {
+                out.push((Phase::Dhcp, ts));
+            }
+        }
+    }
+    let paths = Paths::of(node);
+    out.extend(
+        fetches(node, node_log, web_log)
+            .iter()
+            .filter_map(|f| Some((paths.phase(node, f)?, f.at))),
+    );
+    out.sort_by(|a, b| a.1 .1.total_cmp(&b.1 .1));
+    out
+}
+
+/// The node's paths on a lab web service (its report, boot script and cloud-configs).
+struct Paths {
+    report: String,
+    script: String,
+    configs: String,
+}
+
+impl Paths {
+    fn of(node: &NodeTraffic) -> Paths {
+        let hyph = node.mac.to_ascii_lowercase().replace(':', "-");
+        Paths {
+            report: format!("/lab/report/{hyph}"),
+            script: format!("/lab/nodes/{hyph}.ipxe"),
+            configs: format!("/lab/nodes/{}/", node.name),
+        }
+    }
+
+    /// The phase a fetch shows: its report is `up` (`provisioning` for an installer's report that
+    /// it wrote the disk), its cloud-configs `provisioning`, a kernel or initrd (a profile's boot
+    /// file, or a name such as `vmlinuz`) `kernel`, its boot script or anything else the node
+    /// itself fetched (a boot loader) `pxe`.
+    fn phase(&self, node: &NodeTraffic, f: &Fetch) -> Option<Phase> {
+        let path = f.path.as_ref();
+        if path == self.report {
+            Some(if reports_installed(f.query) {
                 Phase::Provisioning
             } else {
                 Phase::Up
-            }
-        } else if path.starts_with(&configs) {
-            Phase::Provisioning
-        } else if node.boot_files.iter().any(|f| f == path) || is_kernel_or_initrd(path) {
-            Phase::Kernel
+            })
+        } else if path.starts_with(&self.configs) {
+            Some(Phase::Provisioning)
+        } else if path == self.script {
+            Some(Phase::Pxe)
+        } else if !f.by_node {
+            None
+        } else if node.boot_files.iter().any(|b| b == path) || is_kernel_or_initrd(path) {
+            Some(Phase::Kernel)
         } else {
-            Phase::Pxe
+            Some(Phase::Pxe)
         }
-    };
-    let mut out = Vec::new();
-    for (ts, text) in lines(node_log) {
-        let phase = match Line::parse(text) {
-            Some(Line::Dhcp {
-                kind: "ack",
-                mac: m,
-            }) if m == mac => Phase::Dhcp,
-            Some(Line::TftpOk { file, mac: m }) if m == mac => {
-                fetched(&format!("/{}", file.trim_start_matches('/')), "")
-            }
+    }
+}
+
+/// Where a fetch was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// lab's web service's access log.
+    Web,
+    /// An HTTP request on the node's own wire, answered 2xx by whatever server.
+    WireHttp,
+    /// A TFTP read on the node's own wire, answered with data.
+    WireTftp,
+}
+
+/// A file a node asked for and got, from the web service's log or its own wire.
+#[derive(Debug)]
+struct Fetch<'a> {
+    at: (&'a str, f64),
+    /// From the root (`/smoke/vmlinuz`; a TFTP file name gets its `/`).
+    path: Cow<'a, str>,
+    query: &'a str,
+    /// Asked by the node itself (its address in the web log; always on its own wire), not for it
+    /// by another host (a proxy, a package cache).
+    by_node: bool,
+    via: Via,
+}
+
+/// Every fetch of the node, in the order of their times: the web log's answered (2xx) requests,
+/// and from the node's own wire lines (in its container's log), its HTTP requests answered 2xx
+/// and its TFTP reads answered with data. An absolute URI (through a proxy) is read from its path.
+fn fetches<'a>(node: &NodeTraffic, node_log: &'a str, web_log: &'a str) -> Vec<Fetch<'a>> {
+    use crate::wire::Line;
+    let mac = node.mac.to_ascii_lowercase();
+    let mut out: Vec<Fetch> = lines(web_log)
+        .filter_map(|(at, line)| {
+            let hit = Access::parse(line).filter(Access::ok)?;
+            let (path, query) = hit.uri.split_once('?').unwrap_or((hit.uri, ""));
+            Some(Fetch {
+                at,
+                path: Cow::Borrowed(path),
+                query,
+                by_node: hit.client == node.ip,
+                via: Via::Web,
+            })
+        })
+        .collect();
+    for (at, text) in lines(node_log) {
+        let (uri, via) = match Line::parse(text) {
+            Some(Line::TftpOk { file, mac: m }) if m == mac => (file, Via::WireTftp),
             Some(Line::HttpReply {
                 status,
                 uri,
                 mac: m,
-            }) if m == mac && (200..300).contains(&status) => {
-                // An absolute URI (through a proxy) names its path after the host.
-                let path = uri.split('?').next().unwrap_or_default();
-                let path = path
-                    .split_once("://")
-                    .map_or(path, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
-                fetched(path, uri)
-            }
+            }) if m == mac && (200..300).contains(&status) => (uri, Via::WireHttp),
             _ => continue,
         };
-        out.push((phase, ts));
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        let path = match path.split_once("://") {
+            Some((_, rest)) => Cow::Borrowed(rest.find('/').map_or("/", |i| &rest[i..])),
+            None if !path.starts_with('/') => Cow::Owned(format!("/{path}")),
+            None => Cow::Borrowed(path),
+        };
+        out.push(Fetch {
+            at,
+            path,
+            query,
+            by_node: true,
+            via,
+        });
     }
+    out.sort_by(|a, b| a.at.1.total_cmp(&b.at.1));
     out
 }
 
@@ -332,11 +391,10 @@ fn is_kernel_or_initrd(path: &str) -> bool {
 /// An installer's report that it wrote the disk, before it reboots into the installed system
 /// (`?phase=installed`: labs/debian.toml, the RancherOS templates; `?installed=DISK`: the smoke
 /// OS's installer), is still provisioning: `up` is the report of the system it installed.
-fn reports_installed(uri: &str) -> bool {
-    uri.split_once('?').is_some_and(|(_, q)| {
-        q.split('&')
-            .any(|kv| kv == "phase=installed" || kv.starts_with("installed="))
-    })
+fn reports_installed(query: &str) -> bool {
+    query
+        .split('&')
+        .any(|kv| kv == "phase=installed" || kv.starts_with("installed="))
 }
 
 /// The device a node's current boot came from, as a provisioning server tells it: the
@@ -399,51 +457,26 @@ pub fn boot_source(
     let t0 = history(node_log)
         .boot_at
         .map_or(f64::MIN, |(_, t)| t + FIRST_SECOND);
-    let hyph = node.mac.to_ascii_lowercase().replace(':', "-");
-    let (report, script) = (
-        format!("/lab/report/{hyph}"),
-        format!("/lab/nodes/{hyph}.ipxe"),
-    );
+    let paths = Paths::of(node);
     let mut network = None;
     let mut said = None;
     let mut os_seen = false;
-    for (_, line) in lines(web_log).filter(|((_, t), _)| *t >= t0) {
-        let Some(hit) = Access::parse(line).filter(Access::ok) else {
-            continue;
-        };
-        let (path, query) = hit.uri.split_once('?').unwrap_or((hit.uri, ""));
-        let from_node = hit.client == node.ip;
-        if from_node && path.starts_with("/lab/ipxe/") {
-            network = Some(BootSource::Http);
-        } else if path == script || (from_node && path == "/lab/boot.ipxe") {
+    for f in fetches(node, node_log, web_log)
+        .into_iter()
+        .filter(|f| f.at.1 >= t0)
+    {
+        let path = f.path.as_ref();
+        if f.via == Via::WireTftp {
             network.get_or_insert(BootSource::Pxe);
-        } else if path == report {
+        } else if f.by_node && path.starts_with("/lab/ipxe/") {
+            network = Some(BootSource::Http);
+        } else if path == paths.script || (f.by_node && path == "/lab/boot.ipxe") {
+            network.get_or_insert(BootSource::Pxe);
+        } else if path == paths.report {
             os_seen = true;
-            said = reported_boot(query).or(said);
-        } else if path.starts_with(&format!("/lab/nodes/{}/", node.name)) {
+            said = reported_boot(f.query).or(said);
+        } else if path.starts_with(&paths.configs) {
             os_seen = true;
-        }
-    }
-    // The node's own wire (any provisioner): a TFTP read answered with data is a network boot;
-    // its report, answered 2xx by whatever server, says what the web log would.
-    let mac = node.mac.to_ascii_lowercase();
-    for (_, text) in lines(node_log).filter(|((_, t), _)| *t >= t0) {
-        match crate::wire::Line::parse(text) {
-            Some(crate::wire::Line::TftpOk { mac: m, .. }) if m == mac => {
-                network.get_or_insert(BootSource::Pxe);
-            }
-            Some(crate::wire::Line::HttpReply {
-                status,
-                uri,
-                mac: m,
-            }) if m == mac && (200..300).contains(&status) => {
-                let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-                if path == report {
-                    os_seen = true;
-                    said = reported_boot(query).or(said);
-                }
-            }
-            _ => {}
         }
     }
     // dnsmasq's TFTP: `dnsmasq-tftp[1]: sent /srv/tftp/undionly.kpxe to 10.0.0.100`.
@@ -506,37 +539,15 @@ pub struct GuestReport {
     pub install_failed: Option<String>,
 }
 
-/// The identity in the node's last report answered 2xx that carried one, as its own wire saw it
-/// (for labs whose web service is not lab's).
-pub fn wire_guest_report(mac: &str, node_log: &str) -> Option<GuestReport> {
-    use crate::wire::Line;
-    let mac = mac.to_ascii_lowercase();
-    let path = format!("/lab/report/{}", mac.replace(':', "-"));
-    node_log.lines().rev().find_map(|l| match Line::parse(l)? {
-        Line::HttpReply {
-            status,
-            uri,
-            mac: m,
-        } if m == mac && (200..300).contains(&status) => {
-            let (p, query) = uri.split_once('?')?;
-            (p == path).then(|| parse_report(query))?
-        }
-        _ => None,
-    })
-}
-
-/// The identity in the node's last successful report that carried one, if any.
-pub fn guest_report(mac: &str, web_log: &str) -> Option<GuestReport> {
-    let path = format!("/lab/report/{}", mac.to_ascii_lowercase().replace(':', "-"));
-    web_log
-        .lines()
+/// The identity in the node's last report answered 2xx that carried one, as lab's web service
+/// logged it or as the node's own wire saw it (for labs whose web service is not lab's).
+pub fn guest_report(node: &NodeTraffic, node_log: &str, web_log: &str) -> Option<GuestReport> {
+    let report = Paths::of(node).report;
+    fetches(node, node_log, web_log)
+        .iter()
         .rev()
-        .filter_map(|l| Access::parse(l.split_once(' ')?.1))
-        .filter(|hit| hit.ok())
-        .find_map(|hit| {
-            let (p, query) = hit.uri.split_once('?')?;
-            (p == path).then(|| parse_report(query))?
-        })
+        .filter(|f| f.path == report)
+        .find_map(|f| parse_report(f.query))
 }
 
 fn parse_report(query: &str) -> Option<GuestReport> {
@@ -752,7 +763,7 @@ mod tests {
 2026-11-21T01:02:12Z 10.0.0.100 x GET 204 0 /lab/report/00-aa-bb-cc-dd-ee\n";
         let first = web.lines().next().unwrap().to_string() + "\n";
         assert_eq!(
-            guest_report("00:AA:BB:CC:DD:EE", &first),
+            guest_report(&node(), "", &first),
             Some(GuestReport {
                 vendor: Some("Metal Lab".into()),
                 serial: Some("LAB1".into()),
@@ -764,7 +775,7 @@ mod tests {
         );
         // The last report with an identity wins; a bare report (iPXE's) carries none.
         assert_eq!(
-            guest_report("00:aa:bb:cc:dd:ee", web),
+            guest_report(&node(), "", web),
             Some(GuestReport {
                 serial: Some("LAB2".into()),
                 nics: Some(2),
@@ -772,7 +783,11 @@ mod tests {
                 ..GuestReport::default()
             })
         );
-        assert_eq!(guest_report("00:aa:bb:cc:dd:01", web), None);
+        let other = NodeTraffic {
+            mac: "00:aa:bb:cc:dd:01".into(),
+            ..node()
+        };
+        assert_eq!(guest_report(&other, "", web), None);
         assert_eq!(percent_decode("a%2"), "a%2");
     }
 
@@ -947,7 +962,14 @@ mod tests {
             Phase::Firmware
         );
         assert_eq!(
-            wire_guest_report("00:AA:BB:CC:DD:EE", &log),
+            guest_report(
+                &NodeTraffic {
+                    mac: "00:AA:BB:CC:DD:EE".into(),
+                    ..node()
+                },
+                &log,
+                ""
+            ),
             Some(GuestReport {
                 serial: Some("LAB9".into()),
                 hypervisor: Some(true),
@@ -1017,14 +1039,14 @@ mod tests {
             Some(BootSource::Cd),
             "what the OS says wins over the boot order"
         );
-        let g = guest_report(&n.mac, &web).unwrap();
+        let g = guest_report(&n, "", &web).unwrap();
         assert_eq!(
             (g.firmware.as_deref(), g.boot, g.installed),
             (Some("bios"), Some(BootSource::Disk), None)
         );
         let first = web.lines().nth(2).unwrap();
         assert_eq!(
-            guest_report(&n.mac, first).unwrap().installed.as_deref(),
+            guest_report(&n, "", first).unwrap().installed.as_deref(),
             Some("sda")
         );
         // An OS that does not say: the first device of the boot order, once the OS showed up
