@@ -281,7 +281,8 @@ static void send_out(lanserv_data_t *l, struct iovec *data, int vecs, void *addr
  * tables it exports (auths, integs, confs: by algorithm number; valid_cipher_suites: the
  * combinations an Open Session Request may ask for). We add RAKP-HMAC-SHA256 (authentication 3)
  * and HMAC-SHA256-128 (integrity 4) there, and rewrite the combinations to the suites we grant
- * (granted_suites, 17 among them); AES-CBC-128 is lanserv's own. IPMI v2.0 §13.28-13.32 with SHA-256 (as ipmitool computes it, lanplus_crypt.c):
+ * (granted_suites, 17 among them); AES-CBC-128 is lanserv's own. IPMI v2.0 §13.28-13.32 with
+ * SHA-256 (as ipmitool computes it, lanplus_crypt.c):
  *   RAKP 2 code  HMAC-SHA256(Kuid, SIDm|SIDc|Rm|Rc|GUIDc|ROLEm|ULENm|UNAMEm), all 32 bytes
  *   SIK          HMAC-SHA256(Kg or Kuid, Rm|Rc|ROLEm|ULENm|UNAMEm); K1, K2: HMAC-SHA256(SIK,
  *                20 bytes of 1 or of 2); Kuid and Kg are 20 bytes (zero-padded password)
@@ -325,7 +326,8 @@ static int rakp2_pending;
  * 12, which neither ipmitool nor freeipmi could use (the session opens, the first protected
  * message fails). Suite 11 works with freeipmi (ipmitool has no MD5-128 integrity). */
 static const unsigned char granted_suites[][4] = {
-    { 1, 1, 0, 0 }, { 2, 1, 1, 0 }, { 3, 1, 1, 1 }, { 6, 2, 0, 0 }, { 11, 2, 3, 0 }, { 17, 3, 4, 1 },
+    { 1, 1, 0, 0 }, { 2, 1, 1, 0 }, { 3, 1, 1, 1 },
+    { 6, 2, 0, 0 }, { 11, 2, 3, 0 }, { 17, 3, 4, 1 },
 };
 #define NUM_GRANTED_SUITES (sizeof(granted_suites) / sizeof(granted_suites[0]))
 
@@ -618,7 +620,8 @@ static void grant_cipher_suites(void)
     unsigned int i, rows;
 
     if (auths[AUTH_RAKP_HMAC_SHA256] || integs[INTEG_HMAC_SHA256_128] || !confs[CONF_AES_CBC_128])
-        fail("this OpenIPMI already has SHA-256 algorithms or lacks AES-CBC-128: check lab-bmc.c", "");
+        fail("this OpenIPMI already has SHA-256 algorithms or lacks AES-CBC-128: "
+             "check lab-bmc.c", "");
     for (rows = 0; valid_cipher_suites[rows].auth != -1; rows++)
         if (rows > 64)
             fail("OpenIPMI's cipher suite table has no end: check lab-bmc.c", "");
