@@ -7,6 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 
@@ -47,12 +48,13 @@ fn serial_of(t: &TestLab) -> String {
     serial
 }
 
-fn tool(cmd: &str, args: &[&str]) -> String {
+fn tool<S: AsRef<str>>(cmd: &str, args: &[S]) -> String {
     tool_status(cmd, args, true)
 }
 
-fn tool_status(cmd: &str, args: &[&str], must_succeed: bool) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
+fn tool_status<S: AsRef<str>>(cmd: &str, args: &[S], must_succeed: bool) -> String {
+    let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
+    let out = Command::new(cmd).args(&args).output().unwrap_or_else(|e| {
         panic!("{cmd} is missing ({e}): `.ci/run` installs the IPMI clients the live tests use")
     });
     let text = format!(
@@ -70,14 +72,20 @@ fn tool_status(cmd: &str, args: &[&str], must_succeed: bool) -> String {
 }
 
 fn ipmitool(port: u16, cipher: Option<&str>, args: &[&str]) -> String {
-    let port = port.to_string();
-    let mut all = vec!["-I", "lanplus", "-H", "127.0.0.1", "-p", &port];
-    all.extend(["-U", "admin", "-P", "admin"]);
+    tool("ipmitool", &ipmitool_args(port, cipher, args))
+}
+
+fn ipmitool_args(port: u16, cipher: Option<&str>, args: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = ["-I", "lanplus", "-H", "127.0.0.1", "-p", &port.to_string()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    all.extend(["-U", "admin", "-P", "admin"].map(String::from));
     if let Some(c) = cipher {
-        all.extend(["-C", c]);
+        all.extend(["-C".to_string(), c.to_string()]);
     }
-    all.extend(args);
-    tool("ipmitool", &all)
+    all.extend(args.iter().map(|s| s.to_string()));
+    all
 }
 
 fn freeipmi(cmd: &str, port: u16, privilege: &str, cache: &Path, args: &[&str]) -> String {
@@ -135,8 +143,8 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     assert_eq!(status["nodes"][0]["vendor"], "Metal Lab", "{status}");
     assert_eq!(status["nodes"][0]["model"], "LabServer 1U", "{status}");
 
-    // ipmitool, plain lanplus and with cipher suite 3.
-    for cipher in [None, Some("3")] {
+    // ipmitool, plain lanplus (which picks cipher suite 17) and with cipher suites 3 and 17.
+    for cipher in [None, Some("3"), Some("17")] {
         let fru = ipmitool(port, cipher, &["fru", "print", "0"]);
         assert!(
             fru.contains(&format!("Product Serial        : {serial}")),
@@ -196,6 +204,8 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
             || stderr(&logs).contains("NMI sent to the VM"),
         "the BMC sent the NMI to the VM"
     );
+
+    cipher_suite_17(&t, port, &serial, &python);
 
     // freeipmi, as MAAS runs it: no workaround flags, at every privilege level.
     let cache = tempfile::tempdir().expect("tempdir");
@@ -340,6 +350,161 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
         freeipmi_reading(&sensors, "Inlet Temp").is_some(),
         "{sensors}"
     );
+}
+
+/// Cipher suite 17 (RAKP-HMAC-SHA256, HMAC-SHA256-128, AES-CBC-128): the BMC offers it, plain
+/// lanplus and pyghmi choose it, and the command list of a provisioner works over it. ipmitool
+/// and freeipmi check the BMC's RAKP 2 code and RAKP 4 value and every packet's integrity code,
+/// so each answer below also proves the BMC derived SIK, K1 and K2 as they do.
+fn cipher_suite_17(t: &TestLab, port: u16, serial: &str, python: &Path) {
+    let c17 = Some("17");
+    let ciphers = ipmitool(port, c17, &["channel", "getciphers", "ipmi"]);
+    let row = ciphers.lines().find(|l| l.starts_with("17 ")).unwrap_or("");
+    let algorithms: Vec<&str> = row.split_whitespace().skip(2).collect();
+    assert_eq!(
+        algorithms,
+        ["hmac_sha256", "sha256_128", "aes_cbc_128"],
+        "{ciphers}"
+    );
+    assert!(ciphers.lines().any(|l| l.starts_with("3 ")), "{ciphers}");
+    let lan = ipmitool(port, c17, &["lan", "print"]);
+    assert!(
+        lan.contains("RMCP+ Cipher Suites     : 1,2,3,6,11,17"),
+        "{lan}"
+    );
+    // Plain lanplus asks for the suites (outside a session) and takes the best: 17.
+    let chosen = ipmitool(port, None, &["-v", "power", "status"]);
+    assert!(
+        chosen.contains("Using best available cipher suite 17"),
+        "{chosen}"
+    );
+    // pyghmi asks for suite 17 first and keeps it (SHA-1 was its fallback).
+    let hash = tool(
+        &python.to_string_lossy(),
+        &[
+            "-c",
+            &format!(
+                "from pyghmi.ipmi import command\n\
+                 c = command.Command(bmc='127.0.0.1', port={port}, userid='admin', password='admin')\n\
+                 print('power', c.get_power()['powerstate'], 'hash', c.ipmi_session.currhashlib.__name__)"
+            ),
+        ],
+    );
+    assert!(hash.contains("power on hash openssl_sha256"), "{hash}");
+    // freeipmi over IPMI 2.0 with suite 17.
+    let host = format!("127.0.0.1:{port}");
+    let free17 = [
+        "-h", &host, "-u", "admin", "-p", "admin", "-D", "LAN_2_0", "-I", "17",
+    ];
+    let fru = tool("ipmi-fru", &free17);
+    assert!(
+        fru.contains(&format!("FRU Product Serial Number: {serial}")),
+        "{fru}"
+    );
+    let stat = tool("ipmipower", &[&free17[..], &["--stat"]].concat());
+    assert!(stat.contains(": on"), "{stat}");
+
+    // A wrong password: ipmitool finds the BMC's RAKP 2 code wrong and stops at once.
+    let mut args = ipmitool_args(port, c17, &["-v", "power", "status"]);
+    let password = args
+        .iter()
+        .position(|a| a == "-P")
+        .expect("ipmitool_args has -P")
+        + 1;
+    args[password] = "wrong".into();
+    let wrong = tool_status("ipmitool", &args, false);
+    assert!(wrong.contains("RAKP 2 HMAC is invalid"), "{wrong}");
+    assert!(!wrong.contains("Chassis Power"), "{wrong}");
+
+    // Issue 11's command list.
+    let status = ipmitool(port, c17, &["chassis", "status"]);
+    assert!(status.contains("System Power         : on"), "{status}");
+    let policy = ipmitool(port, c17, &["chassis", "policy", "list"]);
+    assert!(policy.contains("always-on"), "{policy}");
+    let sensor = ipmitool(port, c17, &["sensor"]);
+    let v12 = sensor.lines().find(|l| l.starts_with("12V")).unwrap_or("");
+    assert!(v12.contains("| 13.200"), "{sensor}");
+    let sdr = ipmitool(port, c17, &["sdr", "list", "-v"]);
+    assert!(sdr.contains("Sensor ID              : Fan 1"), "{sdr}");
+    let info = ipmitool(port, c17, &["mc", "info"]);
+    assert!(info.contains("IPMI Version              : 2.0"), "{info}");
+    let guid = ipmitool(port, c17, &["mc", "guid"]);
+    assert!(guid.contains(&format!("System GUID   : {UUID}")), "{guid}");
+    let users = ipmitool(port, c17, &["user", "list"]);
+    assert!(
+        users
+            .lines()
+            .any(|l| l.contains(" admin ") && l.contains("ADMINISTRATOR")),
+        "{users}"
+    );
+    let dcmi = ipmitool(port, c17, &["dcmi", "power", "reading"]);
+    assert!(dcmi.contains("Instantaneous power reading"), "{dcmi}");
+    ipmitool(port, c17, &["sel", "clear"]);
+    let diag = ipmitool(port, c17, &["power", "diag"]);
+    assert!(diag.contains("Chassis Power Control: Diag"), "{diag}");
+    let sel = ipmitool(port, c17, &["sel", "elist"]);
+    assert!(sel.contains("NMI/Diag Interrupt"), "{sel}");
+    let sel = ipmitool(port, c17, &["sel", "list"]);
+    assert!(sel.contains("Critical Interrupt"), "{sel}");
+
+    // Serial over LAN, encrypted: the console shows the boot that a reset made over suite 17
+    // starts (the firmware's network boot reaching lab's boot script; the VM was idle before).
+    let sol_cmd =
+        format!("ipmitool -I lanplus -C 17 -H 127.0.0.1 -p {port} -U admin -P admin sol activate");
+    let mut sol = Interactive::spawn(Command::new("script").args(["-qfc", &sol_cmd, "/dev/null"]));
+    let open = sol.wait_for("SOL Session operational", Duration::from_secs(30));
+    let fetched = |sol: &Interactive| sol.text().matches("fetches its boot script").count();
+    let before = fetched(&sol);
+    let reset = ipmitool(port, c17, &["power", "reset"]);
+    assert!(reset.contains("Chassis Power Control: Reset"), "{reset}");
+    let start = std::time::Instant::now();
+    let mut seen = false;
+    while open && !seen && start.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(200));
+        seen = fetched(&sol) > before;
+    }
+    let deactivate = tool_status(
+        "ipmitool",
+        &ipmitool_args(port, c17, &["sol", "deactivate"]),
+        false,
+    );
+    let again = tool_status(
+        "ipmitool",
+        &ipmitool_args(port, c17, &["sol", "deactivate"]),
+        false,
+    );
+    sol.send("~.");
+    let text = sol.text();
+    let _ = sol.close_and_wait(Duration::from_secs(10));
+    assert!(
+        seen,
+        "SOL (suite 17) did not show the firmware after the reset:\n{text}"
+    );
+    assert!(!deactivate.contains("already de-activated"), "{deactivate}");
+    assert!(
+        again.contains("SOL payload already de-activated"),
+        "{again}"
+    );
+
+    // Boot device, read back; power off and on.
+    ipmitool(port, c17, &["chassis", "bootdev", "pxe"]);
+    let flags = ipmitool(port, c17, &["chassis", "bootparam", "get", "5"]);
+    assert!(
+        flags.contains("Force PXE") && flags.contains("only next boot"),
+        "{flags}"
+    );
+    ipmitool(port, c17, &["power", "off"]);
+    wait_power(port, "off");
+    let off = ipmitool(port, c17, &["power", "status"]);
+    assert!(off.contains("Chassis Power is off"), "{off}");
+    ipmitool(port, c17, &["power", "on"]);
+    wait_power(port, "on");
+    ipmitool(port, c17, &["mc", "reset", "cold"]);
+    let status = ipmitool(port, c17, &["chassis", "status"]);
+    assert!(status.contains("System Power         : on"), "{status}");
+    let logs = t.lab(&["logs", "n1"]);
+    let logs = format!("{}{}", stdout(&logs), stderr(&logs));
+    assert!(logs.contains("NMI sent to the VM"), "{logs}");
 }
 
 /// The SDR's sensors, in order.

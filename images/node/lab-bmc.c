@@ -12,7 +12,8 @@
  *    names the port the client used (ipmitool refuses an SOL session on another port).
  *    Sessions without a password are refused: IPMI 1.5 authentication type "none" is off in
  *    lan.conf, and an RMCP+ Open Session Request proposing RAKP-none ("cipher suite 0", which
- *    ipmi_sim would grant at any privilege) gets "no cipher suite match".
+ *    ipmi_sim would grant at any privilege) gets "no cipher suite match" (so does any suite
+ *    we do not grant, see 13).
  * 3. System boot options (`ipmitool chassis bootdev pxe|disk|cdrom [options=persistent,efiboot]`):
  *    ipmi_sim drops the persistent flag and keeps no state. We keep the boot flags in a file that
  *    the node's power-on script (lab-vm) reads, and clears after one boot unless persistent:
@@ -54,11 +55,16 @@
  *    real BMC makes (the guest's own power off, boot device changes, a cleared log): see "10".
  * 11. IPMI 1.5 sessions number their answers after the Activate Session Response (see send_out).
  * 12. The SDR repository's timestamp stays the same across restarts (see Get SDR Repository Info).
- * 13. Get Chassis Status shows the power a chassis control switched to as soon as it answered, as
+ * 13. Cipher suite 17 (RAKP-HMAC-SHA256, HMAC-SHA256-128, AES-CBC-128), which ipmi_sim 2.0.33
+ *    lacks: the algorithms are ours, registered in libIPMIlanserv's tables. Get Channel Cipher
+ *    Suites (in and outside a session) and `lan print` list the suites the BMC grants (17, 3, ...):
+ *    see "13".
+ * 14. Get Chassis Status shows the power a chassis control switched to as soon as it answered, as
  *    a real BMC's power rail does. ipmi_sim sees the VM's power only when QEMU connects to its VM
  *    channel (lab-vm starts QEMU: up to seconds under TCG) or hangs up, and clients ask right
- *    after their control (pyghmi's set_power(wait=True) asks at once, then once a second; Ironic
- *    polls too): they saw the old power and waited a second or more for nothing.
+ *    after their control (pyghmi's set_power(wait=True) asks 1 s after, then once a second; Ironic
+ *    polls too): one that asked before QEMU had started or stopped saw the old power and waited
+ *    for its next poll.
  *
  * Options (second argument of loadlib): "ports=623,6230 bootdev=/var/lib/lab/bootdev
  * policy=/var/lib/lab/power-policy state=/var/lib/lab/power-state restore=previous
@@ -77,6 +83,10 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <OpenIPMI/ipmi_err.h>
 #include <OpenIPMI/ipmi_mc.h>
@@ -136,7 +146,7 @@ static const char *const policy_names[3] = { "off", "previous", "on" };
 /* 10: a power change within this many seconds of a chassis control is that control's doing. */
 #define BMC_CHANGE_WINDOW 15
 static double bmc_change_until;
-/* 13: the power a chassis control on or off just switched to (-1: none pending), shown by Get
+/* 14: the power a chassis control on or off just switched to (-1: none pending), shown by Get
  * Chassis Status until the VM's power agrees or BMC_CHANGE_WINDOW passed. */
 static int power_asked = -1;
 
@@ -272,6 +282,383 @@ static void activate_payload(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
     }
 }
 
+static void send_out(lanserv_data_t *l, struct iovec *data, int vecs, void *addr, int addr_len);
+
+/* ---- 13: cipher suite 17 (RAKP-HMAC-SHA256, HMAC-SHA256-128, AES-CBC-128) ----
+ *
+ * libIPMIlanserv (OpenIPMI 2.0.33) has RAKP and integrity algorithms for SHA-1 and MD5 only, in
+ * tables it exports (auths, integs, confs: by algorithm number; valid_cipher_suites: the
+ * combinations an Open Session Request may ask for). We add RAKP-HMAC-SHA256 (authentication 3)
+ * and HMAC-SHA256-128 (integrity 4) there, and rewrite the combinations to the suites we grant
+ * (granted_suites, 17 among them); AES-CBC-128 is lanserv's own. IPMI v2.0 §13.28-13.32 with
+ * SHA-256 (as ipmitool computes it, lanplus_crypt.c):
+ *   RAKP 2 code  HMAC-SHA256(Kuid, SIDm|SIDc|Rm|Rc|GUIDc|ROLEm|ULENm|UNAMEm), all 32 bytes
+ *   SIK          HMAC-SHA256(Kg or Kuid, Rm|Rc|ROLEm|ULENm|UNAMEm); K1, K2: HMAC-SHA256(SIK,
+ *                20 bytes of 1 or of 2); Kuid and Kg are 20 bytes (zero-padded password)
+ *   RAKP 3 code  HMAC-SHA256(Kuid, Rc|SIDm|ROLEm|ULENm|UNAMEm), all 32 bytes
+ *   RAKP 4 ICV   HMAC-SHA256(SIK, Rm|SIDc|GUIDc), the first 16 bytes
+ *   integrity    HMAC-SHA256(K1, from the session header's auth type to the next header byte),
+ *                the first 16 bytes; AES-CBC-128 uses the first 16 bytes of K2.
+ * lanserv keeps 20 bytes of SIK, K1 and K2 per session: the 32-byte keys live here, by session
+ * handle. Its RAKP 1 handler builds RAKP 2 in a 64-byte buffer, too small for a 32-byte code
+ * after the 40 bytes before it: our set2 leaves the code out, and send_out appends it.
+ */
+#define AUTH_RAKP_HMAC_SHA256 3
+#define INTEG_HMAC_SHA256_128 4
+#define CONF_AES_CBC_128 1
+#define SHA256_LEN 32
+#define SHA256_ICV_LEN 16
+#define KUID_LEN 20
+#define RAKP2_PAYLOAD 0x13
+
+struct lab_cipher_suite_row {
+    int auth, integ, conf;
+};
+
+extern auth_handlers_t *auths[64];
+extern integ_handlers_t *integs[64];
+extern conf_handlers_t *confs[64];
+extern struct lab_cipher_suite_row valid_cipher_suites[]; /* ends with auth -1 */
+
+struct sha256_keys {
+    unsigned char sik[SHA256_LEN], k1[SHA256_LEN], k2[SHA256_LEN];
+};
+static struct sha256_keys sha256_keys[MAX_SESSIONS + 1]; /* by session handle */
+static unsigned char rakp2_code[SHA256_LEN];              /* for the RAKP 2 going out next */
+static uint32_t rakp2_console_sid;
+static int rakp2_pending;
+
+/* The cipher suites this BMC grants (IPMI 1.5 sessions aside): the only ones an Open Session
+ * Request gets, the answer to Get Channel Cipher Suites, LAN parameters 22 and 23. Each: id,
+ * authentication, integrity, confidentiality algorithm. Not granted: suite 0 (no
+ * authentication, see 2), the xRC4 suites (lanserv lacks xRC4), and lanserv's suites 7, 8 and
+ * 12, which neither ipmitool nor freeipmi could use (the session opens, the first protected
+ * message fails). Suite 11 works with freeipmi (ipmitool has no MD5-128 integrity). */
+static const unsigned char granted_suites[][4] = {
+    { 1, 1, 0, 0 }, { 2, 1, 1, 0 }, { 3, 1, 1, 1 },
+    { 6, 2, 0, 0 }, { 11, 2, 3, 0 }, { 17, 3, 4, 1 },
+};
+#define NUM_GRANTED_SUITES (sizeof(granted_suites) / sizeof(granted_suites[0]))
+
+static struct sha256_keys *keys_of(session_t *session)
+{
+    return &sha256_keys[(unsigned int) session->handle % (MAX_SESSIONS + 1)];
+}
+
+static const unsigned char *kuid_of(session_t *session)
+{
+    return lan->users[session->userid].pw;
+}
+
+static void hmac_sha256(const void *key, int key_len, const unsigned char *data, size_t len,
+                        unsigned char out[SHA256_LEN])
+{
+    unsigned int out_len = SHA256_LEN;
+
+    if (!HMAC(EVP_sha256(), key, key_len, data, len, out, &out_len))
+        memset(out, 0, SHA256_LEN); /* fails every check that follows */
+}
+
+static int rakp_sha256_init(lanserv_data_t *l, session_t *session)
+{
+    (void) l;
+    session->auth_data.akey = EVP_sha256();
+    session->auth_data.akey_len = SHA256_LEN;
+    session->auth_data.integ_len = SHA256_ICV_LEN;
+    memset(keys_of(session), 0, sizeof(struct sha256_keys));
+    return 0;
+}
+
+/* RAKP 2: the code (appended by send_out), and the session's keys. */
+static int rakp_sha256_set2(lanserv_data_t *l, session_t *session, unsigned char *data,
+                            unsigned int *data_len, unsigned int max_len)
+{
+    auth_data_t *a = &session->auth_data;
+    struct sha256_keys *k = keys_of(session);
+    unsigned char in[58 + 16], konst[KUID_LEN];
+    unsigned int n = a->username_len > 16 ? 16 : a->username_len;
+
+    (void) data;
+    (void) data_len;
+    (void) max_len;
+    ipmi_set_uint32(in, session->rem_sid);
+    ipmi_set_uint32(in + 4, session->sid);
+    memcpy(in + 8, a->rem_rand, 16);
+    memcpy(in + 24, a->rand, 16);
+    memcpy(in + 40, l->guid, 16);
+    in[56] = a->role;
+    in[57] = n;
+    memcpy(in + 58, a->username, n);
+    hmac_sha256(kuid_of(session), KUID_LEN, in, 58 + n, rakp2_code);
+    rakp2_console_sid = session->rem_sid;
+    rakp2_pending = 1;
+
+    memcpy(in, a->rem_rand, 16);
+    memcpy(in + 16, a->rand, 16);
+    in[32] = a->role;
+    in[33] = n;
+    memcpy(in + 34, a->username, n);
+    hmac_sha256(l->bmc_key ? l->bmc_key : kuid_of(session), KUID_LEN, in, 34 + n, k->sik);
+    memset(konst, 1, sizeof(konst));
+    hmac_sha256(k->sik, SHA256_LEN, konst, sizeof(konst), k->k1);
+    memset(konst, 2, sizeof(konst));
+    hmac_sha256(k->sik, SHA256_LEN, konst, sizeof(konst), k->k2);
+    /* lanserv's AES-CBC-128 takes its key from here (16 of these 20 bytes). */
+    memcpy(a->sik, k->sik, sizeof(a->sik));
+    memcpy(a->k1, k->k1, sizeof(a->k1));
+    memcpy(a->k2, k->k2, sizeof(a->k2));
+    return 0;
+}
+
+static int rakp_sha256_check3(lanserv_data_t *l, session_t *session, unsigned char *data,
+                              unsigned int *data_len)
+{
+    auth_data_t *a = &session->auth_data;
+    unsigned char in[22 + 16], code[SHA256_LEN];
+    unsigned int n = a->username_len > 16 ? 16 : a->username_len;
+
+    (void) l;
+    if (*data_len < 8 + SHA256_LEN)
+        return E2BIG;
+    memcpy(in, a->rand, 16);
+    ipmi_set_uint32(in + 16, session->rem_sid);
+    in[20] = a->role;
+    in[21] = n;
+    memcpy(in + 22, a->username, n);
+    hmac_sha256(kuid_of(session), KUID_LEN, in, 22 + n, code);
+    if (CRYPTO_memcmp(code, data + *data_len - SHA256_LEN, SHA256_LEN) != 0)
+        return EINVAL;
+    *data_len -= SHA256_LEN;
+    return 0;
+}
+
+static int rakp_sha256_set4(lanserv_data_t *l, session_t *session, unsigned char *data,
+                            unsigned int *data_len, unsigned int max_len)
+{
+    unsigned char in[36], icv[SHA256_LEN];
+
+    if (*data_len + SHA256_ICV_LEN > max_len)
+        return E2BIG;
+    memcpy(in, session->auth_data.rem_rand, 16);
+    ipmi_set_uint32(in + 16, session->sid);
+    memcpy(in + 20, l->guid, 16);
+    hmac_sha256(keys_of(session)->sik, SHA256_LEN, in, sizeof(in), icv);
+    memcpy(data + *data_len, icv, SHA256_ICV_LEN);
+    *data_len += SHA256_ICV_LEN;
+    return 0;
+}
+
+static int integ_sha256_init(lanserv_data_t *l, session_t *session)
+{
+    (void) l;
+    if (session->auth != AUTH_RAKP_HMAC_SHA256)
+        return EINVAL; /* K1 would be SHA-1's: suite 17 alone pairs them */
+    session->auth_data.integ_len = SHA256_ICV_LEN;
+    return 0;
+}
+
+static void integ_sha256_cleanup(lanserv_data_t *l, session_t *session)
+{
+    (void) l;
+    memset(keys_of(session), 0, sizeof(struct sha256_keys));
+}
+
+/* POS: the packet from its RMCP header; *DATA_LEN: up to the next header byte. */
+static int integ_sha256_add(lanserv_data_t *l, session_t *session, unsigned char *pos,
+                            unsigned int *data_len, unsigned int data_size)
+{
+    unsigned char code[SHA256_LEN];
+
+    (void) l;
+    if (*data_len < 4 || *data_len + SHA256_ICV_LEN > data_size)
+        return E2BIG;
+    hmac_sha256(keys_of(session)->k1, SHA256_LEN, pos + 4, *data_len - 4, code);
+    memcpy(pos + *data_len, code, SHA256_ICV_LEN);
+    *data_len += SHA256_ICV_LEN;
+    return 0;
+}
+
+/* MSG: from the session header's auth type to the end of the authentication code. */
+static int integ_sha256_check(lanserv_data_t *l, session_t *session, msg_t *msg)
+{
+    unsigned char code[SHA256_LEN];
+
+    (void) l;
+    if (msg->len < SHA256_ICV_LEN + 5)
+        return E2BIG;
+    hmac_sha256(keys_of(session)->k1, SHA256_LEN, msg->data, msg->len - SHA256_ICV_LEN, code);
+    if (CRYPTO_memcmp(code, msg->data + msg->len - SHA256_ICV_LEN, SHA256_ICV_LEN) != 0)
+        return EINVAL;
+    return 0;
+}
+
+static auth_handlers_t rakp_hmac_sha256 = {
+    .init = rakp_sha256_init,
+    .set2 = rakp_sha256_set2,
+    .check3 = rakp_sha256_check3,
+    .set4 = rakp_sha256_set4,
+};
+
+static integ_handlers_t hmac_sha256_128 = {
+    .init = integ_sha256_init,
+    .cleanup = integ_sha256_cleanup,
+    .add = integ_sha256_add,
+    .check = integ_sha256_check,
+};
+
+/* A RAKP 2 going out (RMCP+ payload 0x13, outside a session) with status 0 gets its code. */
+static size_t append_rakp2_code(unsigned char *buf, size_t len, size_t size)
+{
+    size_t plen;
+
+    if (len < 16 + 8 || buf[4] != AUTHTYPE_RMCPP || (buf[5] & 0x3f) != RAKP2_PAYLOAD)
+        return len;
+    if (!rakp2_pending)
+        return len;
+    rakp2_pending = 0;
+    plen = buf[14] | (buf[15] << 8);
+    if (buf[17] != 0 || 16 + plen != len || len + SHA256_LEN > size
+        || ipmi_get_uint32(buf + 20) != rakp2_console_sid)
+        return len;
+    memcpy(buf + len, rakp2_code, SHA256_LEN);
+    plen += SHA256_LEN;
+    buf[14] = plen & 0xff;
+    buf[15] = plen >> 8;
+    return len + SHA256_LEN;
+}
+
+/* Get Channel Cipher Suites (request data: channel, payload type, list index): the records of
+ * granted_suites, or the algorithms they use, 16 bytes a page. Returns the answer's length. */
+static unsigned int cipher_suites_answer(const unsigned char *req, unsigned int req_len,
+                                         unsigned char *out)
+{
+    unsigned char all[NUM_GRANTED_SUITES * 5];
+    unsigned int n = 0, i, j, start;
+
+    if (req_len < 3) {
+        out[0] = IPMI_REQUEST_DATA_LENGTH_INVALID_CC;
+        return 1;
+    }
+    for (i = 0; i < NUM_GRANTED_SUITES; i++) {
+        const unsigned char *s = granted_suites[i];
+        if (req[2] & 0x80) { /* list by cipher suite */
+            all[n++] = 0xc0;
+            all[n++] = s[0];
+            all[n++] = s[1];
+            all[n++] = 0x40 | s[2];
+            all[n++] = 0x80 | s[3];
+            continue;
+        }
+        for (j = 1; j < 4; j++) { /* each algorithm once */
+            unsigned char tag = (unsigned char) ((j - 1) << 6) | s[j];
+            if (!memchr(all, tag, n))
+                all[n++] = tag;
+        }
+    }
+    start = (req[2] & 0x3f) * 16u;
+    out[0] = 0;
+    out[1] = (req[0] & 0xf) == 0xe ? lan->channel.channel_num : req[0] & 0xf;
+    if (start >= n)
+        return 2;
+    n = n - start > 16 ? 16 : n - start;
+    memcpy(out + 2, all + start, n);
+    return 2 + n;
+}
+
+/* A sessionless IPMI 1.5 request (in BUF, as lan_ready hands it to ipmi_sim) that is Get Channel
+ * Cipher Suites: answered here through send_out (which puts it in RMCP+ framing if it came so). */
+static int answer_cipher_suites(struct lab_addr *a, const unsigned char *buf, size_t len)
+{
+    const unsigned char *m = buf + 14;
+    unsigned char out[14 + 7 + 18];
+    struct iovec iov;
+    unsigned int mlen, n;
+
+    if (len < 14 + 7 || buf[4] != AUTHTYPE_NONE || memcmp(buf + 9, "\0\0\0\0", 4) != 0
+        || (mlen = buf[13]) < 7 || 14 + mlen > len
+        || (m[1] >> 2) != IPMI_APP_NETFN || m[5] != IPMI_GET_CHANNEL_CIPHER_SUITES_CMD)
+        return 0;
+    memcpy(out, buf, 13);                           /* RMCP header, authtype 0, seq 0, sid 0 */
+    n = cipher_suites_answer(m + 6, mlen - 7, out + 20);
+    out[13] = n + 7;
+    out[14] = m[3];                                 /* the requester */
+    out[15] = ((IPMI_APP_NETFN | 1) << 2) | (m[4] & 3);
+    out[16] = -ipmb_checksum(out + 14, 2, 0);
+    out[17] = m[0];                                 /* us */
+    out[18] = (m[4] & 0xfc) | (m[1] & 3);
+    out[19] = m[5];
+    out[20 + n] = -ipmb_checksum(out + 17, 3 + n, 0);
+    iov.iov_base = out;
+    iov.iov_len = 21 + n;
+    send_out(lan, &iov, 1, a, sizeof(*a));
+    return 1;
+}
+
+/* In an RMCP+ session (after lanserv checked and decrypted it), the same request. */
+static ipmi_payload_handler_cb sim_ipmi_payload;
+
+static void ipmi_payload(lanserv_data_t *l, msg_t *msg)
+{
+    unsigned char out[18];
+    rsp_msg_t rsp;
+
+    if (msg->sid == 0 || msg->len < 7 || (msg->data[1] >> 2) != IPMI_APP_NETFN
+        || msg->data[5] != IPMI_GET_CHANNEL_CIPHER_SUITES_CMD
+        || ipmb_checksum(msg->data, 3, 0) || ipmb_checksum(msg->data + 3, msg->len - 3, 0)) {
+        sim_ipmi_payload(l, msg);
+        return;
+    }
+    msg->rs_addr = msg->data[0];
+    msg->netfn = msg->data[1] >> 2;
+    msg->rs_lun = msg->data[1] & 3;
+    msg->rq_addr = msg->data[3];
+    msg->rq_seq = msg->data[4] >> 2;
+    msg->rq_lun = msg->data[4] & 3;
+    msg->cmd = msg->data[5];
+    rsp.netfn = IPMI_APP_NETFN | 1;
+    rsp.cmd = msg->cmd;
+    rsp.data = out;
+    rsp.data_len = cipher_suites_answer(msg->data + 6, msg->len - 7, out);
+    l->channel.return_rsp(&l->channel, msg, &rsp);
+}
+
+/* At start: the SHA-256 algorithms, and lanserv's table of the suites an Open Session Request
+ * may ask for rewritten to granted_suites. */
+static void grant_cipher_suites(void)
+{
+    unsigned int i, rows;
+
+    if (auths[AUTH_RAKP_HMAC_SHA256] || integs[INTEG_HMAC_SHA256_128] || !confs[CONF_AES_CBC_128])
+        fail("this OpenIPMI already has SHA-256 algorithms or lacks AES-CBC-128: "
+             "check lab-bmc.c", "");
+    for (rows = 0; valid_cipher_suites[rows].auth != -1; rows++)
+        if (rows > 64)
+            fail("OpenIPMI's cipher suite table has no end: check lab-bmc.c", "");
+    if (rows < NUM_GRANTED_SUITES)
+        fail("OpenIPMI's cipher suite table is too short for lab's: check lab-bmc.c", "");
+    auths[AUTH_RAKP_HMAC_SHA256] = &rakp_hmac_sha256;
+    integs[INTEG_HMAC_SHA256_128] = &hmac_sha256_128;
+    for (i = 0; i < NUM_GRANTED_SUITES; i++) {
+        valid_cipher_suites[i].auth = granted_suites[i][1];
+        valid_cipher_suites[i].integ = granted_suites[i][2];
+        valid_cipher_suites[i].conf = granted_suites[i][3];
+    }
+    valid_cipher_suites[i].auth = -1;
+    sim_ipmi_payload = payload_handlers[0];
+    payload_handlers[0] = ipmi_payload;
+}
+
+/* After lanserv's init: LAN parameters 22 and 23 (`ipmitool lan print`: RMCP+ Cipher Suites). */
+static void list_cipher_suites(void)
+{
+    unsigned int i;
+
+    memset(lan->lanparm.cipher_suite_entry, 0, sizeof(lan->lanparm.cipher_suite_entry));
+    for (i = 0; i < NUM_GRANTED_SUITES; i++)
+        lan->lanparm.cipher_suite_entry[1 + i] = granted_suites[i][0];
+    lan->lanparm.num_cipher_suites = NUM_GRANTED_SUITES;
+}
+
 /* ---- 1 and 2: the LAN sockets ---- */
 
 /* 11: the IPMI 1.5 session SID numbers its answers from after SEQ, if it was to use SEQ next. */
@@ -315,6 +702,7 @@ static void send_out(lanserv_data_t *l, struct iovec *data, int vecs, void *addr
         && buf[35] == IPMI_ACTIVATE_SESSION_CMD && buf[36] == 0)
         next_outbound_seq(buf[38] | (buf[39] << 8) | (buf[40] << 16) | ((uint32_t) buf[41] << 24),
                           buf[5] | (buf[6] << 8) | (buf[7] << 16) | ((uint32_t) buf[8] << 24));
+    len = append_rakp2_code(buf, len, sizeof(buf)); /* 13 */
     /* 4: an Open Session Response (payload 0x11) granting maximum privilege 0 ("highest"). */
     if (len >= 16 + 36 && buf[4] == AUTHTYPE_RMCPP && (buf[5] & 0x3f) == 0x11 && buf[17] == 0
         && (buf[18] & 0xf) == 0)
@@ -401,7 +789,10 @@ static void lan_ready(int fd, void *cb_data)
         v15[13] = plen;
         memcpy(v15 + 14, buf + 16, plen);
         a.rmcpp_sessionless = 1;
-        ipmi_handle_lan_msg(lan, v15, 14 + plen, &a, sizeof(a));
+        if (!answer_cipher_suites(&a, v15, 14 + plen))
+            ipmi_handle_lan_msg(lan, v15, 14 + plen, &a, sizeof(a));
+    } else if (buf[3] == 7 && answer_cipher_suites(&a, buf, len)) {
+        /* 13: answered */
     } else if (buf[3] == 7) {
         ipmi_handle_lan_msg(lan, buf, len, &a, sizeof(a));
     }
@@ -738,7 +1129,7 @@ static void chassis_control(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
             sim_chassis_control(mc, msg, rdata, rdata_len, cb_data);
         }
         if (c <= 3 && *rdata_len >= 1 && rdata[0] == 0) {
-            /* 13: off and on show at once; a cycle goes off and on again, a reset keeps on. */
+            /* 14: off and on show at once; a cycle goes off and on again, a reset keeps on. */
             power_asked = c <= 1 ? c : -1;
             log_event(mc, control_events[c][0], control_events[c][1], control_events[c][2]);
             /* 7: the power asked for last, for the power restore policy "previous". */
@@ -838,7 +1229,7 @@ static void chassis_status(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
     if (*rdata_len < 2 || rdata[0] != 0)
         return;
     rdata[1] = (rdata[1] & ~0x60) | (restore_policy << 5);
-    /* 13: the power asked for, until the VM's agrees (then the VM's own tells again). */
+    /* 14: the power asked for, until the VM's agrees (then the VM's own tells again). */
     if (power_asked >= 0 && ((rdata[1] & 1) == power_asked || now_s() > bmc_change_until))
         power_asked = -1;
     if (power_asked >= 0)
@@ -1332,6 +1723,7 @@ int ipmi_sim_module_init(sys_data_t *sys, const char *initstr)
                                          activate_payload, NULL))
         fail("cannot take over SOL activation (ipmi_sim has no SOL?)", "");
     payload_handlers[SOL_PAYLOAD] = sol_payload;
+    grant_cipher_suites();
     if (ipmi_emu_register_cmd_handler(IPMI_CHASSIS_NETFN, IPMI_SET_SYSTEM_BOOT_OPTIONS_CMD,
                                       set_boot_options, NULL)
         || ipmi_emu_register_cmd_handler(IPMI_CHASSIS_NETFN, IPMI_GET_SYSTEM_BOOT_OPTIONS_CMD,
@@ -1355,6 +1747,7 @@ void ipmi_sim_module_post_init(sys_data_t *sys)
     if (lan->lan_addr_set)
         fail("the LAN channel must have no addr line: lab-bmc opens its ports itself", "");
     lan->send_out = send_out;
+    list_cipher_suites();
     if (sys->alloc_timer(sys, power_tick, NULL, &power_timer))
         fail("cannot make the power watch timer", "");
     power_tick(NULL);
