@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod ipmi;
 pub mod lab;
 pub mod lock;
+pub mod nvram;
 pub mod observe;
 pub mod phase;
 pub mod plan;

@@ -143,37 +143,12 @@ impl Live {
     }
 }
 
-/// The 32-bit value of the EFI variable `name` in an OVMF variable store (an edk2 firmware volume
-/// holding an authenticated variable store), if it is there and valid (state VAR_ADDED).
+/// The 32-bit value of the EFI variable `name` in an OVMF variable store, if it is there and
+/// valid (state VAR_ADDED).
 fn efi_variable_u32(store: &[u8], name: &str) -> Option<u32> {
-    let u16_at = |o: usize| u16::from_le_bytes([store[o], store[o + 1]]);
-    let u32_at = |o: usize| u32::from_le_bytes(store[o..o + 4].try_into().unwrap());
-    assert_eq!(&store[0x28..0x2c], b"_FVH", "not a firmware volume");
-    // The variable store header (GUID, size, format, state, reserved) follows the FV header.
-    let start = u16_at(0x30) as usize + 28;
-    let end =
-        (u16_at(0x30) as usize + u32_at(u16_at(0x30) as usize + 16) as usize).min(store.len());
-    let want: Vec<u8> = name
-        .encode_utf16()
-        .chain([0])
-        .flat_map(|c| c.to_le_bytes())
-        .collect();
-    let mut found = None;
-    let mut o = start;
-    // Each variable: StartId 0x55AA, State, Reserved, Attributes, MonotonicCount, TimeStamp (16),
-    // PubKeyIndex, NameSize, DataSize, VendorGuid (16): 60 bytes, then the name and the data.
-    while o + 60 <= end && u16_at(o) == 0x55aa {
-        let state = store[o + 2];
-        let name_size = u32_at(o + 36) as usize;
-        let data_size = u32_at(o + 40) as usize;
-        let name_at = o + 60;
-        let data_at = name_at + name_size;
-        if state == 0x3f && store[name_at..data_at] == want[..] && data_size == 4 {
-            found = Some(u32_at(data_at));
-        }
-        o = (data_at + data_size + 3) & !3;
-    }
-    found
+    let vars = metal_lab::nvram::variables(store).expect("an OVMF variable store");
+    let (at, len) = vars.iter().rev().find(|v| v.live() && v.name == name)?.data;
+    (len == 4).then(|| u32::from_le_bytes(store[at..at + 4].try_into().unwrap()))
 }
 
 #[test]
@@ -670,6 +645,36 @@ fn power_ons(container: &str) -> Vec<String> {
         .collect()
 }
 
+/// The node's boot source and boots, from `lab status --json`.
+fn boot_source(t: &TestLab) -> (Option<String>, Option<u64>) {
+    let status = t.lab(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let node = &json["nodes"][0];
+    (
+        node["boot_source"].as_str().map(str::to_string),
+        node["boots"].as_u64(),
+    )
+}
+
+/// Waits for `lab status` to tell the source of boot number `boots` (it comes from the logs a
+/// moment after the node is up).
+fn wait_boot_source(t: &TestLab, boots: u64) -> String {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (source, n) = boot_source(t);
+        if let (Some(source), Some(n)) = (&source, n) {
+            if n == boots {
+                return source.clone();
+            }
+        }
+        assert!(
+            Instant::now() < until,
+            "boot #{boots}: lab status says boot_source {source:?}, boots {n:?}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 #[test]
 fn redfish_uefi_http_once_boots_a_uefi_node_over_http_then_its_own_order_again() {
     let Some(engine) = engine_or_skip("uefi_boot") else {
@@ -686,7 +691,6 @@ bmc_ip = "{{p}}.6"
 ipmi_port = {ipmi}
 firmware = "uefi"
 boot = "pxe"
-power = "off"
 "#,
         ipmi = u.port_base,
     );
@@ -702,6 +706,7 @@ power = "off"
         );
         std::thread::sleep(Duration::from_secs(1));
     }
+    let mac = "02:5e:00:00:03:01";
     let ip = u.ip(100).to_string();
     let sys = "/redfish/v1/Systems/1";
     let reset = "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset";
@@ -714,8 +719,32 @@ power = "off"
             })
             .count()
     };
+    let nvram = || {
+        live.exec(
+            &container,
+            &["lab-bmcd", "nvram", "/var/lib/lab/uefi-vars.fd"],
+        )
+        .1
+    };
+    // The NIC's network boot options in the NVRAM's order: "pxe", "http".
+    let net_order = |listing: &str| -> Vec<String> {
+        listing
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|k| *k != "other")
+            .map(str::to_string)
+            .collect()
+    };
 
-    // UefiHttp once, as Ironic's redfish-uefihttp sets it, then On.
+    // 1. The node's own boot: PXE (a new NVRAM: OVMF makes the NIC's PXE option first).
+    let secs = live.wait_up("u", mac, &ip, 1, Instant::now());
+    eprintln!("UEFI node up {secs:.1}s after lab up (PXE)");
+    assert_eq!(wait_boot_source(&t, 1), "pxe");
+    assert_eq!(net_order(&nvram())[0], "pxe", "{}", nvram());
+
+    // 2. UefiHttp once, as Ironic's redfish-uefihttp sets it, while the VM runs, then
+    // ForceRestart: the running VM has OVMF's PXE on, so the BMC's reset is a power cycle
+    // (lab-vm starts QEMU again with PXE off) and the node HTTP-boots.
     let (status, v) = redfish(
         rf,
         "PATCH",
@@ -733,57 +762,66 @@ power = "off"
         (Some("UefiHttp"), Some("Once")),
         "{v}"
     );
-    assert_eq!(
-        redfish(rf, "POST", reset, Some(r#"{"ResetType":"On"}"#)).0,
-        204
-    );
-    let secs = live.wait_up("u", "02:5e:00:00:03:01", &ip, 1, Instant::now());
-    eprintln!("Redfish UefiHttp once: HTTP boot to up {secs:.1}s after On");
-    // OVMF's HTTP boot asked as an HTTPClient and fetched the EFI boot file over HTTP.
+    // Redfish's ForceRestart, then the node's boot number `boots` up, from `source`.
+    let force_restart = |boots: usize, source: &str| {
+        assert_eq!(
+            redfish(rf, "POST", reset, Some(r#"{"ResetType":"ForceRestart"}"#)).0,
+            204
+        );
+        let secs = live.wait_up("u", mac, &ip, boots, Instant::now());
+        assert_eq!(wait_boot_source(&t, boots as u64), source);
+        secs
+    };
+    let secs = force_restart(2, "http");
+    eprintln!("Redfish UefiHttp once + ForceRestart: HTTP boot to up {secs:.1}s");
     let dhcp = live.logs("dhcp");
     assert!(
         dhcp.contains("vendor class: HTTPClient:Arch:00016"),
         "{dhcp}"
     );
     assert_eq!(efi_fetches(&live.logs("web")), 1, "{}", live.logs("web"));
+    let log = container_log(&container);
+    assert!(
+        log.contains("lab: bmc: power on: power reset as a power cycle"),
+        "{log}"
+    );
     let ons = power_ons(&container);
     assert!(
-        ons.len() == 1 && ons[0].contains("boot=http (BMC override (once))"),
+        ons.len() == 2 && ons[1].contains("boot=http (BMC override (once))"),
         "{ons:?}"
-    );
-    let status = t.lab(&["status", "--json"]);
-    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
-    let node = &json["nodes"][0];
-    assert_eq!(
-        (node["phase"].as_str(), node["boots"].as_u64()),
-        (Some("up"), Some(1)),
-        "{node}"
     );
     // The boot used the override up: Redfish reads it back as none.
     let (_, v) = redfish(rf, "GET", sys, None);
     assert_eq!(v["Boot"]["BootSourceOverrideTarget"], "None", "{v}");
-
-    // The next boot (a power cycle: a new QEMU) is the node's own again: the BMC starts QEMU
-    // with the node's boot setting (PXE, the NIC first) and no override, and the node comes up.
-    // Which network boot OVMF tries first on that NIC is its NVRAM's order: the HTTP boot
-    // option the override's boot created stays ahead of PXE (README, UEFI nodes), so the
-    // protocol of this boot is not asserted.
-    assert_eq!(
-        redfish(rf, "POST", reset, Some(r#"{"ResetType":"PowerCycle"}"#)).0,
-        204
+    // (OVMF's HTTP boot makes an IPv6 option too.)
+    let order = net_order(&nvram());
+    assert!(
+        !order.is_empty() && order.iter().all(|k| k == "http"),
+        "the HTTP boot left only HTTP boot options: {order:?}"
     );
-    let secs = live.wait_up("u", "02:5e:00:00:03:01", &ip, 2, Instant::now());
-    eprintln!("after PowerCycle: up again {secs:.1}s");
+
+    // 3. The next reset (the BMC's, over IPMI) is the node's own boot again: PXE. The running VM
+    // has PXE off, so it is a power cycle too; lab-vm sets the NVRAM (the HTTP boot left no PXE
+    // option) so that OVMF's PXE comes first again.
+    ipmitool(u.port_base, &["power", "reset"]);
+    let secs = live.wait_up("u", mac, &ip, 3, Instant::now());
+    eprintln!("BMC power reset after the HTTP boot: PXE boot to up {secs:.1}s");
+    assert_eq!(wait_boot_source(&t, 3), "pxe");
+    assert_eq!(efi_fetches(&live.logs("web")), 1, "no second HTTP boot");
+    let log = container_log(&container);
+    assert!(log.contains("lab: uefi: NVRAM: deleted Boot"), "{log}");
     let ons = power_ons(&container);
     assert!(
-        ons.len() == 2 && ons[1].contains("boot=pxe (the node's boot setting)"),
+        ons.len() == 3 && ons[2].contains("boot=pxe (the node's boot setting)"),
         "{ons:?}"
     );
-    let out = t.lab(&["wait", "u", "--phase", "up", "--timeout", "60"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let status = t.lab(&["status", "--json"]);
-    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
-    assert_eq!(json["nodes"][0]["boots"].as_u64(), Some(2), "{json}");
+    assert_eq!(net_order(&nvram())[0], "pxe", "{}", nvram());
+
+    // 4. A warm reset now stays a reset (no firmware change), and boots PXE again.
+    let secs = force_restart(4, "pxe");
+    eprintln!("ForceRestart: PXE boot to up {secs:.1}s");
+    assert_eq!(power_ons(&container).len(), 3, "a reset, not a power on");
+    assert_eq!(efi_fetches(&live.logs("web")), 1, "no second HTTP boot");
 
     let out = t.lab(&["down", "--volumes"]);
     assert!(out.status.success(), "lab down failed: {}", stderr(&out));

@@ -43,6 +43,8 @@
  *    BMC as their cause (lab-qmp logs them). ipmi_sim would send a reset over the VM channel,
  *    which QEMU reports as the guest's own, and refuses a soft off (QEMU's ipmi-bmc-extern has
  *    no graceful shutdown). Without QMP (the VM is starting) a reset falls back to ipmi_sim's.
+ *    A reset whose next boot is a UEFI HTTP boot and the running VM's not (or the other way
+ *    round) is a power cycle: OVMF's PXE switch is set only when QEMU starts (lab-bootorder).
  *    A power off stays ipmi_sim's (over the VM channel, SIGTERM if QEMU lingers); QEMU reports it
  *    as the guest's shutdown, so we leave a mark (/run/lab/bmc-power-off) for lab-qmp first.
  * 9. Serial over LAN sessions start clean and a dead console does not hold the port: see
@@ -123,7 +125,7 @@ static char *state_file;
 static unsigned char restore_policy = 1; /* 0 always off, 1 previous, 2 always on */
 static sys_data_t *sysd;
 static const char *qmp_socket = "/run/lab/qmp-bmc.sock";
-static void apply_boot_order(void);
+static int apply_boot_order(void);
 /* Written just before a power off (or the off of a cycle) goes to QEMU over the VM channel, which
  * QEMU reports as the guest's own shutdown: lab-qmp reads it to name the BMC instead. */
 static const char *power_off_mark = "/run/lab/bmc-power-off";
@@ -1027,18 +1029,22 @@ static const unsigned char control_events[6][3] = {
 /* Gives the running VM the boot order of the current boot override (lab-bootorder: QEMU takes
  * the devices' bootindex into the firmware's boot order at every reset), so that an override set
  * while the VM runs takes effect at the next reset, as a real server's firmware asks its BMC at
- * every POST. Without a running QEMU it does nothing: lab-vm applies the override at power on. */
-static void apply_boot_order(void)
+ * every POST. Without a running QEMU it does nothing: lab-vm applies the override at power on.
+ * 3: the next boot needs OVMF's PXE switched (UEFI HTTP boot <-> PXE), which only a power on sets
+ * (QEMU's fw_cfg): a reset is then a power cycle. */
+static int apply_boot_order(void)
 {
     pid_t pid = fork();
+    int status = 0;
 
     if (pid == 0) {
         execl("/usr/local/bin/lab-bootorder", "lab-bootorder", qmp_socket, (char *) NULL);
         _exit(127);
     }
     if (pid > 0)
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
             ;
+    return pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* Runs one QMP command (no arguments) on QEMU's second QMP socket (lab-vm makes it): 0 when QEMU
@@ -1096,6 +1102,7 @@ static void chassis_control(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
     channel_t *vm = sysd ? sysd->chan_set[15] : NULL;
     unsigned char c = msg->len >= 1 ? msg->data[0] & 0xf : 0xff;
     int on = ipmi_mc_is_power_on(mc) == 1;
+    int as_cycle = 0;
 
     if (c == 5) {
         /* Soft off: the ACPI power button; the guest decides (lab-qmp records its shutdown and
@@ -1121,8 +1128,18 @@ static void chassis_control(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
         if ((c == 0 || c == 2) && on)
             save_word(power_off_mark, "off");
         if (c == 3 && on)
-            apply_boot_order();
-        if (c == 3 && on && qmp("system_reset") == 0) {
+            as_cycle = apply_boot_order() == 3;
+        if (as_cycle) {
+            /* ipmi_sim's power cycle (QEMU stops, lab-vm starts it again); the SEL has the reset */
+            msg_t cycle = *msg;
+            unsigned char data[1] = { 2 };
+
+            cycle.data = data;
+            cycle.len = 1;
+            bmc_change_until = now_s() + BMC_CHANGE_WINDOW;
+            save_word(power_off_mark, "off");
+            sim_chassis_control(mc, &cycle, rdata, rdata_len, cb_data);
+        } else if (c == 3 && on && qmp("system_reset") == 0) {
             *rdata_len = 1;
             rdata[0] = 0;
         } else {
@@ -1137,7 +1154,10 @@ static void chassis_control(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
             /* A hard reset keeps the QEMU process (no new "power on" from lab-vm): say it before
              * the answer goes out, so that lab's boot phases start again from this boot at once
              * (src/phase.rs; lab-qmp's "lab: vm: reset" line follows). */
-            if (c == 3)
+            if (c == 3 && as_cycle)
+                say("power on: power reset as a power cycle: ",
+                    "the next boot switches OVMF's PXE (UEFI HTTP boot), which QEMU sets at its start");
+            else if (c == 3)
                 say("power reset: the VM restarts", "");
             /* A power on (or cycle) starts QEMU through lab-vm, which logs "lab: power on" only
              * once it runs: say it here too, before the answer, so that a `wait` right after a

@@ -5,6 +5,10 @@
 //! `lab-bmcd wire` is its other task in the node container: it watches the VM's tap and logs each
 //! step of the VM's network boots (DHCP, TFTP, HTTP) as `lab: wire: ...` lines; see
 //! [`metal_lab::wire`].
+//!
+//! `lab-bmcd nvram FILE` shows a UEFI node's boot order from its NVRAM; with `--pxe-first`
+//! (lab-vm, before a power on that is no HTTP boot) it puts PXE ahead of HTTP boot there; see
+//! [`metal_lab::nvram`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,12 +55,23 @@ enum Task {
         #[arg(long, default_value = "/etc/lab/node/node.env")]
         env: PathBuf,
     },
+    /// Show the boot order in a UEFI node's NVRAM (OVMF's variable store), or set it.
+    Nvram {
+        /// The variable store (the node's uefi-vars.fd).
+        file: PathBuf,
+        /// Make the next network boot PXE: PXE boot options ahead of HTTP boot ones (an HTTP
+        /// boot before left only HTTP ones: those are deleted, OVMF makes both again).
+        #[arg(long)]
+        pxe_first: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
-    if let Some(Task::Wire { interface, env }) = args.task.take() {
-        return wire(&interface, &env);
+    match args.task.take() {
+        Some(Task::Wire { interface, env }) => return wire(&interface, &env),
+        Some(Task::Nvram { file, pxe_first }) => return nvram(&file, pxe_first),
+        None => {}
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -113,6 +128,64 @@ async fn run(args: Args) -> Result<(), String> {
     );
     server::serve(listener, tls, service).await;
     Ok(())
+}
+
+/// `lab-bmcd nvram`: one line per boot option in BootOrder's order (`Boot0001 pxe "UEFI PXEv4
+/// (MAC:...)"`), or with `pxe_first` a line saying what changed. On any error the file is left
+/// as it is.
+fn nvram(file: &std::path::Path, pxe_first: bool) -> ExitCode {
+    use metal_lab::nvram::{self, Change, NetBoot};
+    let name = file.display();
+    if !pxe_first {
+        let listed = std::fs::read(file)
+            .map_err(|e| format!("cannot read {name}: {e}"))
+            .and_then(|store| nvram::boot_order(&store).map_err(|e| format!("{name}: {e}")));
+        return match listed {
+            Ok((options, _)) => {
+                for o in options {
+                    let kind = match o.net {
+                        Some(NetBoot::Pxe) => "pxe",
+                        Some(NetBoot::Http) => "http",
+                        None => "other",
+                    };
+                    println!("Boot{:04X} {kind} \"{}\"", o.number, o.description);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("lab: error: uefi: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match nvram::prefer_pxe_file(file) {
+        Ok(Change::None) => ExitCode::SUCCESS,
+        Ok(Change::Reordered { before, after }) => {
+            let hex = |v: &[u16]| {
+                v.iter()
+                    .map(|n| format!("{n:04X}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            println!(
+                "lab: uefi: NVRAM boot order {} -> {}: PXE ahead of HTTP boot (a one-time HTTP boot is over)",
+                hex(&before),
+                hex(&after)
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Change::Deleted(options)) => {
+            println!(
+                "lab: uefi: NVRAM: deleted {} (the HTTP boot before left no PXE option): OVMF makes the NIC's boot options again, PXE first",
+                nvram::describe(&options)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lab: error: uefi: {e}; the NVRAM is left as it is");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `lab-bmcd wire`: runs until the tap goes away or the container stops.
