@@ -263,7 +263,8 @@ pub struct BmcEntry {
     pub redfish_system: &'static str,
     /// As seen from the lab network.
     pub lab: Endpoint,
-    /// As seen from the host: `lab.publish` and the published ports (`null` when not published).
+    /// As seen from the host: the node's `bmc_publish` or else `lab.publish`, and the published
+    /// ports (`null` when not published).
     pub host: Endpoint,
 }
 
@@ -365,7 +366,11 @@ impl Inventory {
                 .nodes()
                 .iter()
                 .filter(|n| names.is_empty() || names.contains(&n.name))
-                .map(|n| node_entry(n, host_address(lab.publish())))
+                .map(|n| {
+                    // A node with `bmc_publish` has its BMC's ports on that address alone.
+                    let publish = n.bmc_publish.map(IpAddr::V4).unwrap_or(lab.publish());
+                    node_entry(n, host_address(publish))
+                })
                 .collect(),
         })
     }

@@ -241,3 +241,33 @@ fn a_lab_without_nodes_has_nothing_to_enrol() {
         p.message
     );
 }
+
+#[test]
+fn from_host_a_node_with_bmc_publish_is_reached_on_that_address() {
+    // As `lab up` publishes it (Node::ports): IPMI and Redfish on bmc_publish, not lab.publish.
+    let text = LAB.replace(
+        "serial = \"SER-1\"",
+        "serial = \"SER-1\"\nbmc_publish = \"127.0.0.61\"",
+    );
+    let dir = std::env::temp_dir();
+    let lab = crate::lab::from_str(&dir.join("inventory-test.toml"), &text, &|_| None)
+        .expect("valid lab");
+    let v: Value = serde_json::from_str(
+        &render(
+            &lab,
+            &Options {
+                nodes: vec!["master".into()],
+                ..Options::default()
+            },
+        )
+        .expect("renders"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        v["nodes"][0]["bmc"]["host"],
+        json!({
+            "address": "127.0.0.61", "ipmi_port": 16230, "redfish_port": 18443,
+            "redfish_url": "https://127.0.0.61:18443/redfish/v1/Systems/1"
+        })
+    );
+}

@@ -21,6 +21,8 @@ const SCHEMAS: &[(&str, &[&str])] = &[
         "EthernetInterface",
         &["EthernetInterface", "EthernetInterface.v1_12_4"],
     ),
+    ("ProcessorCollection", &["ProcessorCollection"]),
+    ("Processor", &["Processor", "Processor.v1_22_0"]),
     ("StorageCollection", &["StorageCollection"]),
     ("Storage", &["Storage", "Storage.v1_21_0"]),
     ("DriveCollection", &["DriveCollection"]),

@@ -19,9 +19,13 @@ use crate::ipmi::CallError;
 pub struct Node {
     pub name: String,
     pub mac: String,
+    /// Every NIC's MAC, the boot NIC first (`NIC_MACS`, space-separated; `MAC` alone when unset).
+    pub macs: Vec<String>,
     pub cpus: u32,
     pub memory_mb: u64,
     pub disk_bytes: u64,
+    /// The first disk's serial (the first of `DISK_SERIALS`), as the guest sees it.
+    pub disk_serial: Option<String>,
     pub user: String,
     pub password: String,
 }
@@ -49,12 +53,22 @@ impl Node {
                 .parse()
                 .map_err(|_| format!("{file}: {k} is not a number"))
         };
+        let mac = get("MAC")?;
+        let macs = match kv.get("NIC_MACS").filter(|v| !v.is_empty()) {
+            Some(list) => list.split_whitespace().map(str::to_string).collect(),
+            None => vec![mac.clone()],
+        };
         Ok(Node {
             name: get("NODE_NAME")?,
-            mac: get("MAC")?,
+            mac,
+            macs,
             cpus: num("CPUS")? as u32,
             memory_mb: num("MEMORY_MB")?,
             disk_bytes: num("DISK_BYTES")?,
+            disk_serial: kv
+                .get("DISK_SERIALS")
+                .and_then(|v| v.split_whitespace().next())
+                .map(str::to_string),
             user: get("BMC_USER")?,
             password: get("BMC_PASSWORD")?,
         })
@@ -556,9 +570,10 @@ impl<I: Ipmi> Service<I> {
             ["Systems", "1"] => Some("GET, HEAD, PATCH"),
             ["Systems", "1", "ResetActionInfo"] => Some(RO),
             ["Systems", "1", "Actions", "ComputerSystem.Reset"] => Some(ACTION),
-            ["Systems", "1", "EthernetInterfaces"]
-            | ["Systems", "1", "EthernetInterfaces", "1"] => Some(RO),
+            ["Systems", "1", "EthernetInterfaces"] => Some(RO),
+            ["Systems", "1", "EthernetInterfaces", id] => self.nic_index(id).map(|_| RO),
             ["Systems", "1", "Storage"] | ["Systems", "1", "Storage", "1"] => Some(RO),
+            ["Systems", "1", "Processors"] | ["Systems", "1", "Processors", "1"] => Some(RO),
             ["Chassis", "1", "Drives"] | ["Chassis", "1", "Drives", "1"] => Some(RO),
             ["Systems", "1", "SimpleStorage"] | ["Systems", "1", "SimpleStorage", "1"] => Some(RO),
             ["Systems", "1", "LogServices"] | ["Systems", "1", "LogServices", "SEL"] => Some(RO),
@@ -649,9 +664,14 @@ impl<I: Ipmi> Service<I> {
                 &format!("{SYSTEM}/EthernetInterfaces"),
                 "EthernetInterfaceCollection",
                 "Ethernet Interface Collection",
-                &[format!("{SYSTEM}/EthernetInterfaces/1")],
+                &(1..=self.node.macs.len())
+                    .map(|i| format!("{SYSTEM}/EthernetInterfaces/{i}"))
+                    .collect::<Vec<_>>(),
             )),
-            ["Systems", "1", "EthernetInterfaces", "1"] => Ok(self.nic()),
+            ["Systems", "1", "EthernetInterfaces", id] => self
+                .nic_index(id)
+                .map(|i| self.nic(i))
+                .ok_or_else(|| not_found(path)),
             ["Systems", "1", "Storage"] => Ok(collection(
                 &format!("{SYSTEM}/Storage"),
                 "StorageCollection",
@@ -659,6 +679,13 @@ impl<I: Ipmi> Service<I> {
                 &[format!("{SYSTEM}/Storage/1")],
             )),
             ["Systems", "1", "Storage", "1"] => Ok(self.storage()),
+            ["Systems", "1", "Processors"] => Ok(collection(
+                &format!("{SYSTEM}/Processors"),
+                "ProcessorCollection",
+                "Processor Collection",
+                &[format!("{SYSTEM}/Processors/1")],
+            )),
+            ["Systems", "1", "Processors", "1"] => Ok(self.processor()),
             ["Chassis", "1", "Drives"] => Ok(collection(
                 &format!("{CHASSIS}/Drives"),
                 "DriveCollection",
@@ -859,6 +886,7 @@ impl<I: Ipmi> Service<I> {
             "EthernetInterfaces".into(),
             link(&format!("{SYSTEM}/EthernetInterfaces")),
         );
+        o.insert("Processors".into(), link(&format!("{SYSTEM}/Processors")));
         o.insert("Storage".into(), link(&format!("{SYSTEM}/Storage")));
         o.insert(
             "SimpleStorage".into(),
@@ -883,16 +911,43 @@ impl<I: Ipmi> Service<I> {
         Ok(v)
     }
 
-    fn nic(&self) -> Value {
+    /// The NIC an `EthernetInterfaces/{id}` names: 1 for the boot NIC, then the others in order.
+    fn nic_index(&self, id: &str) -> Option<usize> {
+        let i: usize = id.parse().ok()?;
+        (id == i.to_string() && (1..=self.node.macs.len()).contains(&i)).then_some(i - 1)
+    }
+
+    fn nic(&self, i: usize) -> Value {
+        let n = i + 1;
         let mut v = resource(
-            &format!("{SYSTEM}/EthernetInterfaces/1"),
+            &format!("{SYSTEM}/EthernetInterfaces/{n}"),
             "EthernetInterface.v1_12_4.EthernetInterface",
-            "1",
-            "Ethernet Interface 1",
+            &n.to_string(),
+            &format!("Ethernet Interface {n}"),
         );
-        v["MACAddress"] = json!(self.node.mac);
-        v["PermanentMACAddress"] = json!(self.node.mac);
+        v["MACAddress"] = json!(self.node.macs[i]);
+        v["PermanentMACAddress"] = json!(self.node.macs[i]);
         v["InterfaceEnabled"] = json!(true);
+        v["Status"] = json!({"State": "Enabled", "Health": "OK"});
+        v
+    }
+
+    /// The VM's one socket: QEMU's `-smp N` gives it N cores of one thread each. Ironic's
+    /// out-of-band inspection counts CPUs as the processors' `TotalThreads`.
+    fn processor(&self) -> Value {
+        let mut v = resource(
+            &format!("{SYSTEM}/Processors/1"),
+            "Processor.v1_22_0.Processor",
+            "1",
+            "Processor 1",
+        );
+        v["Socket"] = json!("CPU 1");
+        v["ProcessorType"] = json!("CPU");
+        v["ProcessorArchitecture"] = json!("x86");
+        v["InstructionSet"] = json!("x86-64");
+        v["TotalCores"] = json!(self.node.cpus);
+        v["TotalEnabledCores"] = json!(self.node.cpus);
+        v["TotalThreads"] = json!(self.node.cpus);
         v["Status"] = json!({"State": "Enabled", "Health": "OK"});
         v
     }
@@ -913,6 +968,9 @@ impl<I: Ipmi> Service<I> {
     fn drive(&self) -> Value {
         let mut v = resource(DRIVE, "Drive.v1_22_0.Drive", "1", "Disk 1");
         v["CapacityBytes"] = json!(self.node.disk_bytes);
+        if let Some(serial) = &self.node.disk_serial {
+            v["SerialNumber"] = json!(serial);
+        }
         v["MediaType"] = json!("HDD");
         v["Protocol"] = json!("SATA");
         v["Status"] = json!({"State": "Enabled", "Health": "OK"});

@@ -348,16 +348,20 @@ impl Interactive {
     }
 }
 
-/// A lab of dnsmasq, httpd and one node `n` (MAC `mac`, BMC published on `port_base`) that
-/// PXE-boots the smoke OS under TCG.
-pub fn smoke_node_lab(u: &Unique, mac: &str) -> String {
-    lab_with_services(u)
-        + r#"
+/// The profile `smoke`: the smoke OS's kernel and initrd from the web root, reporting in.
+pub const SMOKE_PROFILE: &str = r#"
 [profiles.smoke]
 kernel = "smoke/vmlinuz"
 initrd = "smoke/initrd"
 cmdline = "console=ttyS0,115200n8 no_timer_check lab.node={{ node.name }} lab.report={{ report_url }} quiet"
-"# + &tcg_node(u, mac, "disk")
+"#;
+
+/// A lab of dnsmasq, httpd and one node `n` (MAC `mac`, BMC published on `port_base`) that
+/// PXE-boots the smoke OS under TCG.
+pub fn smoke_node_lab(u: &Unique, mac: &str) -> String {
+    lab_with_services(u)
+        + SMOKE_PROFILE
+        + &tcg_node(u, mac, "disk")
         + "profile = \"smoke\"\n"
 }
 

@@ -182,7 +182,7 @@ impl Ipmi for FakeBmc {
 
 fn node() -> Node {
     Node::from_env(
-        "LAB=l\nNODE_NAME=n1\nMAC=02:1a:b0:00:00:01\nCPUS=2\nMEMORY_MB=1536\nDISK_BYTES=1073741824\nBMC_USER=admin\nBMC_PASSWORD=secret\nOTHER=x\n",
+        "LAB=l\nNODE_NAME=n1\nMAC=02:1a:b0:00:00:01\nNIC_MACS=02:1a:b0:00:00:01 02:1a:b0:00:00:02\nDISK_SERIALS=LDSER1 LDSER2\nCPUS=2\nMEMORY_MB=1536\nDISK_BYTES=1073741824\nBMC_USER=admin\nBMC_PASSWORD=secret\nOTHER=x\n",
         "node.env",
     )
     .unwrap()
@@ -462,8 +462,28 @@ async fn the_system_shows_the_bmc_identity_and_the_node() {
     assert_eq!(v["Boot"]["BootSourceOverrideEnabled"], "Disabled");
     let (_, nic, _) = call(&s, "GET", "/redfish/v1/Systems/1/EthernetInterfaces/1", "").await;
     assert_eq!(nic["MACAddress"], "02:1a:b0:00:00:01");
+    // Every NIC, the boot NIC first, as a real BMC lists the server's ports.
+    let (_, nic2, _) = call(&s, "GET", "/redfish/v1/Systems/1/EthernetInterfaces/2", "").await;
+    assert_eq!(nic2["MACAddress"], "02:1a:b0:00:00:02");
+    let (status, _, _) = call(&s, "GET", "/redfish/v1/Systems/1/EthernetInterfaces/3", "").await;
+    assert_eq!(status, 404);
+    let (_, nics, _) = call(&s, "GET", "/redfish/v1/Systems/1/EthernetInterfaces", "").await;
+    assert_eq!(nics["Members@odata.count"], 2);
     let (_, drive, _) = call(&s, "GET", "/redfish/v1/Chassis/1/Drives/1", "").await;
     assert_eq!(drive["CapacityBytes"], 1_073_741_824u64);
+    assert_eq!(drive["SerialNumber"], "LDSER1");
+    // One socket of `cpus` cores, as QEMU's -smp gives the VM; linked from the system.
+    assert_eq!(v["Processors"]["@odata.id"], "/redfish/v1/Systems/1/Processors");
+    let (_, cpus, _) = call(&s, "GET", "/redfish/v1/Systems/1/Processors", "").await;
+    assert_eq!(
+        cpus["Members"],
+        json!([{"@odata.id": "/redfish/v1/Systems/1/Processors/1"}])
+    );
+    let (_, cpu, _) = call(&s, "GET", "/redfish/v1/Systems/1/Processors/1", "").await;
+    assert_eq!(
+        (&cpu["TotalCores"], &cpu["TotalThreads"], &cpu["InstructionSet"]),
+        (&json!(2), &json!(2), &json!("x86-64"))
+    );
     let (_, simple, _) = call(&s, "GET", "/redfish/v1/Systems/1/SimpleStorage/1", "").await;
     assert_eq!(simple["Devices"][0]["CapacityBytes"], 1_073_741_824u64);
     let (_, chassis, _) = call(&s, "GET", "/redfish/v1/Chassis/1", "").await;
