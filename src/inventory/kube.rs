@@ -132,8 +132,8 @@ fn machine(inv: &Inventory, n: &NodeEntry, driver: Driver, side: Side, ns: &str)
     let options = match driver {
         Driver::Ipmi => json!({
             "preferredOrder": ["ipmitool"],
-            // lab's BMC (ipmi_sim) has cipher suite 3, not 17 (no SHA-256).
-            "ipmitool": { "port": port, "cipherSuite": "3" },
+            // lab's BMC has cipher suite 17 (SHA-256), as current servers do, and 3.
+            "ipmitool": { "port": port, "cipherSuite": "17" },
         }),
         Driver::Redfish => json!({
             "preferredOrder": ["gofish"],

@@ -54,8 +54,8 @@ fn params(inv: &Inventory, n: &NodeEntry, driver: Driver, side: Side) -> Vec<(St
             p.push(power("power_address", address));
             p.push(power("power_user", n.bmc.username.clone()));
             p.push(power("power_pass", n.bmc.password.clone()));
-            // lab's BMC (ipmi_sim) has cipher suite 3, not 17 (no SHA-256).
-            p.push(power("cipher_suite_id", "3".into()));
+            // lab's BMC has cipher suite 17 (SHA-256), as current servers do, and 3.
+            p.push(power("cipher_suite_id", "17".into()));
             let boot = match n.firmware {
                 Firmware::Uefi => "efi",
                 Firmware::Bios => "legacy",
