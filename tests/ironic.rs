@@ -253,11 +253,6 @@ lock_path = {d}/locks
         stdout(&out)
     }
 
-    fn json(&self, args: &[&str]) -> Value {
-        let text = self.baremetal(args);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("baremetal {args:?}: {e}: {text}"))
-    }
-
     /// A REST call to Ironic's API (for what the CLI has no command for: virtual media).
     fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("{}{path}", self.endpoint);
@@ -287,9 +282,16 @@ lock_path = {d}/locks
     }
 
     fn node(&self, name: &str) -> Value {
-        let (status, v) = self.api("GET", &format!("/v1/nodes/{name}"), None);
-        assert_eq!(status, 200, "GET node {name}: {v}");
-        v
+        let mut resp = self
+            .agent
+            .get(&format!("{}/v1/nodes/{name}", self.endpoint))
+            .header("X-OpenStack-Ironic-API-Version", API_VERSION)
+            .call()
+            .unwrap_or_else(|e| panic!("GET node {name}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        assert_eq!(status, 200, "GET node {name}: {text}");
+        serde_json::from_str(&text).expect("node JSON")
     }
 
     /// Waits until `f` holds for node `name` as Ironic shows it.
@@ -426,15 +428,37 @@ fn lab_wait(t: &TestLab, args: &[&str]) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// The interfaces `baremetal node validate` passed.
+/// The interfaces Ironic's validation (`baremetal node validate`) passed.
 fn validated(ironic: &Ironic, node: &str) -> Vec<String> {
-    let v = ironic.json(&["node", "validate", node, "-f", "json"]);
-    v.as_array()
-        .expect("a list")
+    let (_, v) = ironic.api("GET", &format!("/v1/nodes/{node}/validate"), None);
+    v.as_object()
+        .expect("an object")
         .iter()
-        .filter(|i| i["Result"] == true)
-        .map(|i| i["Interface"].as_str().unwrap_or_default().to_string())
+        .filter(|(_, r)| r["result"] == true)
+        .map(|(i, _)| i.clone())
         .collect()
+}
+
+/// A node's boot device as Ironic reads it from the BMC (`baremetal node boot device show`).
+fn boot_device(ironic: &Ironic, node: &str) -> Value {
+    let (_, v) = ironic.api("GET", &format!("/v1/nodes/{node}/management/boot_device"), None);
+    v
+}
+
+/// The MACs of a node's ports, sorted.
+fn port_macs(ironic: &Ironic, node: &str) -> Vec<(String, String)> {
+    let (_, v) = ironic.api("GET", &format!("/v1/ports?node={node}"), None);
+    let mut ports: Vec<(String, String)> = v["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| {
+            let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+            (s("address"), s("uuid"))
+        })
+        .collect();
+    ports.sort();
+    ports
 }
 
 #[test]
@@ -505,9 +529,9 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
 
     // redfish: out-of-band inspection finds the node's hardware as the lab file defines it.
     // Ports and the sizes lab inventory filled in go first, so what is found is inspection's.
-    let ports = ironic.json(&["port", "list", "--node", "nr", "-f", "json"]);
-    for port in ports.as_array().expect("ports") {
-        ironic.baremetal(&["port", "delete", port["uuid"].as_str().expect("uuid")]);
+    for (_, uuid) in port_macs(&ironic, "nr") {
+        let (status, v) = ironic.api("DELETE", &format!("/v1/ports/{uuid}"), None);
+        assert_eq!(status, 204, "{v}");
     }
     ironic.baremetal(&[
         "node", "unset", "nr", "--property", "cpus", "--property", "memory_mb", "--property",
@@ -525,23 +549,17 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     assert_eq!(props["local_gb"], 4, "{props}");
     assert_eq!(props["cpu_arch"], "x86_64", "{props}");
     let lab_nr = &nr_inv["nodes"][0];
-    let macs: Vec<String> = lab_nr["ports"]
+    let mut macs: Vec<String> = lab_nr["ports"]
         .as_array()
         .expect("ports")
         .iter()
         .map(|p| p["address"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(macs.len(), 2, "nr has 2 NICs: {lab_nr}");
-    let mut found: Vec<String> = ironic
-        .json(&["port", "list", "--node", "nr", "-f", "json", "--fields", "address"])
-        .as_array()
-        .expect("ports")
-        .iter()
-        .map(|p| p["address"].as_str().unwrap().to_string())
-        .collect();
-    found.sort();
+    macs.sort();
+    let found: Vec<String> = port_macs(&ironic, "nr").into_iter().map(|(m, _)| m).collect();
     assert_eq!(found, macs, "inspection made a port per NIC");
-    let inventory = ironic.json(&["node", "inventory", "save", "nr"]);
+    let (_, inventory) = ironic.api("GET", "/v1/nodes/nr/inventory", None);
     let hw = &inventory["inventory"];
     assert_eq!(hw["cpu"]["count"], 2, "{hw}");
     assert_eq!(hw["memory"]["physical_mb"], 1024, "{hw}");
@@ -588,7 +606,7 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     });
     ironic.baremetal(&["node", "boot", "device", "set", "nr", "pxe", "--persistent"]);
     assert_eq!(
-        ironic.json(&["node", "boot", "device", "show", "nr", "-f", "json"]),
+        boot_device(&ironic, "nr"),
         json!({"boot_device": "pxe", "persistent": true})
     );
     let system = redfish_get(&nr_bmc, redfish_port, "/redfish/v1/Systems/1");
@@ -633,7 +651,7 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     assert_eq!((&cd["Inserted"], &cd["Image"]), (&json!(true), &json!(image)), "{cd}");
     ironic.baremetal(&["node", "boot", "device", "set", "nr", "cdrom"]);
     assert_eq!(
-        ironic.json(&["node", "boot", "device", "show", "nr", "-f", "json"]),
+        boot_device(&ironic, "nr"),
         json!({"boot_device": "cdrom", "persistent": false})
     );
     ironic.power(&["node", "power", "on"], "nr", "power on");
@@ -647,7 +665,7 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     let bootparam = || ipmi_at(&ni_bmc, ipmi_port, &["chassis", "bootparam", "get", "5"]);
     ironic.baremetal(&["node", "boot", "device", "set", "ni", "pxe", "--persistent"]);
     assert_eq!(
-        ironic.json(&["node", "boot", "device", "show", "ni", "-f", "json"]),
+        boot_device(&ironic, "ni"),
         json!({"boot_device": "pxe", "persistent": true})
     );
     let flags = bootparam();
@@ -658,7 +676,7 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     ironic.baremetal(&["node", "set", "ni", "--property", "capabilities=boot_mode:uefi"]);
     ironic.baremetal(&["node", "boot", "device", "set", "ni", "disk"]);
     assert_eq!(
-        ironic.json(&["node", "boot", "device", "show", "ni", "-f", "json"]),
+        boot_device(&ironic, "ni"),
         json!({"boot_device": "disk", "persistent": false})
     );
     let flags = bootparam();
@@ -672,7 +690,17 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     ironic.baremetal(&["node", "boot", "device", "set", "ni", "pxe"]);
     assert!(bootparam().contains("BIOS PC Compatible (legacy) boot"));
 
-    // ipmi: reboot is a new boot of the VM (lab counts it) that comes up again.
+    // Soft power off: the smoke OS sees the ACPI power button and powers off.
+    let soft_off = |node: &str, bmc: &str| {
+        let secs = ironic.power(&["node", "power", "off", "--soft"], node, "power off");
+        assert_eq!(ipmi_at(bmc, ipmi_port, &["power", "status"]).trim(), "Chassis Power is off");
+        assert!(console(&u, node).contains("ACPI power button pressed"));
+        secs
+    };
+    let ni_soft = soft_off("ni", &ni_bmc);
+
+    // ipmi: power on, then reboot: a new boot of the VM (lab counts it); then a hard power off.
+    ironic.power(&["node", "power", "on"], "ni", "power on");
     let boots = status_of(&t, "ni")["boots"].as_u64().expect("boots");
     ironic.power(&["node", "reboot"], "ni", "power on");
     let start = Instant::now();
@@ -680,20 +708,14 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
         assert!(start.elapsed() < Duration::from_secs(60), "ni did not boot again");
         std::thread::sleep(Duration::from_secs(1));
     }
-    let ni_reboot_up = lab_wait(&t, &["ni", "--phase", "up"]);
+    ironic.power(&["node", "power", "off"], "ni", "power off");
+    assert_eq!(ipmi_at(&ni_bmc, ipmi_port, &["power", "status"]).trim(), "Chassis Power is off");
 
     // redfish: the node booted the CD Ironic attached.
     let nr_up = lab_wait(&t, &["nr", "--phase", "up", "--boot-source", "cd"]);
     let s = status_of(&t, "nr");
     assert_eq!((&s["power"], &s["boot_source"]), (&json!("on"), &json!("cd")), "{s}");
-
-    // Soft power off through both drivers: the smoke OS sees the ACPI power button.
-    for (node, bmc) in [("ni", &ni_bmc), ("nr", &nr_bmc)] {
-        let secs = ironic.power(&["node", "power", "off", "--soft"], node, "power off");
-        eprintln!("{node}: soft power off took {secs:.1}s");
-        assert_eq!(ipmi_at(bmc, ipmi_port, &["power", "status"]).trim(), "Chassis Power is off");
-        assert!(console(&u, node).contains("ACPI power button pressed"));
-    }
+    let nr_soft = soft_off("nr", &nr_bmc);
 
     // redfish: detaching the virtual media empties the CD drive.
     let (status, v) = ironic.api("DELETE", "/v1/nodes/nr/vmedia", None);
@@ -717,9 +739,9 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     assert_eq!(ipmi_at(&nr_bmc, ipmi_port, &["power", "status"]).trim(), "Chassis Power is off");
 
     eprintln!(
-        "ironic: ni power on {ni_on:.1}s, up {ni_up:.1}s later, up again {ni_reboot_up:.1}s after reboot; \
-         nr inspected in {inspect_secs:.1}s, up from the CD {nr_up:.1}s after ni's reboot, \
-         power on {nr_on:.1}s, off {nr_off:.1}s; test {:.0}s",
+        "ironic: ni power on {ni_on:.1}s, up {ni_up:.1}s later, soft off {ni_soft:.1}s; \
+         nr inspected in {inspect_secs:.1}s, up from the CD {nr_up:.1}s after ni's tests, soft off \
+         {nr_soft:.1}s, power on {nr_on:.1}s, off {nr_off:.1}s; test {:.0}s",
         test_start.elapsed().as_secs_f64()
     );
     drop(ironic);
