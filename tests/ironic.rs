@@ -221,7 +221,10 @@ lock_path = {d}/locks
         for f in ["stdout.log", "ironic.log"] {
             let text = std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
             let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" DEBUG ")).collect();
-            s += &format!("--- {f}\n{}\n", lines[lines.len().saturating_sub(40)..].join("\n"));
+            s += &format!(
+                "--- {f}\n{}\n",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
         }
         s
     }
@@ -351,7 +354,16 @@ impl Drop for Ironic {
 
 fn ipmi_at(addr: &str, port: u16, args: &[&str]) -> String {
     let out = Command::new("ipmitool")
-        .args(["-I", "lanplus", "-C", "3", "-H", addr, "-p", &port.to_string()])
+        .args([
+            "-I",
+            "lanplus",
+            "-C",
+            "3",
+            "-H",
+            addr,
+            "-p",
+            &port.to_string(),
+        ])
         .args(["-U", "admin", "-P", PASSWORD, "-R", "3", "-N", "2"])
         .args(args)
         .output()
@@ -424,7 +436,12 @@ fn lab_wait(t: &TestLab, args: &[&str]) -> f64 {
     all.extend(args);
     all.extend(["--timeout", "300"]);
     let out = t.lab(&all);
-    assert!(out.status.success(), "lab {}: {}", all.join(" "), stderr(&out));
+    assert!(
+        out.status.success(),
+        "lab {}: {}",
+        all.join(" "),
+        stderr(&out)
+    );
     start.elapsed().as_secs_f64()
 }
 
@@ -441,7 +458,11 @@ fn validated(ironic: &Ironic, node: &str) -> Vec<String> {
 
 /// A node's boot device as Ironic reads it from the BMC (`baremetal node boot device show`).
 fn boot_device(ironic: &Ironic, node: &str) -> Value {
-    let (_, v) = ironic.api("GET", &format!("/v1/nodes/{node}/management/boot_device"), None);
+    let (_, v) = ironic.api(
+        "GET",
+        &format!("/v1/nodes/{node}/management/boot_device"),
+        None,
+    );
     v
 }
 
@@ -487,12 +508,22 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     // Enrol from `lab inventory`: each node's BMC is on its own host address.
     let inv = |node: &str, driver: &str| {
         let out = t.lab(&[
-            "inventory", node, "--format", "ironic", "--from", "host", "--driver", driver,
+            "inventory",
+            node,
+            "--format",
+            "ironic",
+            "--from",
+            "host",
+            "--driver",
+            driver,
         ]);
         assert!(out.status.success(), "lab inventory: {}", stderr(&out));
         let path = t.dir.path().join(format!("{node}.json"));
         std::fs::write(&path, stdout(&out)).expect("write");
-        (path, serde_json::from_str::<Value>(&stdout(&out)).expect("JSON"))
+        (
+            path,
+            serde_json::from_str::<Value>(&stdout(&out)).expect("JSON"),
+        )
     };
     let (ni_file, ni_inv) = inv("ni", "ipmi");
     let (nr_file, nr_inv) = inv("nr", "redfish");
@@ -509,7 +540,10 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     for node in ["ni", "nr"] {
         let ok = validated(&ironic, node);
         for iface in ["power", "management"] {
-            assert!(ok.contains(&iface.to_string()), "{node}: {iface} not valid: {ok:?}");
+            assert!(
+                ok.contains(&iface.to_string()),
+                "{node}: {iface} not valid: {ok:?}"
+            );
         }
     }
     // `manage` has the conductor check the power credentials with the BMC.
@@ -525,7 +559,10 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
 
     // ipmi: power on, measured from the request to Ironic's confirmation; the VM really runs.
     let ni_on = ironic.power(&["node", "power", "on"], "ni", "power on");
-    assert_eq!(ipmi_at(&ni_bmc, ipmi_port, &["power", "status"]).trim(), "Chassis Power is on");
+    assert_eq!(
+        ipmi_at(&ni_bmc, ipmi_port, &["power", "status"]).trim(),
+        "Chassis Power is on"
+    );
 
     // redfish: out-of-band inspection finds the node's hardware as the lab file defines it.
     // Ports and the sizes lab inventory filled in go first, so what is found is inspection's.
@@ -534,7 +571,14 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
         assert_eq!(status, 204, "{v}");
     }
     ironic.baremetal(&[
-        "node", "unset", "nr", "--property", "cpus", "--property", "memory_mb", "--property",
+        "node",
+        "unset",
+        "nr",
+        "--property",
+        "cpus",
+        "--property",
+        "memory_mb",
+        "--property",
         "local_gb",
     ]);
     ironic.baremetal(&["node", "set", "nr", "--inspect-interface", "redfish"]);
@@ -557,7 +601,10 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
         .collect();
     assert_eq!(macs.len(), 2, "nr has 2 NICs: {lab_nr}");
     macs.sort();
-    let found: Vec<String> = port_macs(&ironic, "nr").into_iter().map(|(m, _)| m).collect();
+    let found: Vec<String> = port_macs(&ironic, "nr")
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
     assert_eq!(found, macs, "inspection made a port per NIC");
     let (_, inventory) = ironic.api("GET", "/v1/nodes/nr/inventory", None);
     let hw = &inventory["inventory"];
@@ -566,8 +613,7 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     assert_eq!(hw["disks"].as_array().map(Vec::len), Some(1), "{hw}");
     assert_eq!(hw["disks"][0]["size"], 5u64 << 30, "{hw}");
     assert_eq!(
-        hw["disks"][0]["serial"],
-        lab_nr["properties"]["root_device"]["serial"],
+        hw["disks"][0]["serial"], lab_nr["properties"]["root_device"]["serial"],
         "the disk's serial, which lab inventory gives as the root device hint: {hw}"
     );
     let mut nics: Vec<&str> = hw["interfaces"]
@@ -587,7 +633,12 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
             &vendor["serial_number"],
             &vendor["system_uuid"]
         ),
-        (&extra["vendor"], &extra["model"], &extra["serial"], &extra["system_uuid"]),
+        (
+            &extra["vendor"],
+            &extra["model"],
+            &extra["serial"],
+            &extra["system_uuid"]
+        ),
         "{hw}"
     );
     assert_eq!(hw["boot"]["current_boot_mode"], "bios", "{hw}");
@@ -599,7 +650,10 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     });
     let system = redfish_get(&nr_bmc, redfish_port, "/redfish/v1/Systems/1");
     assert_eq!(system["Boot"]["BootSourceOverrideMode"], "UEFI", "{system}");
-    assert!(ipmi_at(&nr_bmc, ipmi_port, &["chassis", "bootparam", "get", "5"]).contains("BIOS EFI boot"));
+    assert!(
+        ipmi_at(&nr_bmc, ipmi_port, &["chassis", "bootparam", "get", "5"])
+            .contains("BIOS EFI boot")
+    );
     ironic.baremetal(&["node", "boot", "mode", "set", "nr", "bios"]);
     ironic.wait_node("nr", "in BIOS boot mode", Duration::from_secs(60), |n| {
         n["boot_mode"] == "bios"
@@ -632,7 +686,10 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
         let (_, v) = ironic.api("GET", "/v1/nodes/nr/vmedia", None);
         let cd = v
             .as_array()
-            .and_then(|l| l.iter().find(|d| d["media_types"].to_string().contains("CD")))
+            .and_then(|l| {
+                l.iter()
+                    .find(|d| d["media_types"].to_string().contains("CD"))
+            })
             .cloned()
             .unwrap_or(Value::Null);
         if cd["inserted"] == true {
@@ -646,9 +703,20 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
         );
         std::thread::sleep(Duration::from_secs(1));
     };
-    assert!(image.starts_with(&format!("http://{p}.3/redfish/")), "{image}");
-    let cd = redfish_get(&nr_bmc, redfish_port, "/redfish/v1/Systems/1/VirtualMedia/CD");
-    assert_eq!((&cd["Inserted"], &cd["Image"]), (&json!(true), &json!(image)), "{cd}");
+    assert!(
+        image.starts_with(&format!("http://{p}.3/redfish/")),
+        "{image}"
+    );
+    let cd = redfish_get(
+        &nr_bmc,
+        redfish_port,
+        "/redfish/v1/Systems/1/VirtualMedia/CD",
+    );
+    assert_eq!(
+        (&cd["Inserted"], &cd["Image"]),
+        (&json!(true), &json!(image)),
+        "{cd}"
+    );
     ironic.baremetal(&["node", "boot", "device", "set", "nr", "cdrom"]);
     assert_eq!(
         boot_device(&ironic, "nr"),
@@ -673,7 +741,13 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
         flags.contains("Force PXE") && flags.contains("Options apply to all future boots"),
         "{flags}"
     );
-    ironic.baremetal(&["node", "set", "ni", "--property", "capabilities=boot_mode:uefi"]);
+    ironic.baremetal(&[
+        "node",
+        "set",
+        "ni",
+        "--property",
+        "capabilities=boot_mode:uefi",
+    ]);
     ironic.baremetal(&["node", "boot", "device", "set", "ni", "disk"]);
     assert_eq!(
         boot_device(&ironic, "ni"),
@@ -686,14 +760,23 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
             && !flags.contains("Options apply to all future boots"),
         "{flags}"
     );
-    ironic.baremetal(&["node", "set", "ni", "--property", "capabilities=boot_mode:bios"]);
+    ironic.baremetal(&[
+        "node",
+        "set",
+        "ni",
+        "--property",
+        "capabilities=boot_mode:bios",
+    ]);
     ironic.baremetal(&["node", "boot", "device", "set", "ni", "pxe"]);
     assert!(bootparam().contains("BIOS PC Compatible (legacy) boot"));
 
     // Soft power off: the smoke OS sees the ACPI power button and powers off.
     let soft_off = |node: &str, bmc: &str| {
         let secs = ironic.power(&["node", "power", "off", "--soft"], node, "power off");
-        assert_eq!(ipmi_at(bmc, ipmi_port, &["power", "status"]).trim(), "Chassis Power is off");
+        assert_eq!(
+            ipmi_at(bmc, ipmi_port, &["power", "status"]).trim(),
+            "Chassis Power is off"
+        );
         assert!(console(&u, node).contains("ACPI power button pressed"));
         secs
     };
@@ -705,16 +788,26 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     ironic.power(&["node", "reboot"], "ni", "power on");
     let start = Instant::now();
     while status_of(&t, "ni")["boots"].as_u64() == Some(boots) {
-        assert!(start.elapsed() < Duration::from_secs(60), "ni did not boot again");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "ni did not boot again"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
     ironic.power(&["node", "power", "off"], "ni", "power off");
-    assert_eq!(ipmi_at(&ni_bmc, ipmi_port, &["power", "status"]).trim(), "Chassis Power is off");
+    assert_eq!(
+        ipmi_at(&ni_bmc, ipmi_port, &["power", "status"]).trim(),
+        "Chassis Power is off"
+    );
 
     // redfish: the node booted the CD Ironic attached.
     let nr_up = lab_wait(&t, &["nr", "--phase", "up", "--boot-source", "cd"]);
     let s = status_of(&t, "nr");
-    assert_eq!((&s["power"], &s["boot_source"]), (&json!("on"), &json!("cd")), "{s}");
+    assert_eq!(
+        (&s["power"], &s["boot_source"]),
+        (&json!("on"), &json!("cd")),
+        "{s}"
+    );
     let nr_soft = soft_off("nr", &nr_bmc);
 
     // redfish: detaching the virtual media empties the CD drive.
@@ -722,21 +815,38 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     assert_eq!(status, 204, "{v}");
     let start = Instant::now();
     loop {
-        let cd = redfish_get(&nr_bmc, redfish_port, "/redfish/v1/Systems/1/VirtualMedia/CD");
+        let cd = redfish_get(
+            &nr_bmc,
+            redfish_port,
+            "/redfish/v1/Systems/1/VirtualMedia/CD",
+        );
         if cd["Inserted"] == false {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "CD still inserted: {cd}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "CD still inserted: {cd}"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
     let (_, v) = ironic.api("GET", "/v1/nodes/nr/vmedia", None);
-    assert!(v.as_array().is_some_and(|l| l.iter().all(|d| d["inserted"] == false)), "{v}");
+    assert!(
+        v.as_array()
+            .is_some_and(|l| l.iter().all(|d| d["inserted"] == false)),
+        "{v}"
+    );
 
     // Power off (hard) and on again through Ironic's redfish driver.
     let nr_on = ironic.power(&["node", "power", "on"], "nr", "power on");
-    assert_eq!(ipmi_at(&nr_bmc, ipmi_port, &["power", "status"]).trim(), "Chassis Power is on");
+    assert_eq!(
+        ipmi_at(&nr_bmc, ipmi_port, &["power", "status"]).trim(),
+        "Chassis Power is on"
+    );
     let nr_off = ironic.power(&["node", "power", "off"], "nr", "power off");
-    assert_eq!(ipmi_at(&nr_bmc, ipmi_port, &["power", "status"]).trim(), "Chassis Power is off");
+    assert_eq!(
+        ipmi_at(&nr_bmc, ipmi_port, &["power", "status"]).trim(),
+        "Chassis Power is off"
+    );
 
     eprintln!(
         "ironic: ni power on {ni_on:.1}s, up {ni_up:.1}s later, soft off {ni_soft:.1}s; \
