@@ -221,7 +221,10 @@ lock_path = {d}/locks
         for f in ["stdout.log", "ironic.log"] {
             let text = std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
             let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" DEBUG ")).collect();
-            s += &format!("--- {f}\n{}\n", lines[lines.len().saturating_sub(40)..].join("\n"));
+            s += &format!(
+                "--- {f}\n{}\n",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
         }
         s
     }
@@ -253,11 +256,6 @@ lock_path = {d}/locks
         stdout(&out)
     }
 
-    fn json(&self, args: &[&str]) -> Value {
-        let text = self.baremetal(args);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("baremetal {args:?}: {e}: {text}"))
-    }
-
     /// A REST call to Ironic's API (for what the CLI has no command for: virtual media).
     fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("{}{path}", self.endpoint);
@@ -287,9 +285,16 @@ lock_path = {d}/locks
     }
 
     fn node(&self, name: &str) -> Value {
-        let (status, v) = self.api("GET", &format!("/v1/nodes/{name}"), None);
-        assert_eq!(status, 200, "GET node {name}: {v}");
-        v
+        let mut resp = self
+            .agent
+            .get(&format!("{}/v1/nodes/{name}", self.endpoint))
+            .header("X-OpenStack-Ironic-API-Version", API_VERSION)
+            .call()
+            .unwrap_or_else(|e| panic!("GET node {name}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        assert_eq!(status, 200, "GET node {name}: {text}");
+        serde_json::from_str(&text).expect("node JSON")
     }
 
     /// Waits until `f` holds for node `name` as Ironic shows it.
@@ -349,7 +354,16 @@ impl Drop for Ironic {
 
 fn ipmi_at(addr: &str, port: u16, args: &[&str]) -> String {
     let out = Command::new("ipmitool")
-        .args(["-I", "lanplus", "-C", "3", "-H", addr, "-p", &port.to_string()])
+        .args([
+            "-I",
+            "lanplus",
+            "-C",
+            "3",
+            "-H",
+            addr,
+            "-p",
+            &port.to_string(),
+        ])
         .args(["-U", "admin", "-P", PASSWORD, "-R", "3", "-N", "2"])
         .args(args)
         .output()
@@ -422,19 +436,50 @@ fn lab_wait(t: &TestLab, args: &[&str]) -> f64 {
     all.extend(args);
     all.extend(["--timeout", "300"]);
     let out = t.lab(&all);
-    assert!(out.status.success(), "lab {}: {}", all.join(" "), stderr(&out));
+    assert!(
+        out.status.success(),
+        "lab {}: {}",
+        all.join(" "),
+        stderr(&out)
+    );
     start.elapsed().as_secs_f64()
 }
 
-/// The interfaces `baremetal node validate` passed.
+/// The interfaces Ironic's validation (`baremetal node validate`) passed.
 fn validated(ironic: &Ironic, node: &str) -> Vec<String> {
-    let v = ironic.json(&["node", "validate", node, "-f", "json"]);
-    v.as_array()
-        .expect("a list")
+    let (_, v) = ironic.api("GET", &format!("/v1/nodes/{node}/validate"), None);
+    v.as_object()
+        .expect("an object")
         .iter()
-        .filter(|i| i["Result"] == true)
-        .map(|i| i["Interface"].as_str().unwrap_or_default().to_string())
+        .filter(|(_, r)| r["result"] == true)
+        .map(|(i, _)| i.clone())
         .collect()
+}
+
+/// A node's boot device as Ironic reads it from the BMC (`baremetal node boot device show`).
+fn boot_device(ironic: &Ironic, node: &str) -> Value {
+    let (_, v) = ironic.api(
+        "GET",
+        &format!("/v1/nodes/{node}/management/boot_device"),
+        None,
+    );
+    v
+}
+
+/// The MACs of a node's ports, sorted.
+fn port_macs(ironic: &Ironic, node: &str) -> Vec<(String, String)> {
+    let (_, v) = ironic.api("GET", &format!("/v1/ports?node={node}"), None);
+    let mut ports: Vec<(String, String)> = v["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| {
+            let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+            (s("address"), s("uuid"))
+        })
+        .collect();
+    ports.sort();
+    ports
 }
 
 #[test]
@@ -463,12 +508,22 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     // Enrol from `lab inventory`: each node's BMC is on its own host address.
     let inv = |node: &str, driver: &str| {
         let out = t.lab(&[
-            "inventory", node, "--format", "ironic", "--from", "host", "--driver", driver,
+            "inventory",
+            node,
+            "--format",
+            "ironic",
+            "--from",
+            "host",
+            "--driver",
+            driver,
         ]);
         assert!(out.status.success(), "lab inventory: {}", stderr(&out));
         let path = t.dir.path().join(format!("{node}.json"));
         std::fs::write(&path, stdout(&out)).expect("write");
-        (path, serde_json::from_str::<Value>(&stdout(&out)).expect("JSON"))
+        (
+            path,
+            serde_json::from_str::<Value>(&stdout(&out)).expect("JSON"),
+        )
     };
     let (ni_file, ni_inv) = inv("ni", "ipmi");
     let (nr_file, nr_inv) = inv("nr", "redfish");
@@ -485,7 +540,10 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     for node in ["ni", "nr"] {
         let ok = validated(&ironic, node);
         for iface in ["power", "management"] {
-            assert!(ok.contains(&iface.to_string()), "{node}: {iface} not valid: {ok:?}");
+            assert!(
+                ok.contains(&iface.to_string()),
+                "{node}: {iface} not valid: {ok:?}"
+            );
         }
     }
     // `manage` has the conductor check the power credentials with the BMC.
@@ -501,16 +559,26 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
 
     // ipmi: power on, measured from the request to Ironic's confirmation; the VM really runs.
     let ni_on = ironic.power(&["node", "power", "on"], "ni", "power on");
-    assert_eq!(ipmi_at(&ni_bmc, ipmi_port, &["power", "status"]).trim(), "Chassis Power is on");
+    assert_eq!(
+        ipmi_at(&ni_bmc, ipmi_port, &["power", "status"]).trim(),
+        "Chassis Power is on"
+    );
 
     // redfish: out-of-band inspection finds the node's hardware as the lab file defines it.
     // Ports and the sizes lab inventory filled in go first, so what is found is inspection's.
-    let ports = ironic.json(&["port", "list", "--node", "nr", "-f", "json"]);
-    for port in ports.as_array().expect("ports") {
-        ironic.baremetal(&["port", "delete", port["uuid"].as_str().expect("uuid")]);
+    for (_, uuid) in port_macs(&ironic, "nr") {
+        let (status, v) = ironic.api("DELETE", &format!("/v1/ports/{uuid}"), None);
+        assert_eq!(status, 204, "{v}");
     }
     ironic.baremetal(&[
-        "node", "unset", "nr", "--property", "cpus", "--property", "memory_mb", "--property",
+        "node",
+        "unset",
+        "nr",
+        "--property",
+        "cpus",
+        "--property",
+        "memory_mb",
+        "--property",
         "local_gb",
     ]);
     ironic.baremetal(&["node", "set", "nr", "--inspect-interface", "redfish"]);
@@ -525,31 +593,27 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     assert_eq!(props["local_gb"], 4, "{props}");
     assert_eq!(props["cpu_arch"], "x86_64", "{props}");
     let lab_nr = &nr_inv["nodes"][0];
-    let macs: Vec<String> = lab_nr["ports"]
+    let mut macs: Vec<String> = lab_nr["ports"]
         .as_array()
         .expect("ports")
         .iter()
         .map(|p| p["address"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(macs.len(), 2, "nr has 2 NICs: {lab_nr}");
-    let mut found: Vec<String> = ironic
-        .json(&["port", "list", "--node", "nr", "-f", "json", "--fields", "address"])
-        .as_array()
-        .expect("ports")
-        .iter()
-        .map(|p| p["address"].as_str().unwrap().to_string())
+    macs.sort();
+    let found: Vec<String> = port_macs(&ironic, "nr")
+        .into_iter()
+        .map(|(m, _)| m)
         .collect();
-    found.sort();
     assert_eq!(found, macs, "inspection made a port per NIC");
-    let inventory = ironic.json(&["node", "inventory", "save", "nr"]);
+    let (_, inventory) = ironic.api("GET", "/v1/nodes/nr/inventory", None);
     let hw = &inventory["inventory"];
     assert_eq!(hw["cpu"]["count"], 2, "{hw}");
     assert_eq!(hw["memory"]["physical_mb"], 1024, "{hw}");
     assert_eq!(hw["disks"].as_array().map(Vec::len), Some(1), "{hw}");
     assert_eq!(hw["disks"][0]["size"], 5u64 << 30, "{hw}");
     assert_eq!(
-        hw["disks"][0]["serial"],
-        lab_nr["properties"]["root_device"]["serial"],
+        hw["disks"][0]["serial"], lab_nr["properties"]["root_device"]["serial"],
         "the disk's serial, which lab inventory gives as the root device hint: {hw}"
     );
     let mut nics: Vec<&str> = hw["interfaces"]
@@ -569,7 +633,12 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
             &vendor["serial_number"],
             &vendor["system_uuid"]
         ),
-        (&extra["vendor"], &extra["model"], &extra["serial"], &extra["system_uuid"]),
+        (
+            &extra["vendor"],
+            &extra["model"],
+            &extra["serial"],
+            &extra["system_uuid"]
+        ),
         "{hw}"
     );
     assert_eq!(hw["boot"]["current_boot_mode"], "bios", "{hw}");
@@ -581,14 +650,17 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     });
     let system = redfish_get(&nr_bmc, redfish_port, "/redfish/v1/Systems/1");
     assert_eq!(system["Boot"]["BootSourceOverrideMode"], "UEFI", "{system}");
-    assert!(ipmi_at(&nr_bmc, ipmi_port, &["chassis", "bootparam", "get", "5"]).contains("BIOS EFI boot"));
+    assert!(
+        ipmi_at(&nr_bmc, ipmi_port, &["chassis", "bootparam", "get", "5"])
+            .contains("BIOS EFI boot")
+    );
     ironic.baremetal(&["node", "boot", "mode", "set", "nr", "bios"]);
     ironic.wait_node("nr", "in BIOS boot mode", Duration::from_secs(60), |n| {
         n["boot_mode"] == "bios"
     });
     ironic.baremetal(&["node", "boot", "device", "set", "nr", "pxe", "--persistent"]);
     assert_eq!(
-        ironic.json(&["node", "boot", "device", "show", "nr", "-f", "json"]),
+        boot_device(&ironic, "nr"),
         json!({"boot_device": "pxe", "persistent": true})
     );
     let system = redfish_get(&nr_bmc, redfish_port, "/redfish/v1/Systems/1");
@@ -614,7 +686,10 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
         let (_, v) = ironic.api("GET", "/v1/nodes/nr/vmedia", None);
         let cd = v
             .as_array()
-            .and_then(|l| l.iter().find(|d| d["media_types"].to_string().contains("CD")))
+            .and_then(|l| {
+                l.iter()
+                    .find(|d| d["media_types"].to_string().contains("CD"))
+            })
             .cloned()
             .unwrap_or(Value::Null);
         if cd["inserted"] == true {
@@ -628,12 +703,23 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
         );
         std::thread::sleep(Duration::from_secs(1));
     };
-    assert!(image.starts_with(&format!("http://{p}.3/redfish/")), "{image}");
-    let cd = redfish_get(&nr_bmc, redfish_port, "/redfish/v1/Systems/1/VirtualMedia/CD");
-    assert_eq!((&cd["Inserted"], &cd["Image"]), (&json!(true), &json!(image)), "{cd}");
+    assert!(
+        image.starts_with(&format!("http://{p}.3/redfish/")),
+        "{image}"
+    );
+    let cd = redfish_get(
+        &nr_bmc,
+        redfish_port,
+        "/redfish/v1/Systems/1/VirtualMedia/CD",
+    );
+    assert_eq!(
+        (&cd["Inserted"], &cd["Image"]),
+        (&json!(true), &json!(image)),
+        "{cd}"
+    );
     ironic.baremetal(&["node", "boot", "device", "set", "nr", "cdrom"]);
     assert_eq!(
-        ironic.json(&["node", "boot", "device", "show", "nr", "-f", "json"]),
+        boot_device(&ironic, "nr"),
         json!({"boot_device": "cdrom", "persistent": false})
     );
     ironic.power(&["node", "power", "on"], "nr", "power on");
@@ -647,7 +733,7 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
     let bootparam = || ipmi_at(&ni_bmc, ipmi_port, &["chassis", "bootparam", "get", "5"]);
     ironic.baremetal(&["node", "boot", "device", "set", "ni", "pxe", "--persistent"]);
     assert_eq!(
-        ironic.json(&["node", "boot", "device", "show", "ni", "-f", "json"]),
+        boot_device(&ironic, "ni"),
         json!({"boot_device": "pxe", "persistent": true})
     );
     let flags = bootparam();
@@ -655,10 +741,16 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
         flags.contains("Force PXE") && flags.contains("Options apply to all future boots"),
         "{flags}"
     );
-    ironic.baremetal(&["node", "set", "ni", "--property", "capabilities=boot_mode:uefi"]);
+    ironic.baremetal(&[
+        "node",
+        "set",
+        "ni",
+        "--property",
+        "capabilities=boot_mode:uefi",
+    ]);
     ironic.baremetal(&["node", "boot", "device", "set", "ni", "disk"]);
     assert_eq!(
-        ironic.json(&["node", "boot", "device", "show", "ni", "-f", "json"]),
+        boot_device(&ironic, "ni"),
         json!({"boot_device": "disk", "persistent": false})
     );
     let flags = bootparam();
@@ -668,58 +760,98 @@ fn ironic_enrols_inspects_and_drives_lab_nodes_over_ipmi_and_redfish() {
             && !flags.contains("Options apply to all future boots"),
         "{flags}"
     );
-    ironic.baremetal(&["node", "set", "ni", "--property", "capabilities=boot_mode:bios"]);
+    ironic.baremetal(&[
+        "node",
+        "set",
+        "ni",
+        "--property",
+        "capabilities=boot_mode:bios",
+    ]);
     ironic.baremetal(&["node", "boot", "device", "set", "ni", "pxe"]);
     assert!(bootparam().contains("BIOS PC Compatible (legacy) boot"));
 
-    // ipmi: reboot is a new boot of the VM (lab counts it) that comes up again.
+    // Soft power off: the smoke OS sees the ACPI power button and powers off.
+    let soft_off = |node: &str, bmc: &str| {
+        let secs = ironic.power(&["node", "power", "off", "--soft"], node, "power off");
+        assert_eq!(
+            ipmi_at(bmc, ipmi_port, &["power", "status"]).trim(),
+            "Chassis Power is off"
+        );
+        assert!(console(&u, node).contains("ACPI power button pressed"));
+        secs
+    };
+    let ni_soft = soft_off("ni", &ni_bmc);
+
+    // ipmi: power on, then reboot: a new boot of the VM (lab counts it); then a hard power off.
+    ironic.power(&["node", "power", "on"], "ni", "power on");
     let boots = status_of(&t, "ni")["boots"].as_u64().expect("boots");
     ironic.power(&["node", "reboot"], "ni", "power on");
     let start = Instant::now();
     while status_of(&t, "ni")["boots"].as_u64() == Some(boots) {
-        assert!(start.elapsed() < Duration::from_secs(60), "ni did not boot again");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "ni did not boot again"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
-    let ni_reboot_up = lab_wait(&t, &["ni", "--phase", "up"]);
+    ironic.power(&["node", "power", "off"], "ni", "power off");
+    assert_eq!(
+        ipmi_at(&ni_bmc, ipmi_port, &["power", "status"]).trim(),
+        "Chassis Power is off"
+    );
 
     // redfish: the node booted the CD Ironic attached.
     let nr_up = lab_wait(&t, &["nr", "--phase", "up", "--boot-source", "cd"]);
     let s = status_of(&t, "nr");
-    assert_eq!((&s["power"], &s["boot_source"]), (&json!("on"), &json!("cd")), "{s}");
-
-    // Soft power off through both drivers: the smoke OS sees the ACPI power button.
-    for (node, bmc) in [("ni", &ni_bmc), ("nr", &nr_bmc)] {
-        let secs = ironic.power(&["node", "power", "off", "--soft"], node, "power off");
-        eprintln!("{node}: soft power off took {secs:.1}s");
-        assert_eq!(ipmi_at(bmc, ipmi_port, &["power", "status"]).trim(), "Chassis Power is off");
-        assert!(console(&u, node).contains("ACPI power button pressed"));
-    }
+    assert_eq!(
+        (&s["power"], &s["boot_source"]),
+        (&json!("on"), &json!("cd")),
+        "{s}"
+    );
+    let nr_soft = soft_off("nr", &nr_bmc);
 
     // redfish: detaching the virtual media empties the CD drive.
     let (status, v) = ironic.api("DELETE", "/v1/nodes/nr/vmedia", None);
     assert_eq!(status, 204, "{v}");
     let start = Instant::now();
     loop {
-        let cd = redfish_get(&nr_bmc, redfish_port, "/redfish/v1/Systems/1/VirtualMedia/CD");
+        let cd = redfish_get(
+            &nr_bmc,
+            redfish_port,
+            "/redfish/v1/Systems/1/VirtualMedia/CD",
+        );
         if cd["Inserted"] == false {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "CD still inserted: {cd}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "CD still inserted: {cd}"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
     let (_, v) = ironic.api("GET", "/v1/nodes/nr/vmedia", None);
-    assert!(v.as_array().is_some_and(|l| l.iter().all(|d| d["inserted"] == false)), "{v}");
+    assert!(
+        v.as_array()
+            .is_some_and(|l| l.iter().all(|d| d["inserted"] == false)),
+        "{v}"
+    );
 
     // Power off (hard) and on again through Ironic's redfish driver.
     let nr_on = ironic.power(&["node", "power", "on"], "nr", "power on");
-    assert_eq!(ipmi_at(&nr_bmc, ipmi_port, &["power", "status"]).trim(), "Chassis Power is on");
+    assert_eq!(
+        ipmi_at(&nr_bmc, ipmi_port, &["power", "status"]).trim(),
+        "Chassis Power is on"
+    );
     let nr_off = ironic.power(&["node", "power", "off"], "nr", "power off");
-    assert_eq!(ipmi_at(&nr_bmc, ipmi_port, &["power", "status"]).trim(), "Chassis Power is off");
+    assert_eq!(
+        ipmi_at(&nr_bmc, ipmi_port, &["power", "status"]).trim(),
+        "Chassis Power is off"
+    );
 
     eprintln!(
-        "ironic: ni power on {ni_on:.1}s, up {ni_up:.1}s later, up again {ni_reboot_up:.1}s after reboot; \
-         nr inspected in {inspect_secs:.1}s, up from the CD {nr_up:.1}s after ni's reboot, \
-         power on {nr_on:.1}s, off {nr_off:.1}s; test {:.0}s",
+        "ironic: ni power on {ni_on:.1}s, up {ni_up:.1}s later, soft off {ni_soft:.1}s; \
+         nr inspected in {inspect_secs:.1}s, up from the CD {nr_up:.1}s after ni's tests, soft off \
+         {nr_soft:.1}s, power on {nr_on:.1}s, off {nr_off:.1}s; test {:.0}s",
         test_start.elapsed().as_secs_f64()
     );
     drop(ironic);

@@ -359,10 +359,7 @@ cmdline = "console=ttyS0,115200n8 no_timer_check lab.node={{ node.name }} lab.re
 /// A lab of dnsmasq, httpd and one node `n` (MAC `mac`, BMC published on `port_base`) that
 /// PXE-boots the smoke OS under TCG.
 pub fn smoke_node_lab(u: &Unique, mac: &str) -> String {
-    lab_with_services(u)
-        + SMOKE_PROFILE
-        + &tcg_node(u, mac, "disk")
-        + "profile = \"smoke\"\n"
+    lab_with_services(u) + SMOKE_PROFILE + &tcg_node(u, mac, "disk") + "profile = \"smoke\"\n"
 }
 
 /// The table of a small TCG node `n` (MAC `mac`, address .100, BMC at .6 published on

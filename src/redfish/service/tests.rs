@@ -473,7 +473,10 @@ async fn the_system_shows_the_bmc_identity_and_the_node() {
     assert_eq!(drive["CapacityBytes"], 1_073_741_824u64);
     assert_eq!(drive["SerialNumber"], "LDSER1");
     // One socket of `cpus` cores, as QEMU's -smp gives the VM; linked from the system.
-    assert_eq!(v["Processors"]["@odata.id"], "/redfish/v1/Systems/1/Processors");
+    assert_eq!(
+        v["Processors"]["@odata.id"],
+        "/redfish/v1/Systems/1/Processors"
+    );
     let (_, cpus, _) = call(&s, "GET", "/redfish/v1/Systems/1/Processors", "").await;
     assert_eq!(
         cpus["Members"],
@@ -481,7 +484,11 @@ async fn the_system_shows_the_bmc_identity_and_the_node() {
     );
     let (_, cpu, _) = call(&s, "GET", "/redfish/v1/Systems/1/Processors/1", "").await;
     assert_eq!(
-        (&cpu["TotalCores"], &cpu["TotalThreads"], &cpu["InstructionSet"]),
+        (
+            &cpu["TotalCores"],
+            &cpu["TotalThreads"],
+            &cpu["InstructionSet"]
+        ),
         (&json!(2), &json!(2), &json!("x86-64"))
     );
     let (_, simple, _) = call(&s, "GET", "/redfish/v1/Systems/1/SimpleStorage/1", "").await;
