@@ -177,6 +177,8 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     assert!(v12.contains("| 13.200"), "{sensor}");
     let info = ipmitool(port, Some("3"), &["mc", "info"]);
     assert!(info.contains("IPMI Version              : 2.0"), "{info}");
+    // The manufacturer: "Metal Lab" is no IANA enterprise, so RFC 5612's documentation number.
+    assert!(info.contains("Manufacturer ID           : 32473"), "{info}");
     // Get System GUID: the node's uuid, which ipmitool decodes (IPMI byte order, version 4).
     let guid = ipmitool(port, Some("3"), &["mc", "guid"]);
     assert!(guid.contains(&format!("System GUID   : {UUID}")), "{guid}");

@@ -199,3 +199,59 @@ mod tests {
         assert!(fru.bytes().is_err());
     }
 }
+
+/// `node.vendor | iana_enterprise`: the IANA Private Enterprise Number a BMC of that vendor gives
+/// as its manufacturer in Get Device ID (what `ipmitool mc info`, freeipmi's `bmc-info` and
+/// Ironic's vendor detection read), for the server makers provisioning software knows; any other
+/// vendor (lab's own "Metal Lab") gets 32473, the number RFC 5612 reserves for documentation,
+/// rather than claim a real company's.
+pub fn iana_enterprise(vendor: String) -> u32 {
+    let v = vendor.to_ascii_lowercase();
+    const MAKERS: [(&str, u32); 11] = [
+        ("dell", 674),
+        ("hewlett packard enterprise", 47196),
+        ("hpe", 47196),
+        ("hewlett", 11),
+        ("supermicro", 10876),
+        ("super micro", 10876),
+        ("lenovo", 19046),
+        ("intel", 343),
+        ("cisco", 9),
+        ("quanta", 7244),
+        ("huawei", 2011),
+    ];
+    let word = |k: &str| {
+        v.split(|c: char| !c.is_ascii_alphanumeric())
+            .collect::<Vec<_>>()
+            .windows(k.split(' ').count())
+            .any(|w| w.join(" ") == k)
+    };
+    MAKERS
+        .iter()
+        .find(|(k, _)| word(k))
+        .map_or(32473, |(_, n)| *n)
+}
+
+#[cfg(test)]
+mod iana_tests {
+    use super::iana_enterprise;
+
+    #[test]
+    fn known_server_makers_get_their_enterprise_number_others_the_documentation_one() {
+        for (vendor, n) in [
+            ("Dell Inc.", 674),
+            ("HPE", 47196),
+            ("Hewlett Packard Enterprise", 47196),
+            ("Hewlett-Packard", 11),
+            ("Supermicro", 10876),
+            ("Super Micro Computer, Inc.", 10876),
+            ("LENOVO", 19046),
+            ("Intel Corporation", 343),
+            ("Metal Lab", 32473),
+            ("Acme, Inc.", 32473),
+            ("Intellicorp", 32473),
+        ] {
+            assert_eq!(iana_enterprise(vendor.into()), n, "{vendor}");
+        }
+    }
+}

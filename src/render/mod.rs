@@ -507,6 +507,7 @@ fn environment() -> Environment<'static> {
     env.add_function("ipmi_fru", fru::ipmi_fru);
     env.add_filter("ascii_bytes", fru::ascii_bytes);
     env.add_filter("ipmi_guid", fru::ipmi_guid);
+    env.add_filter("iana_enterprise", fru::iana_enterprise);
     env.add_function(
         "fail",
         |message: String| -> Result<String, minijinja::Error> {
