@@ -94,8 +94,7 @@ fn wait_power_on(u: &Unique, starts: usize, boot: &str) {
     let log = node_log(u);
     let start = log
         .lines()
-        .filter(|l| l.contains("lab: power on: qemu"))
-        .last()
+        .rfind(|l| l.contains("lab: power on: qemu"))
         .unwrap_or("");
     assert!(start.contains(boot), "{boot}: {log}");
 }
@@ -551,15 +550,5 @@ fn ironic_ipmitool_and_pyghmi_power_and_boot_calls() {
             "Boot Device Selector : Force PXE",
         ],
     );
-    wait_log(&u, "lab: power on: qemu", starts);
-    let log = node_log(&u);
-    let start = log
-        .lines()
-        .filter(|l| l.contains("lab: power on: qemu"))
-        .last()
-        .unwrap_or("");
-    assert!(
-        start.contains("boot=pxe (BMC override (persistent))"),
-        "{log}"
-    );
+    wait_power_on(&u, starts, "boot=pxe (BMC override (persistent))");
 }
