@@ -6,10 +6,13 @@
 //!
 //! `.ci/run` puts python-ironicclient, jsonschema and PyYAML into the venv LAB_VENV.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
+
+mod common;
+use common::venv_python;
 
 const LAB: &str = r#"
 [lab]
@@ -53,17 +56,6 @@ ipmi_port = 26231
 redfish_port = 26444
 power = "off"
 "#;
-
-fn venv_python() -> PathBuf {
-    let venv = std::env::var("LAB_VENV").unwrap_or_else(|_| "/opt/lab-venv".into());
-    let py = PathBuf::from(venv).join("bin/python");
-    assert!(
-        py.exists(),
-        "{} is missing: `.ci/run` makes the venv (set LAB_VENV to use another)",
-        py.display()
-    );
-    py
-}
 
 struct Fixture {
     dir: tempfile::TempDir,

@@ -122,13 +122,7 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
             "{t} is missing: `.ci/run` installs the IPMI clients (ipmitool, freeipmi-tools)"
         );
     }
-    let venv = std::env::var("LAB_VENV").unwrap_or_else(|_| "/opt/lab-venv".into());
-    let python = Path::new(&venv).join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: `.ci/run` makes the venv with pyghmi (set LAB_VENV to use another)",
-        python.display()
-    );
+    let python = venv_python();
 
     let u = unique("ipmi");
     let t = TestLab::new(&u.name, &lab_file(&u));

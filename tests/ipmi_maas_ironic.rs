@@ -376,13 +376,7 @@ fn ironic_ipmitool_and_pyghmi_power_and_boot_calls() {
     let Some(_engine) = engine_or_skip("ipmi_maas_ironic") else {
         return;
     };
-    let venv = std::env::var("LAB_VENV").unwrap_or_else(|_| "/opt/lab-venv".into());
-    let python = Path::new(&venv).join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: `.ci/run` makes the venv with pyghmi (set LAB_VENV to use another)",
-        python.display()
-    );
+    let python = venv_python();
     let u = unique("ironic");
     let t = TestLab::new(&u.name, &lab_file(&u));
     let up = t.lab(&["up"]);

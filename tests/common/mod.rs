@@ -162,6 +162,19 @@ impl Drop for TestLab {
     }
 }
 
+/// The Python of the venv the tests' Python clients live in (`LAB_VENV`, default `/opt/lab-venv`:
+/// pyghmi, sushy, DMTF's tools, python-ironicclient; `.ci/run` makes it); panics when missing.
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var("LAB_VENV").unwrap_or_else(|_| "/opt/lab-venv".into());
+    let python = PathBuf::from(venv).join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: `.ci/run` makes the venv with the Python clients (set LAB_VENV to use another)",
+        python.display()
+    );
+    python
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
