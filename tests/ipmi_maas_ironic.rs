@@ -219,6 +219,9 @@ fn maas_freeipmi_power_driver_and_commissioning() {
         assert_eq!(ok("ipmipower", &args).trim(), "127.0.0.1: ok", "{action}");
         wait_log(&u, logged, before);
     }
+    // A power cycle keeps the power off for a moment, as a real one does (ipmi_sim starts the VM
+    // again a few seconds later): it ends on.
+    wait_ipmipower(&maas, "on");
 
     // ipmi-chassis-config: the persistent legacy disk boot, read back by freeipmi and ipmitool.
     std::fs::write(

@@ -61,12 +61,6 @@
  *    lacks: the algorithms are ours, registered in libIPMIlanserv's tables. Get Channel Cipher
  *    Suites (in and outside a session) and `lan print` list the suites the BMC grants (17, 3, ...):
  *    see "13".
- * 14. Get Chassis Status shows the power a chassis control switched to as soon as it answered, as
- *    a real BMC's power rail does. ipmi_sim sees the VM's power only when QEMU connects to its VM
- *    channel (lab-vm starts QEMU: up to seconds under TCG) or hangs up, and clients ask right
- *    after their control (pyghmi's set_power(wait=True) asks 1 s after, then once a second; Ironic
- *    polls too): one that asked before QEMU had started or stopped saw the old power and waited
- *    for its next poll.
  *
  * Options (second argument of loadlib): "ports=623,6230 bootdev=/var/lib/lab/bootdev
  * policy=/var/lib/lab/power-policy state=/var/lib/lab/power-state restore=previous
@@ -148,9 +142,6 @@ static const char *const policy_names[3] = { "off", "previous", "on" };
 /* 10: a power change within this many seconds of a chassis control is that control's doing. */
 #define BMC_CHANGE_WINDOW 15
 static double bmc_change_until;
-/* 14: the power a chassis control on or off just switched to (-1: none pending), shown by Get
- * Chassis Status until the VM's power agrees or BMC_CHANGE_WINDOW passed. */
-static int power_asked = -1;
 
 static void say(const char *what, const char *detail)
 {
@@ -1146,8 +1137,6 @@ static void chassis_control(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
             sim_chassis_control(mc, msg, rdata, rdata_len, cb_data);
         }
         if (c <= 3 && *rdata_len >= 1 && rdata[0] == 0) {
-            /* 14: off and on show at once; a cycle goes off and on again, a reset keeps on. */
-            power_asked = c <= 1 ? c : -1;
             log_event(mc, control_events[c][0], control_events[c][1], control_events[c][2]);
             /* 7: the power asked for last, for the power restore policy "previous". */
             save_word(state_file, c == 0 ? "off" : "on");
@@ -1246,14 +1235,8 @@ static void chassis_status(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
                            unsigned int *rdata_len, void *cb_data)
 {
     sim_chassis_status(mc, msg, rdata, rdata_len, cb_data);
-    if (*rdata_len < 2 || rdata[0] != 0)
-        return;
-    rdata[1] = (rdata[1] & ~0x60) | (restore_policy << 5);
-    /* 14: the power asked for, until the VM's agrees (then the VM's own tells again). */
-    if (power_asked >= 0 && ((rdata[1] & 1) == power_asked || now_s() > bmc_change_until))
-        power_asked = -1;
-    if (power_asked >= 0)
-        rdata[1] = (rdata[1] & ~1) | power_asked;
+    if (*rdata_len >= 2 && rdata[0] == 0)
+        rdata[1] = (rdata[1] & ~0x60) | (restore_policy << 5);
 }
 
 /* Set Power Restore Policy (`ipmitool chassis policy`): ipmi_sim has none. Kept in the policy
