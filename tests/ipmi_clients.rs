@@ -236,7 +236,7 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
     assert_eq!(set_priv, 1, "{debug}");
 
     // pyghmi (xCAT/confluent), from the venv.
-    let v = pyghmi(&python, port);
+    let v = pyghmi_script("pyghmi_inventory.py", port);
     assert_eq!(
         v["inventory"]["System"]["Serial Number"],
         serial.as_str(),
@@ -294,7 +294,7 @@ fn real_ipmi_clients_get_inventory_sensors_sel_and_nmi() {
         freeipmi_reading(&sensors, "Inlet Temp").is_some(),
         "{sensors}"
     );
-    let v = pyghmi(&python, port);
+    let v = pyghmi_script("pyghmi_inventory.py", port);
     let off = pyghmi_values(&v);
     assert_eq!(off["Fan 1"], None, "{v}");
     assert_eq!(off["CPU Temp"], None, "{v}");
@@ -565,23 +565,6 @@ fn wait_power(port: u16, want: &str) {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     panic!("the BMC never said power {want}");
-}
-
-/// pyghmi's inventory, health and sensors (tests/support/pyghmi_inventory.py) as JSON.
-fn pyghmi(python: &Path, port: u16) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pyghmi_inventory.py");
-    let out = tool(
-        &python.to_string_lossy(),
-        &[
-            &script.to_string_lossy(),
-            "127.0.0.1",
-            &port.to_string(),
-            "admin",
-            "admin",
-        ],
-    );
-    serde_json::from_str(out.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("pyghmi printed no JSON ({e}): {out}"))
 }
 
 /// pyghmi's sensor values by name (None: no reading).

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -379,7 +378,8 @@ fn ironic_ipmitool_and_pyghmi_power_and_boot_calls() {
     let Some(_engine) = engine_or_skip("ipmi_maas_ironic") else {
         return;
     };
-    let python = venv_python();
+    // The venv must be there before the lab starts.
+    venv_python();
     let u = unique("ironic");
     let t = TestLab::new(&u.name, &lab_file(&u));
     let up = t.lab(&["up"]);
@@ -517,20 +517,8 @@ fn ironic_ipmitool_and_pyghmi_power_and_boot_calls() {
 
     // pyghmi: set_power(wait=True) returns the final state; set_bootdev(network, persist,
     // uefiboot) reads back over ipmitool and is honoured at the next power on.
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pyghmi_power_boot.py");
     let starts = node_log(&u).matches("lab: power on: qemu").count();
-    let out = ok(
-        &python.to_string_lossy(),
-        &[
-            &script.to_string_lossy(),
-            "127.0.0.1",
-            &port.to_string(),
-            "admin",
-            "admin",
-        ],
-    );
-    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("pyghmi printed no JSON ({e}): {out}"));
+    let v = pyghmi_script("pyghmi_power_boot.py", port);
     assert_eq!(v["off"]["powerstate"], "off", "{v}");
     assert_eq!(v["after_off"]["powerstate"], "off", "{v}");
     assert_eq!(v["bootdev"]["bootdev"], "network", "{v}");

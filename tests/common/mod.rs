@@ -175,6 +175,33 @@ pub fn venv_python() -> PathBuf {
     python
 }
 
+/// Runs a pyghmi script of tests/support with the venv's Python against the BMC on
+/// 127.0.0.1:`port` (user and password admin) and returns the JSON of its last line; panics with
+/// its output when it fails or prints none.
+pub fn pyghmi_script(script: &str, port: u16) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(script);
+    let out = Command::new(venv_python())
+        .arg(&script)
+        .args(["127.0.0.1", &port.to_string(), "admin", "admin"])
+        .output()
+        .unwrap_or_else(|e| panic!("{} cannot run: {e}", script.display()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{}: {text}", script.display());
+    serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or(""),
+    )
+    .unwrap_or_else(|e| panic!("pyghmi printed no JSON ({e}): {text}"))
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
