@@ -92,7 +92,9 @@ fn freeipmi(cmd: &str, port: u16, privilege: &str, cache: &Path, args: &[&str]) 
     let host = format!("127.0.0.1:{port}");
     let cache = cache.to_string_lossy().into_owned();
     let mut all = vec!["-h", &host, "-u", "admin", "-p", "admin", "-l", privilege];
-    if cmd == "ipmi-sensors" || cmd == "ipmi-sel" {
+    // The SDR cache is the test's own: freeipmi's default one is per host and port, and a port
+    // another lab used before would hand over that lab's stale cache.
+    if cmd == "ipmi-sensors" || cmd == "ipmi-sel" || cmd == "ipmi-fru" {
         all.extend(["--sdr-cache-directory", &cache]);
     }
     all.extend(args);
@@ -392,7 +394,12 @@ fn cipher_suite_17(t: &TestLab, port: u16, serial: &str, python: &Path) {
     let free17 = [
         "-h", &host, "-u", "admin", "-p", "admin", "-D", "LAN_2_0", "-I", "17",
     ];
-    let fru = tool("ipmi-fru", &free17);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let cache = cache.path().to_string_lossy().into_owned();
+    let fru = tool(
+        "ipmi-fru",
+        &[&free17[..], &["--sdr-cache-directory", &cache]].concat(),
+    );
     assert!(
         fru.contains(&format!("FRU Product Serial Number: {serial}")),
         "{fru}"
