@@ -61,6 +61,9 @@
  *    lacks: the algorithms are ours, registered in libIPMIlanserv's tables. Get Channel Cipher
  *    Suites (in and outside a session) and `lan print` list the suites the BMC grants (17, 3, ...):
  *    see "13".
+ * 14. Get System Info Parameters (`bmc-info`'s system firmware version), which ipmi_sim lacks,
+ *    and, at user and operator privilege, DCMI's power reading, which ipmi_sim's privilege table
+ *    leaves to administrators: see "14".
  *
  * Options (second argument of loadlib): "ports=623,6230 bootdev=/var/lib/lab/bootdev
  * policy=/var/lib/lab/power-policy state=/var/lib/lab/power-state restore=previous
@@ -84,6 +87,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <OpenIPMI/ipmi_auth.h>
 #include <OpenIPMI/ipmi_err.h>
 #include <OpenIPMI/ipmi_mc.h>
 #include <OpenIPMI/ipmi_msgbits.h>
@@ -1642,6 +1646,69 @@ static void dcmi(lmc_data_t *mc, msg_t *msg, unsigned char *rdata, unsigned int 
     }
 }
 
+/* ---- 14: Get System Info Parameters, and privileges ipmi_sim's table leaves to admins ----
+ *
+ * ipmi_sim's privilege table (lanserv/priv_table.c) ends at Get System Interface Capabilities
+ * (app 0x57) and has no group extensions: every command past it needs administrator privilege.
+ * IPMI 2.0 (table G-1) and DCMI 1.5 give the ones below to users, so `bmc-info` (which asks Get
+ * System Info Parameters last, and failed on it) and `dcmi power reading` work at user and
+ * operator privilege as on a real BMC. Everything else is left to the table.
+ */
+/* The system firmware's version: lab-vm's SMBIOS type 0 (BIOS version) says the same. */
+#define SYSTEM_FIRMWARE_VERSION "1.4.0"
+
+/* Get System Info Parameters, which ipmi_sim lacks (it answered "invalid command"): parameter 0
+ * (set in progress: complete) and 1 (the system firmware version). Parameters 2 to 4 (system
+ * name, primary and running OS name) are set by a host's OS agent on a real server: "parameter
+ * not supported" here, as no OS sets them. Request: get revision only (bit 7), parameter, set
+ * selector, block selector. */
+static void get_system_info(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
+                            unsigned int *rdata_len, void *cb_data)
+{
+    const char *version = SYSTEM_FIRMWARE_VERSION;
+
+    (void) mc;
+    (void) cb_data;
+    if (msg->len < 4) {
+        rdata[0] = IPMI_REQUEST_DATA_LENGTH_INVALID_CC;
+        *rdata_len = 1;
+        return;
+    }
+    rdata[0] = 0;
+    rdata[1] = 0x11; /* parameter revision */
+    *rdata_len = 2;
+    if (msg->data[0] & 0x80)
+        return;
+    if (msg->data[1] == 0) {
+        rdata[2] = 0; /* set complete */
+        *rdata_len = 3;
+    } else if (msg->data[1] == 1) {
+        /* Set 0: set selector, encoding (ASCII+Latin-1), length, the first 14 bytes; later sets:
+         * the selector and 16 more bytes (none: the version fits in set 0). */
+        memset(rdata + 2, 0, 17);
+        rdata[2] = msg->data[2];
+        if (msg->data[2] == 0) {
+            rdata[4] = strlen(version);
+            memcpy(rdata + 5, version, strlen(version));
+        }
+        *rdata_len = 19;
+    } else {
+        rdata[0] = PARAM_NOT_SUPPORTED_CC;
+        *rdata_len = 1;
+    }
+}
+
+static int check_permitted(unsigned char priv, unsigned char netfn, unsigned char cmd)
+{
+    int user_cmd = (netfn == IPMI_APP_NETFN && cmd == 0x59)     /* Get System Info Parameters */
+        || (netfn == IPMI_GROUP_EXTENSION_NETFN && (cmd == 0x01  /* DCMI Capabilities Info */
+                                                    || cmd == 0x02)); /* DCMI Power Reading */
+
+    if (user_cmd && priv >= IPMI_PRIVILEGE_USER && priv <= IPMI_PRIVILEGE_ADMIN)
+        return IPMI_PRIV_PERMITTED;
+    return IPMI_PRIV_INVALID;
+}
+
 /* ---- module entry points ---- */
 
 static void parse_options(const char *initstr)
@@ -1708,6 +1775,8 @@ int ipmi_sim_module_init(sys_data_t *sys, const char *initstr)
         || ipmi_emu_register_cmd_handler(IPMI_APP_NETFN, IPMI_GET_SYSTEM_GUID_CMD, get_guid, NULL))
         fail("cannot register the Get Device GUID and Get System GUID commands", "");
     ipmi_emu_register_group_extension_handler(DCMI_GROUP, dcmi, NULL);
+    if (ipmi_emu_register_cmd_handler(IPMI_APP_NETFN, 0x59, get_system_info, NULL))
+        fail("cannot take over Get System Info Parameters", "");
     sim_get_sensor_reading = sensor_event_netfn_handlers[IPMI_GET_SENSOR_READING_CMD];
     sim_clear_sel = storage_netfn_handlers[IPMI_CLEAR_SEL_CMD];
     sim_get_sdr_info = storage_netfn_handlers[IPMI_GET_SDR_REPOSITORY_INFO_CMD];
@@ -1750,6 +1819,9 @@ void ipmi_sim_module_post_init(sys_data_t *sys)
     if (lan->lan_addr_set)
         fail("the LAN channel must have no addr line: lab-bmc opens its ports itself", "");
     lan->send_out = send_out;
+    if (lan->channel.oem.oem_check_permitted)
+        fail("the LAN channel already has an OEM privilege check", "");
+    lan->channel.oem.oem_check_permitted = check_permitted;
     list_cipher_suites();
     if (sys->alloc_timer(sys, power_tick, NULL, &power_timer))
         fail("cannot make the power watch timer", "");
