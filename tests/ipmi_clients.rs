@@ -444,6 +444,27 @@ fn cipher_suite_17(t: &TestLab, port: u16, serial: &str, python: &Path) {
             .any(|l| l.contains(" admin ") && l.contains("ADMINISTRATOR")),
         "{users}"
     );
+    // Sixteen user slots, as on most real BMCs (ipmi_sim alone has 63).
+    let ids: Vec<&str> = users
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(ids.len(), 16, "{users}");
+    assert_eq!(ids.last(), Some(&"16"), "{users}");
+    let seventeen = Command::new("ipmitool")
+        .args(ipmitool_args(
+            port,
+            c17,
+            &["user", "set", "name", "17", "seventeen"],
+        ))
+        .output()
+        .expect("ipmitool");
+    assert!(
+        !seventeen.status.success(),
+        "there is no user 17: {}",
+        stderr(&seventeen)
+    );
     let dcmi = ipmitool(port, c17, &["dcmi", "power", "reading"]);
     assert!(dcmi.contains("Instantaneous power reading"), "{dcmi}");
     // DCMI's power reading needs user privilege only (DCMI 1.5), as ipmitool `-L USER` asks.

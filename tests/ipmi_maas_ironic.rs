@@ -272,9 +272,12 @@ fn maas_freeipmi_power_driver_and_commissioning() {
         "Section Lan_Conf",
         "Section Rmcpplus_Conf_Privilege",
         "Section SOL_Conf",
+        "Section User16",
     ] {
         assert!(whole.contains(section), "{section}: {whole}");
     }
+    // Sixteen user slots, as most real BMCs have (ipmi_sim alone has 63).
+    assert!(!whole.contains("Section User17"), "{whole}");
     let lan = section_checkout(&admin, "Lan_Conf");
     assert_eq!(
         config_value(&lan, "IP_Address"),
@@ -310,6 +313,8 @@ fn maas_freeipmi_power_driver_and_commissioning() {
         "Lan_Channel:Volatile_Access_Mode=Always_Available",
         "Lan_Channel:Non_Volatile_Access_Mode=Always_Available",
         "SOL_Conf:Enable_SOL=Yes",
+        "SOL_Conf:Force_SOL_Payload_Authentication=Yes",
+        "SOL_Conf:Force_SOL_Payload_Encryption=Yes",
     ] {
         let pair = format!("--key-pair={kv}");
         ok("bmc-config", &[&admin[..], &["--commit", &pair]].concat());
@@ -327,7 +332,81 @@ fn maas_freeipmi_power_driver_and_commissioning() {
         "{user}"
     );
     let sol = section_checkout(&admin, "SOL_Conf");
-    assert_eq!(config_value(&sol, "Enable_SOL"), Some("Yes"), "{sol}");
+    for (key, want) in [
+        ("Enable_SOL", "Yes"),
+        ("Force_SOL_Payload_Authentication", "Yes"),
+        ("Force_SOL_Payload_Encryption", "Yes"),
+        ("SOL_Privilege_Level", "User"),
+        ("SOL_Retry_Count", "5"),
+        ("SOL_Retry_Interval", "100"),
+    ] {
+        assert_eq!(config_value(&sol, key), Some(want), "{key}: {sol}");
+    }
+    // A commit of the section as checked out (its read-only values unchanged) is accepted; a
+    // retry count this BMC does not do is refused.
+    ok(
+        "bmc-config",
+        &[
+            &admin[..],
+            &["--commit", "--key-pair=SOL_Conf:SOL_Retry_Count=5"],
+        ]
+        .concat(),
+    );
+    let (changed, text) = run(
+        "bmc-config",
+        &[
+            &admin[..],
+            &["--commit", "--key-pair=SOL_Conf:SOL_Retry_Count=7"],
+        ]
+        .concat(),
+    );
+    assert!(!changed, "a retry count of 7 is not this BMC's: {text}");
+    // Forced encryption holds: a session without confidentiality (cipher suite 2) gets no
+    // console, one with it (suite 3) does.
+    let plain = Command::new("ipmitool")
+        .args([
+            "-I",
+            "lanplus",
+            "-C",
+            "2",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .args(["-U", "admin", "-P", "admin", "sol", "activate"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("ipmitool");
+    let text = format!("{}{}", stdout(&plain), stderr(&plain));
+    assert!(
+        !plain.status.success() && text.contains("without encryption"),
+        "{text}"
+    );
+    // Activate Payload (SOL, instance 1, encrypted and authenticated) over suite 3, raw: the
+    // answer carries the payload sizes and the SOL port; the console is freed when ipmitool's
+    // session ends.
+    let active = ipmitool(
+        port,
+        &[
+            "raw", "0x06", "0x48", "0x01", "0x01", "0xc0", "0x00", "0x00", "0x00",
+        ],
+    );
+    let port_bytes = format!("{:02x} {:02x}", port & 0xff, port >> 8);
+    assert!(
+        active.split_whitespace().count() == 12 && active.contains(&port_bytes),
+        "SOL activates over suite 3, on the port the client used ({port_bytes}): {active}"
+    );
+    let info = ipmitool(port, &["sol", "info"]);
+    for want in [
+        "Enabled                         : true",
+        "Force Encryption                : true",
+        "Force Authentication            : true",
+        "Privilege Level                 : USER",
+        "Payload Port                    : 623",
+    ] {
+        assert!(info.contains(want), "{want}: {info}");
+    }
 
     // MAAS then drives the node as that user, with IPMI 2.0 and with 1.5.
     let as_maas_line =
@@ -365,6 +444,12 @@ fn maas_freeipmi_power_driver_and_commissioning() {
         .expect("docker");
     assert!(restart.status.success(), "{}", stderr(&restart));
     wait_ipmipower(&as_maas, "on");
+    let sol = section_checkout(&admin, "SOL_Conf");
+    assert_eq!(
+        config_value(&sol, "Force_SOL_Payload_Encryption"),
+        Some("Yes"),
+        "kept over the restart: {sol}"
+    );
     let lan = section_checkout(&admin, "Lan_Conf");
     assert_eq!(
         config_value(&lan, "IP_Address"),

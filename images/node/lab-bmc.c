@@ -64,6 +64,9 @@
  * 14. Get System Info Parameters (`bmc-info`'s system firmware version), which ipmi_sim lacks,
  *    and, at user and operator privilege, DCMI's power reading, which ipmi_sim's privilege table
  *    leaves to administrators: see "14".
+ * 15. SOL configuration parameters 2, 3, 4, 7 and 8 (SOL authentication, enforced at activation;
+ *    the others read-only), which ipmi_sim lacks: see "15".
+ * 16. Sixteen user IDs, not ipmi_sim's 63 (`user list`, bmc-config's user sections): see "16".
  *
  * Options (second argument of loadlib): "ports=623,6230 bootdev=/var/lib/lab/bootdev
  * policy=/var/lib/lab/power-policy state=/var/lib/lab/power-state restore=previous
@@ -134,6 +137,7 @@ extern cmd_handler_f chassis_netfn_handlers[256];
 extern ipmi_payload_handler_cb payload_handlers[64]; /* libIPMIlanserv's, by RMCP+ payload type */
 extern cmd_handler_f storage_netfn_handlers[256];
 extern cmd_handler_f sensor_event_netfn_handlers[256];
+extern cmd_handler_f transport_netfn_handlers[256];
 extern int ipmi_mc_is_power_on(lmc_data_t *mc);
 extern int ipmi_mc_add_to_sel(lmc_data_t *mc, unsigned char record_type, unsigned char event[13],
                               unsigned int *recid);
@@ -207,17 +211,23 @@ static void sol_heard_from(uint32_t sid)
     }
 }
 
-/* The session that holds SOL, if it is still open and still has SOL. */
-static session_t *sol_holder(void)
+/* The open session SID (NULL: none). */
+static session_t *session_of(uint32_t sid)
 {
     unsigned int i;
 
-    for (i = 1; sol_sid && i <= MAX_SESSIONS; i++) {
-        session_t *ses = &lan->sessions[i];
-        if (ses->active && ses->sid == sol_sid && ses->closers[SOL_PAYLOAD].mc)
-            return ses;
-    }
+    for (i = 1; sid && i <= MAX_SESSIONS; i++)
+        if (lan->sessions[i].active && lan->sessions[i].sid == sid)
+            return &lan->sessions[i];
     return NULL;
+}
+
+/* The session that holds SOL, if it is still open and still has SOL. */
+static session_t *sol_holder(void)
+{
+    session_t *ses = session_of(sol_sid);
+
+    return ses && ses->closers[SOL_PAYLOAD].mc ? ses : NULL;
 }
 
 static void sol_payload(lanserv_data_t *l, msg_t *msg)
@@ -254,12 +264,15 @@ static void return_rsp(channel_t *chan, msg_t *msg, rsp_msg_t *rsp)
     sim_return_rsp(chan, msg, rsp);
 }
 
+static unsigned char sol_auth_refuses(const session_t *session); /* 15 */
+
 static void activate_payload(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
                              unsigned int *rdata_len, void *cb_data)
 {
     int sol = msg->len >= 2 && (msg->data[0] & 0x3f) == SOL_PAYLOAD && (msg->data[1] & 0xf) == 1;
-    session_t *holder = sol ? sol_holder() : NULL;
+    session_t *holder = sol ? sol_holder() : NULL, *ses;
     double t = now_s();
+    unsigned char refused;
 
     if (holder && holder->sid != msg->sid
         && ((sol_unacked && t - sol_unacked >= SOL_UNACKED_DEAD) || t - sol_rx >= SOL_SILENT_DEAD)) {
@@ -270,6 +283,11 @@ static void activate_payload(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
         holder->time_left = 0; /* closed at the next tick, as by a timeout */
         say("SOL: the console holding it does not answer: released for a new session", "");
     }
+    if (sol && (ses = session_of(msg->sid)) && (refused = sol_auth_refuses(ses))) {
+        rdata[0] = refused;
+        *rdata_len = 1;
+        return;
+    }
     sim_activate_payload(mc, msg, rdata, rdata_len, cb_data);
     if (sol && *rdata_len > 1 && rdata[0] == 0) {
         sol_sid = msg->sid;
@@ -277,6 +295,124 @@ static void activate_payload(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
         sol_rx = t;
         sol_unacked = 0;
     }
+}
+
+/* ---- 15: SOL configuration parameters ----
+ *
+ * ipmi_sim keeps SOL parameters 0 (set in progress), 1 (enable) and 5/6 (bit rates), and answers
+ * "parameter not supported" for the rest, so `ipmitool sol info` and freeipmi's `bmc-config`
+ * (SOL_Conf) lacked them, and MAAS's commissioning, which forces SOL authentication and
+ * encryption there, could not. We add:
+ * 2 (SOL authentication): force encryption (bit 7), force authentication (bit 6), the privilege
+ *   level SOL needs (bits 3:0, default user). Kept in the node's volume (sol-auth beside the power
+ *   state) and enforced at activation: a session below that privilege gets "insufficient
+ *   privilege"; forced encryption (authentication) refuses a session whose cipher suite has no
+ *   confidentiality (integrity) algorithm, with "cannot activate payload without encryption".
+ * 3 and 4 (character accumulate interval and send threshold, retry count and interval): what
+ *   ipmi_sim does (sends at once, 5 retries 1 s apart, then drops the data), read-only: writing the
+ *   same values back (a bmc-config commit of a checkout) is accepted, others get "read-only".
+ * 7 and 8 (payload channel, payload port): the LAN channel and 623, read-only.
+ */
+#define SOL_PRIV_DEFAULT IPMI_PRIVILEGE_USER
+#define SOL_READ_ONLY_CC 0x82
+
+static cmd_handler_f sim_set_sol_config;
+static cmd_handler_f sim_get_sol_config;
+static char *sol_auth_file;
+static unsigned char sol_auth = SOL_PRIV_DEFAULT; /* param 2: bit 7 enc, bit 6 auth, 3:0 priv */
+
+/* Parameters 3, 4, 7, 8 as this BMC has them; returns their length (0: not one of them). */
+static unsigned int sol_fixed_param(unsigned char param, unsigned char *out)
+{
+    switch (param) {
+    case 3: out[0] = 1; out[1] = 1; return 2;    /* 5 ms (the least there is), 1 character */
+    case 4: out[0] = 5; out[1] = 100; return 2;  /* 5 retries, 100 x 10 ms */
+    case 7: out[0] = lan->channel.channel_num; return 1;
+    case 8: out[0] = 623 & 0xff; out[1] = 623 >> 8; return 2;
+    default: return 0;
+    }
+}
+
+static void load_sol_auth(void)
+{
+    char word[16] = "";
+    unsigned long v;
+    char *end;
+    FILE *f = fopen(sol_auth_file, "r");
+
+    if (!f)
+        return;
+    if (fscanf(f, "%15s", word) == 1) {
+        v = strtoul(word, &end, 0);
+        if (*end == 0 && v <= 0xff && (v & 0xf) >= IPMI_PRIVILEGE_USER
+            && (v & 0xf) <= IPMI_PRIVILEGE_ADMIN)
+            sol_auth = v & 0xcf;
+    }
+    fclose(f);
+}
+
+static void get_sol_config(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
+                           unsigned int *rdata_len, void *cb_data)
+{
+    unsigned int n;
+
+    if (msg->len < 4 || (msg->data[1] != 2 && !sol_fixed_param(msg->data[1], rdata + 2))) {
+        sim_get_sol_config(mc, msg, rdata, rdata_len, cb_data);
+        return;
+    }
+    rdata[0] = 0;
+    rdata[1] = 0x11; /* parameter revision */
+    *rdata_len = 2;
+    if (msg->data[0] & 0x80) /* revision only */
+        return;
+    if (msg->data[1] == 2) {
+        rdata[2] = sol_auth;
+        *rdata_len = 3;
+        return;
+    }
+    n = sol_fixed_param(msg->data[1], rdata + 2);
+    *rdata_len = 2 + n;
+}
+
+static void set_sol_config(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
+                           unsigned int *rdata_len, void *cb_data)
+{
+    unsigned char now[4];
+    unsigned int n;
+    char word[8];
+
+    if (msg->len < 3 || (msg->data[1] != 2 && !sol_fixed_param(msg->data[1], now))) {
+        sim_set_sol_config(mc, msg, rdata, rdata_len, cb_data);
+        return;
+    }
+    *rdata_len = 1;
+    rdata[0] = 0;
+    if (msg->data[1] == 2) {
+        unsigned char priv = msg->data[2] & 0xf;
+
+        if (priv < IPMI_PRIVILEGE_USER || priv > IPMI_PRIVILEGE_ADMIN) {
+            rdata[0] = IPMI_INVALID_DATA_FIELD_CC;
+            return;
+        }
+        sol_auth = msg->data[2] & 0xcf;
+        snprintf(word, sizeof(word), "0x%02x", sol_auth);
+        save_word(sol_auth_file, word);
+        return;
+    }
+    n = sol_fixed_param(msg->data[1], now);
+    if (msg->len < 2 + n || memcmp(msg->data + 2, now, n) != 0)
+        rdata[0] = SOL_READ_ONLY_CC;
+}
+
+/* Activate Payload of SOL by SESSION, asking for encryption and authentication (request byte 3,
+ * bits 7 and 6): 0 if parameter 2 allows it, else the completion code. */
+static unsigned char sol_auth_refuses(const session_t *session)
+{
+    if (session->priv < (sol_auth & 0xf))
+        return IPMI_INSUFFICIENT_PRIVILEGE_CC;
+    if (((sol_auth & 0x80) && !session->conf) || ((sol_auth & 0x40) && !session->integ))
+        return 0x84; /* cannot activate payload without encryption */
+    return 0;
 }
 
 static void send_out(lanserv_data_t *l, struct iovec *data, int vecs, void *addr, int addr_len);
@@ -1709,6 +1845,58 @@ static int check_permitted(unsigned char priv, unsigned char netfn, unsigned cha
     return IPMI_PRIV_INVALID;
 }
 
+/* ---- 16: sixteen user slots ----
+ *
+ * ipmi_sim has 63 user IDs (MAX_USERS), so `ipmitool user list` listed 63 users and freeipmi's
+ * `bmc-config --checkout` (MAAS's commissioning reads it whole) had 63 user sections, about four
+ * times the work of a real BMC's (iDRAC and most others have 16). Get User Access says 16, and
+ * every user command refuses an ID above 16 with "invalid data field", as a BMC with 16 slots does.
+ */
+#define LAB_USERS 16
+
+/* The user commands and the request byte that holds the user ID (bits 5:0). */
+static const struct { unsigned char cmd, uid_byte; } user_cmds[] = {
+    { IPMI_SET_USER_ACCESS_CMD, 1 }, { IPMI_GET_USER_ACCESS_CMD, 1 },
+    { IPMI_SET_USER_NAME_CMD, 0 }, { IPMI_GET_USER_NAME_CMD, 0 },
+    { IPMI_SET_USER_PASSWORD_CMD, 0 }, { IPMI_SET_USER_PAYLOAD_ACCESS_CMD, 1 },
+    { IPMI_GET_USER_PAYLOAD_ACCESS_CMD, 1 },
+};
+#define NUM_USER_CMDS (sizeof(user_cmds) / sizeof(user_cmds[0]))
+static cmd_handler_f sim_user_cmds[NUM_USER_CMDS];
+
+static void user_cmd(lmc_data_t *mc, msg_t *msg, unsigned char *rdata, unsigned int *rdata_len,
+                     void *cb_data)
+{
+    unsigned int i = (unsigned int) (uintptr_t) cb_data;
+    unsigned char at = user_cmds[i].uid_byte;
+
+    if (msg->len > at && (msg->data[at] & 0x3f) > LAB_USERS) {
+        rdata[0] = IPMI_INVALID_DATA_FIELD_CC;
+        *rdata_len = 1;
+        return;
+    }
+    sim_user_cmds[i](mc, msg, rdata, rdata_len, NULL);
+    /* Get User Access: maximum user IDs (bits 5:0 of the first data byte) */
+    if (user_cmds[i].cmd == IPMI_GET_USER_ACCESS_CMD && *rdata_len >= 2 && rdata[0] == 0)
+        rdata[1] = (rdata[1] & 0xc0) | LAB_USERS;
+}
+
+static void limit_users(void)
+{
+    unsigned int i;
+
+    for (i = 0; i < NUM_USER_CMDS; i++) {
+        sim_user_cmds[i] = app_netfn_handlers[user_cmds[i].cmd];
+        if (!sim_user_cmds[i])
+            continue; /* one ipmi_sim lacks (user payload access): "invalid command" as before */
+        if (ipmi_emu_register_cmd_handler(IPMI_APP_NETFN, user_cmds[i].cmd, user_cmd,
+                                          (void *) (uintptr_t) i))
+            fail("cannot take over the user commands", "");
+    }
+    if (!sim_user_cmds[1])
+        fail("ipmi_sim has no Get User Access", "");
+}
+
 /* ---- module entry points ---- */
 
 static void parse_options(const char *initstr)
@@ -1747,6 +1935,13 @@ static void parse_options(const char *initstr)
         fail("loadlib options need ports=PORT[,PORT] bootdev=/FILE policy=/FILE state=/FILE "
              "restore=previous|on|off, got: ", initstr ? initstr : "");
     load_policy(restore);
+    /* 15: SOL's authentication parameter, beside the power state in the node's volume */
+    sol_auth_file = malloc(strlen(state_file) + sizeof("/sol-auth"));
+    if (!sol_auth_file)
+        fail("out of memory", "");
+    strcpy(sol_auth_file, state_file);
+    strcpy(strrchr(sol_auth_file, '/'), "/sol-auth");
+    load_sol_auth();
 }
 
 int ipmi_sim_module_init(sys_data_t *sys, const char *initstr)
@@ -1777,6 +1972,7 @@ int ipmi_sim_module_init(sys_data_t *sys, const char *initstr)
     ipmi_emu_register_group_extension_handler(DCMI_GROUP, dcmi, NULL);
     if (ipmi_emu_register_cmd_handler(IPMI_APP_NETFN, 0x59, get_system_info, NULL))
         fail("cannot take over Get System Info Parameters", "");
+    limit_users();
     sim_get_sensor_reading = sensor_event_netfn_handlers[IPMI_GET_SENSOR_READING_CMD];
     sim_clear_sel = storage_netfn_handlers[IPMI_CLEAR_SEL_CMD];
     sim_get_sdr_info = storage_netfn_handlers[IPMI_GET_SDR_REPOSITORY_INFO_CMD];
@@ -1795,6 +1991,16 @@ int ipmi_sim_module_init(sys_data_t *sys, const char *initstr)
                                          activate_payload, NULL))
         fail("cannot take over SOL activation (ipmi_sim has no SOL?)", "");
     payload_handlers[SOL_PAYLOAD] = sol_payload;
+    sim_get_sol_config = transport_netfn_handlers[IPMI_GET_SOL_CONFIGURATION_PARAMETERS];
+    sim_set_sol_config = transport_netfn_handlers[IPMI_SET_SOL_CONFIGURATION_PARAMETERS];
+    if (!sim_get_sol_config || !sim_set_sol_config
+        || ipmi_emu_register_cmd_handler(IPMI_TRANSPORT_NETFN,
+                                         IPMI_GET_SOL_CONFIGURATION_PARAMETERS, get_sol_config,
+                                         NULL)
+        || ipmi_emu_register_cmd_handler(IPMI_TRANSPORT_NETFN,
+                                         IPMI_SET_SOL_CONFIGURATION_PARAMETERS, set_sol_config,
+                                         NULL))
+        fail("cannot take over the SOL configuration parameters", "");
     grant_cipher_suites();
     if (ipmi_emu_register_cmd_handler(IPMI_CHASSIS_NETFN, IPMI_SET_SYSTEM_BOOT_OPTIONS_CMD,
                                       set_boot_options, NULL)
