@@ -479,20 +479,28 @@ fn cipher_suite_17(t: &TestLab, port: u16, serial: &str, python: &Path) {
     assert!(sel.contains("Critical Interrupt"), "{sel}");
 
     // Serial over LAN, encrypted: the console shows the boot that a reset made over suite 17
-    // starts (the firmware's network boot reaching lab's boot script; the VM was idle before).
+    // starts (SeaBIOS, then the firmware's network boot reaching lab's boot script).
     let sol_cmd =
         format!("ipmitool -I lanplus -C 17 -H 127.0.0.1 -p {port} -U admin -P admin sol activate");
     let mut sol = Interactive::spawn(Command::new("script").args(["-qfc", &sol_cmd, "/dev/null"]));
     let open = sol.wait_for("SOL Session operational", Duration::from_secs(30));
-    let fetched = |sol: &Interactive| sol.text().matches("fetches its boot script").count();
-    let before = fetched(&sol);
+    // A boot starts with SeaBIOS's banner: the reset's boot is the first banner after the ones
+    // already shown, and it must go on to lab's boot script (what the VM printed before the
+    // reset, e.g. the last boot's script line arriving late, does not count).
+    let boots_before = sol.text().matches("SeaBIOS (version").count();
+    let new_boot_fetched = |sol: &Interactive| {
+        let text = sol.text();
+        text.match_indices("SeaBIOS (version")
+            .nth(boots_before)
+            .is_some_and(|(at, _)| text[at..].contains("fetches its boot script"))
+    };
     let reset = ipmitool(port, c17, &["power", "reset"]);
     assert!(reset.contains("Chassis Power Control: Reset"), "{reset}");
     let start = std::time::Instant::now();
     let mut seen = false;
     while open && !seen && start.elapsed() < Duration::from_secs(90) {
         std::thread::sleep(Duration::from_millis(200));
-        seen = fetched(&sol) > before;
+        seen = new_boot_fetched(&sol);
     }
     let deactivate = tool_status(
         "ipmitool",
