@@ -271,7 +271,13 @@ fn a_hundred_power_cycles_leak_nothing() {
         })
     };
 
-    let boots_at_start = boots(&container);
+    // `up` returns once the BMC says the power is on; lab-vm logs QEMU's start a moment later.
+    let waited = Instant::now();
+    let mut boots_at_start = boots(&container);
+    while boots_at_start == 0 && waited.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(200));
+        boots_at_start = boots(&container);
+    }
     assert!(boots_at_start >= 1, "the node did not power on at up");
     let mut cycles_took = Duration::ZERO;
     let mut cycles = |from: usize, to: usize| {
