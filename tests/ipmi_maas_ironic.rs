@@ -363,26 +363,10 @@ fn maas_freeipmi_power_driver_and_commissioning() {
     assert!(!changed, "a retry count of 7 is not this BMC's: {text}");
     // Forced encryption holds: a session without confidentiality (cipher suite 2) gets no
     // console, one with it (suite 3) does.
-    let plain = Command::new("ipmitool")
-        .args([
-            "-I",
-            "lanplus",
-            "-C",
-            "2",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .args(["-U", "admin", "-P", "admin", "sol", "activate"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("ipmitool");
-    let text = format!("{}{}", stdout(&plain), stderr(&plain));
-    assert!(
-        !plain.status.success() && text.contains("without encryption"),
-        "{text}"
-    );
+    let suite2 = format!("-I lanplus -C 2 -H 127.0.0.1 -p {port} -U admin -P admin sol activate");
+    let suite2: Vec<&str> = suite2.split_whitespace().collect();
+    let (activated, text) = run("ipmitool", &suite2);
+    assert!(!activated && text.contains("without encryption"), "{text}");
     // Activate Payload (SOL, instance 1, encrypted and authenticated) over suite 3, raw: the
     // answer carries the payload sizes and the SOL port; the console is freed when ipmitool's
     // session ends.

@@ -314,7 +314,8 @@ static void activate_payload(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
  * 7 and 8 (payload channel, payload port): the LAN channel and 623, read-only.
  */
 #define SOL_PRIV_DEFAULT IPMI_PRIVILEGE_USER
-#define SOL_READ_ONLY_CC 0x82
+#define SOL_READ_ONLY_CC 0x82        /* attempt to write a read-only parameter */
+#define SOL_NEEDS_ENCRYPTION_CC 0x84 /* Activate Payload: cannot activate without encryption */
 
 static cmd_handler_f sim_set_sol_config;
 static cmd_handler_f sim_get_sol_config;
@@ -351,67 +352,67 @@ static void load_sol_auth(void)
     fclose(f);
 }
 
+/* Parameter PARAM's value as this BMC has it (2, or one of sol_fixed_param's) in OUT; its
+ * length, 0 for a parameter left to ipmi_sim. */
+static unsigned int sol_param(unsigned char param, unsigned char *out)
+{
+    if (param != 2)
+        return sol_fixed_param(param, out);
+    out[0] = sol_auth;
+    return 1;
+}
+
 static void get_sol_config(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
                            unsigned int *rdata_len, void *cb_data)
 {
-    unsigned int n;
+    unsigned int n = msg->len >= 4 ? sol_param(msg->data[1], rdata + 2) : 0;
 
-    if (msg->len < 4 || (msg->data[1] != 2 && !sol_fixed_param(msg->data[1], rdata + 2))) {
+    if (!n) {
         sim_get_sol_config(mc, msg, rdata, rdata_len, cb_data);
         return;
     }
     rdata[0] = 0;
     rdata[1] = 0x11; /* parameter revision */
-    *rdata_len = 2;
-    if (msg->data[0] & 0x80) /* revision only */
-        return;
-    if (msg->data[1] == 2) {
-        rdata[2] = sol_auth;
-        *rdata_len = 3;
-        return;
-    }
-    n = sol_fixed_param(msg->data[1], rdata + 2);
-    *rdata_len = 2 + n;
+    *rdata_len = msg->data[0] & 0x80 ? 2 : 2 + n; /* bit 7: the revision only */
 }
 
 static void set_sol_config(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
                            unsigned int *rdata_len, void *cb_data)
 {
-    unsigned char now[4];
-    unsigned int n;
+    unsigned char now[2], priv;
+    unsigned int n = msg->len >= 3 ? sol_param(msg->data[1], now) : 0;
     char word[8];
 
-    if (msg->len < 3 || (msg->data[1] != 2 && !sol_fixed_param(msg->data[1], now))) {
+    if (!n) {
         sim_set_sol_config(mc, msg, rdata, rdata_len, cb_data);
         return;
     }
     *rdata_len = 1;
     rdata[0] = 0;
-    if (msg->data[1] == 2) {
-        unsigned char priv = msg->data[2] & 0xf;
-
-        if (priv < IPMI_PRIVILEGE_USER || priv > IPMI_PRIVILEGE_ADMIN) {
-            rdata[0] = IPMI_INVALID_DATA_FIELD_CC;
-            return;
-        }
-        sol_auth = msg->data[2] & 0xcf;
-        snprintf(word, sizeof(word), "0x%02x", sol_auth);
-        save_word(sol_auth_file, word);
+    if (msg->data[1] != 2) {
+        if (msg->len < 2 + n || memcmp(msg->data + 2, now, n) != 0)
+            rdata[0] = SOL_READ_ONLY_CC;
         return;
     }
-    n = sol_fixed_param(msg->data[1], now);
-    if (msg->len < 2 + n || memcmp(msg->data + 2, now, n) != 0)
-        rdata[0] = SOL_READ_ONLY_CC;
+    priv = msg->data[2] & 0xf;
+    if (priv < IPMI_PRIVILEGE_USER || priv > IPMI_PRIVILEGE_ADMIN) {
+        rdata[0] = IPMI_INVALID_DATA_FIELD_CC;
+        return;
+    }
+    sol_auth = msg->data[2] & 0xcf;
+    snprintf(word, sizeof(word), "0x%02x", sol_auth);
+    save_word(sol_auth_file, word);
 }
 
-/* Activate Payload of SOL by SESSION, asking for encryption and authentication (request byte 3,
- * bits 7 and 6): 0 if parameter 2 allows it, else the completion code. */
+/* Activate Payload of SOL in SESSION: 0 if parameter 2 allows it (the session's privilege, and
+ * its cipher suite's confidentiality and integrity algorithms where forced), else the completion
+ * code. */
 static unsigned char sol_auth_refuses(const session_t *session)
 {
     if (session->priv < (sol_auth & 0xf))
         return IPMI_INSUFFICIENT_PRIVILEGE_CC;
     if (((sol_auth & 0x80) && !session->conf) || ((sol_auth & 0x40) && !session->integ))
-        return 0x84; /* cannot activate payload without encryption */
+        return SOL_NEEDS_ENCRYPTION_CC;
     return 0;
 }
 
@@ -1792,6 +1793,7 @@ static void dcmi(lmc_data_t *mc, msg_t *msg, unsigned char *rdata, unsigned int 
  */
 /* The system firmware's version: lab-vm's SMBIOS type 0 (BIOS version) says the same. */
 #define SYSTEM_FIRMWARE_VERSION "1.4.0"
+#define GET_SYSTEM_INFO_PARAMETERS_CMD 0x59 /* app netfn */
 
 /* Get System Info Parameters, which ipmi_sim lacks (it answered "invalid command"): parameter 0
  * (set in progress: complete) and 1 (the system firmware version). Parameters 2 to 4 (system
@@ -1836,7 +1838,7 @@ static void get_system_info(lmc_data_t *mc, msg_t *msg, unsigned char *rdata,
 
 static int check_permitted(unsigned char priv, unsigned char netfn, unsigned char cmd)
 {
-    int user_cmd = (netfn == IPMI_APP_NETFN && cmd == 0x59)     /* Get System Info Parameters */
+    int user_cmd = (netfn == IPMI_APP_NETFN && cmd == GET_SYSTEM_INFO_PARAMETERS_CMD)
         || (netfn == IPMI_GROUP_EXTENSION_NETFN && (cmd == 0x01  /* DCMI Capabilities Info */
                                                     || cmd == 0x02)); /* DCMI Power Reading */
 
@@ -1970,7 +1972,8 @@ int ipmi_sim_module_init(sys_data_t *sys, const char *initstr)
         || ipmi_emu_register_cmd_handler(IPMI_APP_NETFN, IPMI_GET_SYSTEM_GUID_CMD, get_guid, NULL))
         fail("cannot register the Get Device GUID and Get System GUID commands", "");
     ipmi_emu_register_group_extension_handler(DCMI_GROUP, dcmi, NULL);
-    if (ipmi_emu_register_cmd_handler(IPMI_APP_NETFN, 0x59, get_system_info, NULL))
+    if (ipmi_emu_register_cmd_handler(IPMI_APP_NETFN, GET_SYSTEM_INFO_PARAMETERS_CMD,
+                                      get_system_info, NULL))
         fail("cannot take over Get System Info Parameters", "");
     limit_users();
     sim_get_sensor_reading = sensor_event_netfn_handlers[IPMI_GET_SENSOR_READING_CMD];
