@@ -528,12 +528,20 @@ fn cipher_suite_17(t: &TestLab, port: u16, serial: &str, python: &Path) {
             "/var/lib/lab/console.log",
         ]);
         let log = container_log(&node);
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let lines: Vec<&str> = log.lines().collect();
+        let log_tail = lines[lines.len().saturating_sub(30)..].join("\n");
+        let console = stdout(&console);
+        // CI shows the end of a failure: the counts that tell the causes apart come last.
         panic!(
-            "SOL (suite 17) did not show the firmware after the reset:\n{text}\n\
-             --- console.log (tail):\n{}\n--- node log (last 40 lines, newest first):\n{}",
-            stdout(&console),
-            tail.join("\n")
+            "SOL (suite 17) did not show the firmware after the reset\n\
+             --- node log (last 30 lines):\n{log_tail}\n\
+             --- console.log (tail):\n{console}\n\
+             --- SOL:\n{text}\n\
+             --- SOL showed {} bytes and {} SeaBIOS banners ({boots_before} before the reset); \
+             console.log's tail has {} banners",
+            text.len(),
+            text.matches("SeaBIOS (version").count(),
+            console.matches("SeaBIOS (version").count(),
         );
     }
     assert!(!deactivate.contains("already de-activated"), "{deactivate}");
