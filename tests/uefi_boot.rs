@@ -507,16 +507,28 @@ bmc_ip = "{{p}}.6"
 ipmi_port = {ipmi}
 redfish_port = {rf}
 power = "off"
+
+[nodes.w]
+mac = "02:5e:00:00:02:02"
+ip = "{{p}}.101"
+bmc_ip = "{{p}}.7"
+redfish_port = {w_rf}
+power = "off"
+firmware = "uefi"
+memory = "512M"   # GRUB's EFI loader cannot load Debian's kernel and the initrd in 256M
 "#,
         ipmi = u.port_base,
         rf = u.port_base + 1,
+        w_rf = u.port_base + 2,
     );
-    let (ipmi, rf) = (u.port_base, u.port_base + 1);
+    let (ipmi, rf, w_rf) = (u.port_base, u.port_base + 1, u.port_base + 2);
     let t = TestLab::new(&u.name, &lab_file(&u, &nodes));
     let live = Live::up(engine, &t);
     let container = format!("{}-v", u.name);
     let until = Instant::now() + Duration::from_secs(60);
-    while redfish(rf, "GET", "/redfish/v1/Systems/1", None).0 != 200 {
+    while redfish(rf, "GET", "/redfish/v1/Systems/1", None).0 != 200
+        || redfish(w_rf, "GET", "/redfish/v1/Systems/1", None).0 != 200
+    {
         assert!(Instant::now() < until, "lab-bmcd did not answer");
         std::thread::sleep(Duration::from_secs(1));
     }
@@ -604,32 +616,69 @@ power = "off"
         204
     );
     let started = Instant::now();
-    let secs = live.wait_up("v", "02:5e:00:00:02:01", &u.ip(100).to_string(), 1, started);
-    eprintln!("Redfish virtual media: CD boot to up {secs:.1}s after power on");
-    let log = container_log(&container);
-    assert!(
-        log.lines().any(|l| l.contains("power on: qemu")
-            && l.contains("boot=cdrom")
-            && l.contains("cd=/var/lib/lab/media/cd.iso")),
-        "{log}"
+
+    // The same on the UEFI node, in UEFI mode: OVMF boots the CD.
+    assert_eq!(redfish(w_rf, "POST", &insert, Some(&body)).0, 204);
+    let (_, v) = redfish(
+        w_rf,
+        "PATCH",
+        sys,
+        Some(
+            r#"{"Boot":{"BootSourceOverrideTarget":"Cd","BootSourceOverrideEnabled":"Once","BootSourceOverrideMode":"UEFI"}}"#,
+        ),
     );
-    let console = live.console("v");
-    assert!(
-        console.contains("no lab.node= on the kernel command line: node v (the DHCP host name)"),
-        "{console}"
+    assert_eq!(
+        (
+            &v["Boot"]["BootSourceOverrideTarget"],
+            &v["Boot"]["BootSourceOverrideMode"]
+        ),
+        (&serde_json::json!("Cd"), &serde_json::json!("UEFI")),
+        "{v}"
     );
+    assert_eq!(
+        String::from_utf8_lossy(&live.file("w", "/var/lib/lab/bootdev")).trim(),
+        "cdrom once efi"
+    );
+    assert_eq!(
+        redfish(w_rf, "POST", reset, Some(r#"{"ResetType":"On"}"#)).0,
+        204
+    );
+    let w_started = Instant::now();
+
+    for (node, mac, ip, port, firmware, since) in [
+        ("v", "02:5e:00:00:02:01", u.ip(100), rf, "bios", started),
+        ("w", "02:5e:00:00:02:02", u.ip(101), w_rf, "uefi", w_started),
+    ] {
+        let container = format!("{}-{node}", u.name);
+        let secs = live.wait_up(node, mac, &ip.to_string(), 1, since);
+        eprintln!(
+            "Redfish virtual media: {firmware} node's CD boot to up {secs:.1}s after power on"
+        );
+        let log = container_log(&container);
+        assert!(
+            log.lines().any(|l| l.contains("power on: qemu")
+                && l.contains(&format!("firmware={firmware}"))
+                && l.contains("boot=cdrom")
+                && l.contains("cd=/var/lib/lab/media/cd.iso")),
+            "{log}"
+        );
+        let console = live.console(node);
+        let want =
+            format!("no lab.node= on the kernel command line: node {node} (the DHCP host name)");
+        assert!(console.contains(&want), "{console}");
+
+        // EjectMedia takes it out of the running VM.
+        let eject = format!("{cd}/Actions/VirtualMedia.EjectMedia");
+        assert_eq!(redfish(port, "POST", &eject, Some("{}")).0, 204);
+        let (_, status) = live.exec(&container, &["lab-media", "status"]);
+        assert_eq!(status.trim(), "empty");
+        let (_, v) = redfish(port, "GET", cd, None);
+        assert_eq!(v["Inserted"], false, "{v}");
+    }
     assert!(
         !live.logs("web").contains("/lab/boot.ipxe"),
         "no network boot"
     );
-
-    // EjectMedia takes it out of the running VM.
-    let eject = format!("{cd}/Actions/VirtualMedia.EjectMedia");
-    assert_eq!(redfish(rf, "POST", &eject, Some("{}")).0, 204);
-    let (_, status) = live.exec(&container, &["lab-media", "status"]);
-    assert_eq!(status.trim(), "empty");
-    let (_, v) = redfish(rf, "GET", cd, None);
-    assert_eq!(v["Inserted"], false, "{v}");
 
     let out = t.lab(&["down", "--volumes"]);
     assert!(out.status.success(), "lab down failed: {}", stderr(&out));
