@@ -126,7 +126,7 @@ async fn run(args: Args) -> Result<(), String> {
         "lab: redfish: https on {} (BMC {}), certificate SHA-256 {fingerprint}",
         args.listen, args.bmc
     );
-    server::serve(listener, tls, service).await;
+    server::serve(listener, tls, service, server::Timeouts::default()).await;
     Ok(())
 }
 

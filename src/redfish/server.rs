@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
@@ -20,6 +21,29 @@ use super::service::{Request, Service};
 
 /// The largest request body lab-bmcd reads (Redfish bodies are small).
 const MAX_BODY: usize = 64 * 1024;
+
+/// How long a client may take, so that clients that stall (connect and send nothing, stop in the
+/// middle of a request, or keep a connection idle) do not hold the BMC's connections for ever.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// The TLS handshake after the TCP connect.
+    pub handshake: Duration,
+    /// A request's headers, counted from when the connection waits for them: also how long a
+    /// kept-alive connection may stay idle between requests.
+    pub headers: Duration,
+    /// A request's body, once its headers came (408 Request Timeout after it).
+    pub body: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            handshake: Duration::from_secs(10),
+            headers: Duration::from_secs(120),
+            body: Duration::from_secs(30),
+        }
+    }
+}
 
 /// The certificate and its key, made now and stored in `dir` unless both are there already.
 /// `names` go into the certificate's subject alternative names (host names and addresses).
@@ -92,13 +116,18 @@ pub fn tls_acceptor(
 }
 
 /// Serves `service` on `listener` over TLS until the process ends.
-pub async fn serve<I: Ipmi>(listener: TcpListener, tls: TlsAcceptor, service: Arc<Service<I>>) {
+pub async fn serve<I: Ipmi>(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    service: Arc<Service<I>>,
+    limits: Timeouts,
+) {
     loop {
         let (tcp, _peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("lab: redfish: accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
@@ -106,15 +135,20 @@ pub async fn serve<I: Ipmi>(listener: TcpListener, tls: TlsAcceptor, service: Ar
         let tls = tls.clone();
         let service = service.clone();
         tokio::spawn(async move {
-            let Ok(stream) = tls.accept(tcp).await else {
+            let Ok(Ok(stream)) = tokio::time::timeout(limits.handshake, tls.accept(tcp)).await
+            else {
                 return;
             };
             let svc = hyper::service::service_fn(move |req| {
                 let service = service.clone();
-                async move { Ok::<_, std::convert::Infallible>(answer(&service, req).await) }
+                async move {
+                    Ok::<_, std::convert::Infallible>(answer(&service, req, limits.body).await)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.headers)
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });
@@ -124,10 +158,24 @@ pub async fn serve<I: Ipmi>(listener: TcpListener, tls: TlsAcceptor, service: Ar
 async fn answer<I: Ipmi>(
     service: &Service<I>,
     req: hyper::Request<Incoming>,
+    body_timeout: Duration,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let reply = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => {
+    let collected = tokio::time::timeout(body_timeout, Limited::new(body, MAX_BODY).collect());
+    let reply = match collected.await {
+        Err(_) => {
+            let mut r = hyper::Response::new(Full::new(Bytes::from(format!(
+                "{{\"error\":{{\"code\":\"Base.1.19.GeneralError\",\"message\":\"The request body did not arrive within {} s.\"}}}}",
+                body_timeout.as_secs_f64()
+            ))));
+            *r.status_mut() = hyper::StatusCode::REQUEST_TIMEOUT;
+            r.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            return r;
+        }
+        Ok(Ok(b)) => {
             service
                 .handle(Request {
                     method: parts.method,
@@ -137,7 +185,7 @@ async fn answer<I: Ipmi>(
                 })
                 .await
         }
-        Err(_) => {
+        Ok(Err(_)) => {
             let mut r = hyper::Response::new(Full::new(Bytes::from_static(
                 b"{\"error\":{\"code\":\"Base.1.19.PayloadTooLarge\",\"message\":\"The request body is larger than 64 KiB.\"}}",
             )));
@@ -156,14 +204,13 @@ async fn answer<I: Ipmi>(
     r
 }
 
-/// The SHA-256 fingerprint of the certificate a Redfish service at `addr` presents (a TLS
-/// handshake, nothing sent after it): what `lab status --json` shows.
-pub async fn peer_fingerprint(addr: SocketAddr) -> Result<String, String> {
+/// A TLS connector that takes any server certificate: for reading a service's fingerprint (not
+/// trust) and for tests.
+pub fn trusting_connector() -> Result<tokio_rustls::TlsConnector, String> {
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::pki_types::{ServerName, UnixTime};
     use rustls::{DigitallySignedStruct, SignatureScheme};
 
-    /// Takes any certificate: only its fingerprint is wanted, not trust.
     #[derive(Debug)]
     struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
     impl ServerCertVerifier for AnyCert {
@@ -205,12 +252,18 @@ pub async fn peer_fingerprint(addr: SocketAddr) -> Result<String, String> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
         .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// The SHA-256 fingerprint of the certificate a Redfish service at `addr` presents (a TLS
+/// handshake, nothing sent after it): what `lab status --json` shows.
+pub async fn peer_fingerprint(addr: SocketAddr) -> Result<String, String> {
+    let connector = trusting_connector()?;
     let handshake = async {
         let tcp = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| e.to_string())?;
-        let name = ServerName::from(addr.ip());
+        let name = rustls::pki_types::ServerName::from(addr.ip());
         let tls = connector
             .connect(name, tcp)
             .await
@@ -221,7 +274,7 @@ pub async fn peer_fingerprint(addr: SocketAddr) -> Result<String, String> {
             .map(|c| fingerprint(c))
             .ok_or_else(|| "no certificate".to_string())
     };
-    tokio::time::timeout(std::time::Duration::from_secs(2), handshake)
+    tokio::time::timeout(Duration::from_secs(2), handshake)
         .await
         .map_err(|_| format!("{addr}: no TLS answer within 2 s"))?
 }

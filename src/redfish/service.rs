@@ -1628,12 +1628,7 @@ impl<I: Ipmi> Service<I> {
             }
         }
         if let Some(img) = &image {
-            let lower = img.to_ascii_lowercase();
-            let host = lower
-                .strip_prefix("http://")
-                .or_else(|| lower.strip_prefix("https://"))
-                .map(|r| r.split('/').next().unwrap_or(""));
-            if host.is_none_or(str::is_empty) {
+            if !image_url_ok(img) {
                 errors.push(msg(
                     "ActionParameterValueFormatError",
                     format!("The value '{img}' for the parameter Image in the action {action} is in a different format than the parameter can accept: an http:// or https:// URL of an ISO image."),
@@ -1865,6 +1860,31 @@ fn write_atomic(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)
+}
+
+/// An InsertMedia `Image` lab-bmcd can fetch: an http(s) URL with a host and, if it names a port,
+/// a number. What fails here (a bad IPv6 literal, a space, `web:port`) is the client's format
+/// error, not a connection the service failed to make.
+fn image_url_ok(img: &str) -> bool {
+    let Ok(uri) = img.parse::<http::Uri>() else {
+        return false;
+    };
+    let web = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"));
+    let Some(authority) = uri.authority().filter(|_| web) else {
+        return false;
+    };
+    // http::Uri takes any text after the host's colon for a port.
+    let hostport = authority
+        .as_str()
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, h)| h);
+    let port = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+        None => hostport.split_once(':').map(|(_, p)| p),
+    };
+    !authority.host().is_empty() && port.is_none_or(|p| p.is_empty() || p.parse::<u16>().is_ok())
 }
 
 #[cfg(test)]

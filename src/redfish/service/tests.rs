@@ -693,6 +693,41 @@ async fn bad_input_gets_the_right_status_and_message() {
             400,
             &["ActionParameterValueFormatError"],
         ),
+        (
+            "POST",
+            "/redfish/v1/Managers/1/VirtualMedia/CD/Actions/VirtualMedia.InsertMedia",
+            r#"{"Image":"http://[::1:80/x.iso"}"#,
+            400,
+            &["ActionParameterValueFormatError"],
+        ),
+        (
+            "POST",
+            "/redfish/v1/Managers/1/VirtualMedia/CD/Actions/VirtualMedia.InsertMedia",
+            r#"{"Image":"http://web:port/x.iso"}"#,
+            400,
+            &["ActionParameterValueFormatError"],
+        ),
+        (
+            "POST",
+            "/redfish/v1/Managers/1/VirtualMedia/CD/Actions/VirtualMedia.InsertMedia",
+            r#"{"Image":"http:///x.iso"}"#,
+            400,
+            &["ActionParameterValueFormatError"],
+        ),
+        (
+            "POST",
+            "/redfish/v1/Managers/1/VirtualMedia/CD/Actions/VirtualMedia.InsertMedia",
+            r#"{"Image":"https://web/a b.iso"}"#,
+            400,
+            &["ActionParameterValueFormatError"],
+        ),
+        (
+            "POST",
+            "/redfish/v1/Managers/1/VirtualMedia/CD/Actions/VirtualMedia.InsertMedia",
+            r#"{"Image":"web/x.iso"}"#,
+            400,
+            &["ActionParameterValueFormatError"],
+        ),
         ("DELETE", sys, "", 405, &["OperationNotAllowed"]),
         (
             "GET",
@@ -936,4 +971,96 @@ async fn virtual_media_is_kept_in_the_volume() {
         (Value::Null, Some(false))
     );
     assert_eq!(again.drive.status().unwrap(), None);
+}
+
+/// The HTTPS server over a real socket with short limits: a client that never handshakes, one
+/// that stops in the middle of a body and one that idles are let go, and others are served
+/// meanwhile and after.
+#[tokio::test]
+async fn stalled_clients_are_let_go_and_others_served() {
+    use crate::redfish::server;
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) =
+        server::certificate(&dir.path().join("tls"), vec!["127.0.0.1".into()]).unwrap();
+    let tls = server::tls_acceptor(cert, key).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = server::Timeouts {
+        handshake: Duration::from_millis(400),
+        headers: Duration::from_millis(600),
+        body: Duration::from_millis(400),
+    };
+    let svc = std::sync::Arc::new(service(dir.path()));
+    tokio::spawn(server::serve(listener, tls, svc, limits));
+    let connector = server::trusting_connector().unwrap();
+    let connect = || async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = tokio_rustls::rustls::pki_types::ServerName::from(addr.ip());
+        connector.connect(name, tcp).await.unwrap()
+    };
+    let basic = format!("Authorization: {BASIC}");
+    let get = format!("GET /redfish/v1/Systems/1 HTTP/1.1\r\nHost: x\r\n{basic}\r\n\r\n");
+    // What a connection says until the server closes it (or 5 s pass), and when it closed.
+    async fn until_closed<S: AsyncReadExt + Unpin>(s: &mut S) -> (String, Option<Instant>) {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    return (String::from_utf8_lossy(&all).into(), Some(Instant::now()))
+                }
+                Ok(Ok(n)) => all.extend_from_slice(&buf[..n]),
+                Err(_) => return (String::from_utf8_lossy(&all).into(), None),
+            }
+        }
+    }
+
+    // No handshake at all: closed after the handshake limit.
+    let start = Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // A body that stops halfway: 408, and the connection closes.
+    let mut half = connect().await;
+    half.write_all(
+        format!("PATCH /redfish/v1/Systems/1 HTTP/1.1\r\nHost: x\r\n{basic}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"Boot\":")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // A connection that answers one GET and then idles: closed after the header limit.
+    let mut idle = connect().await;
+    idle.write_all(get.as_bytes()).await.unwrap();
+    // Meanwhile another client is served.
+    let mut other = connect().await;
+    other.write_all(get.as_bytes()).await.unwrap();
+    let mut first = vec![0u8; 8192];
+    let n = other.read(&mut first).await.unwrap();
+    let said = String::from_utf8_lossy(&first[..n]).into_owned();
+    assert!(said.starts_with("HTTP/1.1 200"), "{said}");
+
+    let (said, closed) = until_closed(&mut silent).await;
+    assert_eq!(said, "");
+    assert!(
+        closed.is_some_and(|t| t - start < Duration::from_secs(3)),
+        "the silent client was kept"
+    );
+    let (said, closed) = until_closed(&mut half).await;
+    assert!(said.starts_with("HTTP/1.1 408"), "{said}");
+    assert!(
+        closed.is_some(),
+        "the stalled body's connection was kept: {said}"
+    );
+    let (said, closed) = until_closed(&mut idle).await;
+    assert!(said.starts_with("HTTP/1.1 200"), "{said}");
+    assert!(closed.is_some(), "the idle connection was kept");
+
+    // The server still serves new clients.
+    let mut after = connect().await;
+    after.write_all(get.as_bytes()).await.unwrap();
+    let n = after.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
 }
