@@ -245,6 +245,40 @@ fn resets_reboots_nmi_sol_and_soft_off_behave_as_on_a_server() {
         "{log}"
     );
 
+    // The shared console's process dies: the node starts it again, ipmi_sim's SOL connects to
+    // it again (10 s after it lost it), and SOL shows the VM's output once more.
+    let node = format!("{}-n", u.name);
+    let killed = rt
+        .block_on(engine.exec(
+            &node,
+            &["pkill".into(), "-f".into(), "bin/lab-serial".into()],
+        ))
+        .expect("exec pkill");
+    assert_eq!(killed.exit_code, 0, "{}", killed.output);
+    let restarted = std::time::Instant::now();
+    while !stdout(&t.lab(&["logs", "n"])).contains("serial: the console process ended") {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(10),
+            "lab-serial was not started again"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(11));
+    let mut s5 = sol(port);
+    assert!(
+        s5.wait_for(OPERATIONAL, Duration::from_secs(20)),
+        "{}",
+        s5.text()
+    );
+    s5.send("echo five-$((5*5))\n");
+    assert!(
+        s5.wait_for("five-25", Duration::from_secs(15)),
+        "SOL after the console process was started again: {}",
+        s5.text()
+    );
+    s5.send("~.");
+    let _ = s5.close_and_wait(Duration::from_secs(10));
+
     // `poweroff` typed in the guest: QEMU reports the guest's shutdown and exits; the BMC reads
     // off and its recorded power (for power_restore = "previous") is off.
     type_on_console(&t, "poweroff\n");
