@@ -104,6 +104,25 @@ fn sol_pid(s: &Interactive) -> u32 {
 
 const OPERATIONAL: &str = "SOL Session operational";
 
+/// A new SOL session on `port` types `echo WORD-$((N*N))` and sees the shell's answer, then
+/// leaves with `~.`; `what` names the step when it does not.
+fn sol_round_trip(port: u16, word: &str, n: u32, what: &str) {
+    let mut s = sol(port);
+    assert!(
+        s.wait_for(OPERATIONAL, Duration::from_secs(20)),
+        "{what}: {}",
+        s.text()
+    );
+    s.send(&format!("echo {word}-$(({n}*{n}))\n"));
+    assert!(
+        s.wait_for(&format!("{word}-{}", n * n), Duration::from_secs(15)),
+        "{what}: {}",
+        s.text()
+    );
+    s.send("~.");
+    let _ = s.close_and_wait(Duration::from_secs(10));
+}
+
 #[test]
 fn resets_reboots_nmi_sol_and_soft_off_behave_as_on_a_server() {
     let Some(engine) = engine_or_skip("phases") else {
@@ -225,20 +244,12 @@ fn resets_reboots_nmi_sol_and_soft_off_behave_as_on_a_server() {
     let _ = s2.close_and_wait(Duration::from_secs(5));
     type_on_console(&t, "echo output-for-the-dead-console\n");
     std::thread::sleep(Duration::from_secs(4));
-    let mut s4 = sol(port);
-    assert!(
-        s4.wait_for(OPERATIONAL, Duration::from_secs(20)),
-        "a killed client's SOL session was not freed: {}",
-        s4.text()
+    sol_round_trip(
+        port,
+        "four",
+        4,
+        "a killed client's SOL session was not freed",
     );
-    s4.send("echo four-$((4*4))\n");
-    assert!(
-        s4.wait_for("four-16", Duration::from_secs(15)),
-        "{}",
-        s4.text()
-    );
-    s4.send("~.");
-    let _ = s4.close_and_wait(Duration::from_secs(10));
     let log = stdout(&t.lab(&["logs", "n"]));
     assert!(
         log.contains("SOL: the console holding it does not answer"),
@@ -264,20 +275,12 @@ fn resets_reboots_nmi_sol_and_soft_off_behave_as_on_a_server() {
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(11));
-    let mut s5 = sol(port);
-    assert!(
-        s5.wait_for(OPERATIONAL, Duration::from_secs(20)),
-        "{}",
-        s5.text()
+    sol_round_trip(
+        port,
+        "five",
+        5,
+        "SOL after the console process was started again",
     );
-    s5.send("echo five-$((5*5))\n");
-    assert!(
-        s5.wait_for("five-25", Duration::from_secs(15)),
-        "SOL after the console process was started again: {}",
-        s5.text()
-    );
-    s5.send("~.");
-    let _ = s5.close_and_wait(Duration::from_secs(10));
 
     // `poweroff` typed in the guest: QEMU reports the guest's shutdown and exits; the BMC reads
     // off and its recorded power (for power_restore = "previous") is off.
