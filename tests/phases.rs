@@ -258,10 +258,10 @@ fn resets_reboots_nmi_sol_and_soft_off_behave_as_on_a_server() {
 
     // The shared console's process dies: the node starts it again, ipmi_sim's SOL connects to
     // it again (10 s after it lost it), and SOL shows the VM's output once more.
-    let node = format!("{}-n", u.name);
+    let container = format!("{}-n", u.name);
     let killed = rt
         .block_on(engine.exec(
-            &node,
+            &container,
             &["pkill".into(), "-f".into(), "bin/lab-serial".into()],
         ))
         .expect("exec pkill");
@@ -292,7 +292,6 @@ fn resets_reboots_nmi_sol_and_soft_off_behave_as_on_a_server() {
     assert_eq!(n["last_event"]["event"], "shutdown", "{n}");
     assert_eq!(n["last_event"]["by"], "guest", "{n}");
     assert_eq!(n["last_event"]["reason"], "guest-shutdown", "{n}");
-    let container = format!("{}-n", u.name);
     let state = rt
         .block_on(engine.read_file(&container, "/var/lib/lab/power-state"))
         .expect("power-state");

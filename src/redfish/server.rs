@@ -164,11 +164,11 @@ async fn answer<I: Ipmi>(
     let collected = tokio::time::timeout(body_timeout, Limited::new(body, MAX_BODY).collect());
     let reply = match collected.await {
         Err(_) => {
-            let mut r = hyper::Response::new(Full::new(Bytes::from(format!(
-                "{{\"error\":{{\"code\":\"Base.1.19.GeneralError\",\"message\":\"The request body did not arrive within {} s.\"}}}}",
+            let message = format!(
+                "The request body did not arrive within {} s.",
                 body_timeout.as_secs_f64()
-            ))));
-            *r.status_mut() = hyper::StatusCode::REQUEST_TIMEOUT;
+            );
+            let mut r = refusal(hyper::StatusCode::REQUEST_TIMEOUT, "GeneralError", &message);
             r.headers_mut().insert(
                 hyper::header::CONNECTION,
                 hyper::header::HeaderValue::from_static("close"),
@@ -186,11 +186,11 @@ async fn answer<I: Ipmi>(
                 .await
         }
         Ok(Err(_)) => {
-            let mut r = hyper::Response::new(Full::new(Bytes::from_static(
-                b"{\"error\":{\"code\":\"Base.1.19.PayloadTooLarge\",\"message\":\"The request body is larger than 64 KiB.\"}}",
-            )));
-            *r.status_mut() = hyper::StatusCode::PAYLOAD_TOO_LARGE;
-            return r;
+            return refusal(
+                hyper::StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                "The request body is larger than 64 KiB.",
+            )
         }
     };
     let mut r = hyper::Response::new(Full::new(Bytes::from(reply.body)));
@@ -201,6 +201,16 @@ async fn answer<I: Ipmi>(
             r.headers_mut().append(k, v);
         }
     }
+    r
+}
+
+/// A request refused before the service saw it (its body too large or too slow): a Redfish
+/// `error` object with a Base registry code.
+fn refusal(status: hyper::StatusCode, code: &str, message: &str) -> hyper::Response<Full<Bytes>> {
+    let body =
+        serde_json::json!({"error": {"code": format!("Base.1.19.{code}"), "message": message}});
+    let mut r = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
     r
 }
 

@@ -1875,16 +1875,14 @@ fn image_url_ok(img: &str) -> bool {
     let Some(authority) = uri.authority().filter(|_| web) else {
         return false;
     };
-    // http::Uri takes any text after the host's colon for a port.
-    let hostport = authority
+    // http::Uri keeps any text after the host's colon as the port; port_u16() reads only numbers.
+    let port = authority
         .as_str()
-        .rsplit_once('@')
-        .map_or(authority.as_str(), |(_, h)| h);
-    let port = match hostport.strip_prefix('[') {
-        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
-        None => hostport.split_once(':').map(|(_, p)| p),
-    };
-    !authority.host().is_empty() && port.is_none_or(|p| p.is_empty() || p.parse::<u16>().is_ok())
+        .rsplit_once(':')
+        .map(|(_, p)| p)
+        .filter(|p| !p.contains([']', '@']));
+    !authority.host().is_empty()
+        && port.is_none_or(|p| p.is_empty() || authority.port_u16().is_some())
 }
 
 #[cfg(test)]
