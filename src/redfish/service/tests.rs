@@ -752,6 +752,22 @@ async fn bad_input_gets_the_right_status_and_message() {
             assert!(r.header("allow").is_some());
         }
     }
+    // A malformed Image is named, with what the parameter takes.
+    let (_, v, _) = call(
+        &s,
+        "POST",
+        "/redfish/v1/Managers/1/VirtualMedia/CD/Actions/VirtualMedia.InsertMedia",
+        r#"{"Image":"http://web:port/x.iso"}"#,
+    )
+    .await;
+    let info = &v["error"]["@Message.ExtendedInfo"][0];
+    assert_eq!(info["MessageArgs"][0], "http://web:port/x.iso", "{v}");
+    assert!(
+        info["Message"]
+            .as_str()
+            .is_some_and(|m| m.contains("an http:// or https:// URL of an ISO image")),
+        "{v}"
+    );
     // Nothing of that changed the BMC.
     let st = s.bmc.ipmi.state.lock().unwrap();
     assert_eq!((st.boot, st.controls.len()), ([0, 0], 0));
@@ -1051,12 +1067,32 @@ async fn stalled_clients_are_let_go_and_others_served() {
     let (said, closed) = until_closed(&mut half).await;
     assert!(said.starts_with("HTTP/1.1 408"), "{said}");
     assert!(
+        said.contains(r#""code":"Base.1.19.GeneralError","message":"The request body did not arrive within 0.4 s.""#),
+        "{said}"
+    );
+    assert!(
         closed.is_some(),
         "the stalled body's connection was kept: {said}"
     );
     let (said, closed) = until_closed(&mut idle).await;
     assert!(said.starts_with("HTTP/1.1 200"), "{said}");
     assert!(closed.is_some(), "the idle connection was kept");
+
+    // A body over 64 KiB: 413, named.
+    let mut big = connect().await;
+    let body = "x".repeat(70 * 1024);
+    big.write_all(
+        format!("PATCH /redfish/v1/Systems/1 HTTP/1.1\r\nHost: x\r\n{basic}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (said, _) = until_closed(&mut big).await;
+    assert!(said.starts_with("HTTP/1.1 413"), "{said}");
+    assert!(
+        said.contains(r#""code":"Base.1.19.PayloadTooLarge","message":"The request body is larger than 64 KiB.""#),
+        "{said}"
+    );
 
     // The server still serves new clients.
     let mut after = connect().await;
